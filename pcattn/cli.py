@@ -1,0 +1,67 @@
+"""Command line: ``pcattn train | eval | bench | models`` (also ``python -m pcattn``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pcattn import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pcattn", description=__doc__)
+    p.add_argument("--version", action="version", version=f"pcattn {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model from a YAML config")
+    t.add_argument("--config", required=True, help="YAML file (see configs/)")
+    t.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override config values, e.g. train.epochs=2 model.k=8")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint on a split of its dataset")
+    e.add_argument("checkpoint")
+    e.add_argument("--split", default="test")
+    e.add_argument("--device", default="auto")
+
+    b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
+    b.add_argument("what", choices=["ops"])
+    b.add_argument("--quick", action="store_true", help="small sizes only")
+
+    sub.add_parser("models", help="list registered models")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"pcattn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    if args.command == "train":
+        from pcattn.engine import load_config, train
+
+        run = load_config(args.config, args.set)
+        metrics = train(run, progress=not args.no_progress)
+        out = f"{run.train.out_dir}/{run.train.run_name}"
+        print(f"test overall accuracy {metrics['overall_accuracy']:.4f}, mean class accuracy "
+              f"{metrics['mean_class_accuracy']:.4f}; run folder: {out}")
+    elif args.command == "eval":
+        from pcattn.engine import evaluate_checkpoint
+
+        print(json.dumps(evaluate_checkpoint(args.checkpoint, split=args.split,
+                                             device=args.device), indent=2))
+    elif args.command == "bench":
+        from pcattn.bench import bench_ops
+
+        bench_ops(quick=args.quick)
+    elif args.command == "models":
+        from pcattn.models import list_models
+
+        print("\n".join(list_models()))
+    return 0

@@ -1,0 +1,253 @@
+"""The embedded default data: clouds sampled from open3d's mesh primitives.
+
+``SyntheticShapes`` is a classification set (one primitive per cloud, random anisotropic
+scale, rotation and noise); ``SyntheticParts`` a part-segmentation set of composite objects
+with a category per object and a part label per point, part ids disjoint across categories
+as in ShapeNetPart. Both are deterministic by seed and cached under ``root``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from pcattn.data.cache import cache_key, load_or_build
+
+SHAPE_CLASSES = ("box", "sphere", "cylinder", "cone", "torus", "tetrahedron",
+                 "octahedron", "icosahedron", "arrow", "mobius")
+
+# category -> its part names; part ids are global, in this order
+PART_CATEGORIES = {
+    "arrow": ("shaft", "head"),
+    "table": ("top", "legs"),
+    "lamp": ("base", "pole", "shade"),
+    "mushroom": ("stem", "cap"),
+}
+
+
+def part_ids() -> dict[str, list[int]]:
+    """Category -> the global part ids of its parts (disjoint across categories)."""
+    out, nxt = {}, 0
+    for cat, parts in PART_CATEGORIES.items():
+        out[cat] = list(range(nxt, nxt + len(parts)))
+        nxt += len(parts)
+    return out
+
+
+def _primitive(name: str, rng: np.random.Generator):
+    import open3d as o3d
+
+    g = o3d.geometry.TriangleMesh
+    u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
+    if name == "box":
+        return g.create_box(u(0.5, 1.5), u(0.5, 1.5), u(0.5, 1.5))
+    if name == "sphere":
+        return g.create_sphere(radius=1.0, resolution=20)
+    if name == "cylinder":
+        return g.create_cylinder(radius=u(0.3, 0.6), height=u(1.2, 2.0), resolution=24)
+    if name == "cone":
+        return g.create_cone(radius=u(0.5, 0.9), height=u(1.0, 2.0), resolution=24)
+    if name == "torus":
+        return g.create_torus(torus_radius=1.0, tube_radius=u(0.2, 0.4))
+    if name == "tetrahedron":
+        return g.create_tetrahedron()
+    if name == "octahedron":
+        return g.create_octahedron()
+    if name == "icosahedron":
+        return g.create_icosahedron()
+    if name == "arrow":
+        return g.create_arrow(cylinder_radius=u(0.08, 0.15), cone_radius=u(0.25, 0.35),
+                              cylinder_height=u(1.2, 1.8), cone_height=u(0.4, 0.7))
+    if name == "mobius":
+        return g.create_mobius(length_split=60, width_split=8, twists=1, radius=1.0,
+                               width=u(0.4, 0.8))
+    raise ValueError(f"unknown shape {name!r}; known: {SHAPE_CLASSES}")
+
+
+def _composite(category: str, rng: np.random.Generator) -> list:
+    """Meshes of one composite object, one per part, in the order of its part names."""
+    import open3d as o3d
+
+    g = o3d.geometry.TriangleMesh
+    u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
+    if category == "arrow":
+        h, r = u(1.0, 1.6), u(0.06, 0.12)
+        shaft = g.create_cylinder(radius=r, height=h).translate((0, 0, h / 2))
+        head = g.create_cone(radius=u(0.2, 0.35), height=u(0.3, 0.6)).translate((0, 0, h))
+        return [shaft, head]
+    if category == "table":
+        w, d, t, h = u(1.0, 1.6), u(0.6, 1.2), u(0.05, 0.12), u(0.6, 1.0)
+        top = g.create_box(w, d, t).translate((-w / 2, -d / 2, h))
+        legs = g()
+        for sx in (-1, 1):
+            for sy in (-1, 1):
+                legs += g.create_cylinder(radius=0.05, height=h).translate(
+                    (sx * (w / 2 - 0.08), sy * (d / 2 - 0.08), h / 2))
+        return [top, legs]
+    if category == "lamp":
+        hb, hp = u(0.05, 0.15), u(0.8, 1.4)
+        base = g.create_cylinder(radius=u(0.25, 0.4), height=hb).translate((0, 0, hb / 2))
+        pole = g.create_cylinder(radius=0.03, height=hp).translate((0, 0, hb + hp / 2))
+        shade = g.create_cone(radius=u(0.3, 0.5), height=u(0.3, 0.5)).translate(
+            (0, 0, hb + hp - 0.2))
+        return [base, pole, shade]
+    if category == "mushroom":
+        hs = u(0.4, 0.9)
+        stem = g.create_cylinder(radius=u(0.08, 0.2), height=hs).translate((0, 0, hs / 2))
+        cap = g.create_sphere(radius=1.0, resolution=16)
+        cap.scale(1.0, center=(0, 0, 0))
+        v = np.asarray(cap.vertices) * np.array([u(0.4, 0.6), u(0.4, 0.6), u(0.2, 0.35)])
+        cap.vertices = o3d.utility.Vector3dVector(v + np.array([0, 0, hs]))
+        return [stem, cap]
+    raise ValueError(f"unknown category {category!r}; known: {list(PART_CATEGORIES)}")
+
+
+def sample_surface(meshes: list, num_points: int, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample points uniformly by area over several meshes; returns xyz, normals, mesh id."""
+    tris, normals, owner = [], [], []
+    for i, mesh in enumerate(meshes):
+        v = np.asarray(mesh.vertices)
+        t = v[np.asarray(mesh.triangles)]  # [T, 3, 3]
+        tris.append(t)
+        owner.append(np.full(len(t), i))
+    tri = np.concatenate(tris)
+    owner = np.concatenate(owner)
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = np.linalg.norm(cross, axis=1)
+    normals = cross / np.maximum(area, 1e-12)[:, None]
+    pick = rng.choice(len(tri), size=num_points, p=area / area.sum())
+    r1, r2 = rng.random(num_points), rng.random(num_points)
+    s = np.sqrt(r1)
+    w = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)  # barycentric, uniform on triangle
+    xyz = np.einsum("nk,nkd->nd", w, tri[pick])
+    return xyz, normals[pick], owner[pick]
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A rotation matrix drawn uniformly from SO(3) (QR of a Gaussian matrix)."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def _finish(xyz, normals, rng, *, scale_range, noise) -> tuple[np.ndarray, np.ndarray]:
+    """Random anisotropic scale and rotation, jitter, then centre and unit-sphere scale."""
+    scale = rng.uniform(*scale_range, size=3)
+    rot = random_rotation(rng)
+    xyz = (xyz * scale) @ rot.T
+    normals = normals / scale  # normals transform by the inverse transpose
+    normals = normals / np.linalg.norm(normals, axis=1, keepdims=True) @ rot.T
+    xyz = xyz + rng.normal(scale=noise, size=xyz.shape)
+    xyz = xyz - xyz.mean(0)
+    xyz = xyz / np.linalg.norm(xyz, axis=1).max()
+    return xyz.astype(np.float32), normals.astype(np.float32)
+
+
+class _CachedList(torch.utils.data.Dataset):
+    """A list of ``Data`` built once, cached under ``root``, with an optional transform."""
+
+    def __init__(self, root, name: str, options: dict, build: Callable[[], list],
+                 transform: Callable | None) -> None:
+        self.options = options
+        path = Path(root) / "synthetic" / f"{name}_{cache_key(options)}.pt"
+        self.items: list[Data] = load_or_build(path, build)
+        self.path, self.transform = path, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Data:
+        data = self.items[i].clone()
+        return self.transform(data) if self.transform is not None else data
+
+
+class SyntheticShapes(_CachedList):
+    """Classification clouds of ``len(SHAPE_CLASSES)`` primitive shapes.
+
+    Args:
+        root: folder for the cache (``data/`` by default in the CLI).
+        split: ``"train"`` or ``"test"`` (drawn from different seeds).
+        num_points: points per cloud, sampled by surface area.
+        per_class: clouds per class.
+        seed: base seed; same seed, same clouds.
+        noise: standard deviation of the Gaussian jitter, in unit-sphere units.
+        scale_range: range of the random per-axis scale.
+
+    Items are ``Data(pos [N, 3], x [N, 3] normals, y [1])``.
+    """
+
+    classes = SHAPE_CLASSES
+
+    def __init__(self, root="data", split: str = "train", *, num_points: int = 512,
+                 per_class: int = 100, seed: int = 0, noise: float = 0.01,
+                 scale_range: tuple[float, float] = (0.6, 1.4),
+                 transform: Callable | None = None) -> None:
+        _check_split(split)
+        opts = dict(kind="shapes", version=1, split=split, num_points=num_points,
+                    per_class=per_class, seed=seed, noise=noise, scale_range=list(scale_range))
+
+        def build() -> list[Data]:
+            rng = np.random.default_rng([seed, 0 if split == "train" else 1])
+            items = []
+            for label, name in enumerate(SHAPE_CLASSES):
+                for _ in range(per_class):
+                    xyz, nrm, _ = sample_surface([_primitive(name, rng)], num_points, rng)
+                    xyz, nrm = _finish(xyz, nrm, rng, scale_range=scale_range, noise=noise)
+                    items.append(Data(pos=torch.from_numpy(xyz), x=torch.from_numpy(nrm),
+                                      y=torch.tensor([label])))
+            return items
+
+        super().__init__(root, f"shapes_{split}", opts, build, transform)
+
+    @property
+    def num_classes(self) -> int:
+        return len(SHAPE_CLASSES)
+
+
+class SyntheticParts(_CachedList):
+    """Part-segmentation clouds of composite objects (``PART_CATEGORIES``).
+
+    Items are ``Data(pos [N, 3], x [N, 3] normals, y [N] global part id, category [1])``.
+    Arguments as for :class:`SyntheticShapes`, ``per_class`` objects per category.
+    """
+
+    categories = tuple(PART_CATEGORIES)
+
+    def __init__(self, root="data", split: str = "train", *, num_points: int = 512,
+                 per_class: int = 100, seed: int = 0, noise: float = 0.005,
+                 scale_range: tuple[float, float] = (0.8, 1.2),
+                 transform: Callable | None = None) -> None:
+        _check_split(split)
+        opts = dict(kind="parts", version=1, split=split, num_points=num_points,
+                    per_class=per_class, seed=seed, noise=noise, scale_range=list(scale_range))
+        ids = part_ids()
+
+        def build() -> list[Data]:
+            rng = np.random.default_rng([seed, 2 if split == "train" else 3])
+            items = []
+            for cat_id, cat in enumerate(PART_CATEGORIES):
+                for _ in range(per_class):
+                    xyz, nrm, owner = sample_surface(_composite(cat, rng), num_points, rng)
+                    xyz, nrm = _finish(xyz, nrm, rng, scale_range=scale_range, noise=noise)
+                    y = torch.tensor(ids[cat], dtype=torch.long)[torch.from_numpy(owner)]
+                    items.append(Data(pos=torch.from_numpy(xyz), x=torch.from_numpy(nrm),
+                                      y=y, category=torch.tensor([cat_id])))
+            return items
+
+        super().__init__(root, f"parts_{split}", opts, build, transform)
+
+    @property
+    def num_classes(self) -> int:
+        return sum(len(p) for p in PART_CATEGORIES.values())
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")

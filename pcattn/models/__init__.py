@@ -1,0 +1,13 @@
+"""Whole networks and the registry. Model modules are imported here, explicitly."""
+
+from pcattn.models import point_transformer  # noqa: F401  (registers its models)
+from pcattn.models.point_transformer import PointTransformerCls, PointTransformerConfig
+from pcattn.models.registry import create_model, list_models, register_model
+
+__all__ = [
+    "PointTransformerCls",
+    "PointTransformerConfig",
+    "create_model",
+    "list_models",
+    "register_model",
+]

@@ -1,0 +1,57 @@
+"""A small explicit model registry: ``register_model``, ``create_model``, ``list_models``.
+
+Each entry pairs a model class with its config dataclass; ``create_model(name, **overrides)``
+builds the config from the overrides (unknown keys are an error naming the valid ones).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from torch import nn
+
+_REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
+
+
+def register_model(name: str, config_cls: type) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: register ``cls(config)`` under ``name`` with its config class."""
+
+    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = (cls, config_cls)
+        return cls
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(_REGISTRY)
+
+
+def model_config_class(name: str) -> type:
+    """The config dataclass of a registered model."""
+    return _lookup(name)[1]
+
+
+def build_config(config_cls: type, values: dict[str, Any], where: str) -> Any:
+    """Instantiate a config dataclass, with clear errors for unknown keys or bad types."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(fields)}")
+    return config_cls(**values)
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered model from its default config updated by ``overrides``."""
+    cls, config_cls = _lookup(name)
+    return cls(build_config(config_cls, overrides, f"the config of model {name!r}"))
+
+
+def _lookup(name: str) -> tuple[type[nn.Module], type]:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available: {list_models()}")
+    return _REGISTRY[name]

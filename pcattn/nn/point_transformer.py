@@ -1,0 +1,116 @@
+"""Point Transformer vector attention over kNN neighbourhoods (Zhao et al., ICCV 2021)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from pcattn.nn.mlp import mlp
+from pcattn.ops.gather import gather
+
+
+class PointTransformerLayer(nn.Module):
+    r"""Vector self-attention over each node's neighbours ``idx [M, K]``.
+
+    From "Point Transformer" (Zhao, Jiang, Jia, Torr, Koltun, ICCV 2021):
+
+    .. math::
+        y_i = \sum_{j \in N(i)} \rho\big(\gamma(\varphi(x_i) - \psi(x_j) + \delta_{ij})\big)
+              \odot \big(\alpha(x_j) + \delta_{ij}\big),
+        \qquad \delta_{ij} = \theta(p_i - p_j)
+
+    with ``phi, psi, alpha`` linear maps (``lin_dst``, ``lin_src``, ``lin``), ``theta`` the
+    relative positional encoding (``pos_nn``), ``gamma`` the attention MLP (``attn_nn``)
+    and ``rho`` a softmax over the K neighbours, taken per channel. This is the formula of
+    PyG's ``PointTransformerConv``; with ``pos_nn=Linear(3, C)`` and
+    ``attn_nn=Identity()`` the two agree number for number on the same neighbourhoods.
+    Work is dense over ``[M, K, C]``: no scatter and no ``[N, N]`` matrix.
+
+    Args:
+        in_channels: input feature size ``C_in``.
+        out_channels: output feature size ``C``.
+        pos_nn: ``[*, 3] -> [*, C]``; default ``Linear(3, C), LayerNorm, ReLU, Linear(C, C)``.
+        attn_nn: ``[*, C] -> [*, C]``; default ``Linear, LayerNorm, ReLU, Linear``.
+
+    Shape:
+        x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
+        with ``return_attention=True`` also the weights [M, K, C] (zero at padding).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, *, pos_nn: Callable | None = None,
+        attn_nn: Callable | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.lin = nn.Linear(in_channels, out_channels, bias=False)  # alpha: value
+        self.lin_src = nn.Linear(in_channels, out_channels, bias=False)  # psi: key
+        self.lin_dst = nn.Linear(in_channels, out_channels, bias=False)  # phi: query
+        self.pos_nn = pos_nn if pos_nn is not None else mlp([3, out_channels, out_channels])
+        self.attn_nn = (attn_nn if attn_nn is not None
+                        else mlp([out_channels, out_channels, out_channels]))
+
+    def forward(
+        self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        if idx.dim() != 2 or idx.shape[0] != x.shape[0]:
+            raise ValueError(f"idx must be [M, K] with M={x.shape[0]} rows, got "
+                             f"{tuple(idx.shape)}; build it with pcattn.ops.knn(pos, k, batch)")
+        c = self.out_channels
+        valid = idx >= 0  # [M, K]
+        query = self.lin_dst(x)  # [M, C]
+        kv = torch.cat([self.lin_src(x), self.lin(x)], dim=-1)  # [M, 2C]
+        kv_j = gather(kv, idx)  # [M, K, 2C]
+        key_j, value_j = kv_j[..., :c], kv_j[..., c:]  # [M, K, C] each
+        rel = pos[:, None, :] - gather(pos, idx)  # [M, K, 3]: p_i - p_j
+        delta = self.pos_nn(rel)  # [M, K, C]
+        logits = self.attn_nn(query[:, None, :] - key_j + delta)  # [M, K, C]
+        weight = masked_softmax(logits, valid)  # [M, K, C]
+        out = (weight * (value_j + delta)).sum(dim=1)  # [M, C]
+        return (out, weight) if return_attention else out
+
+
+def masked_softmax(logits: Tensor, valid: Tensor) -> Tensor:
+    """Softmax over dim 1 that gives exactly zero weight (and gradient) where ``~valid``.
+
+    A row with no valid entry gets all-zero weights instead of NaN.
+
+    Shape:
+        logits: [M, K, *], valid: [M, K] -> [M, K, *]
+    """
+    mask = valid.reshape(valid.shape + (1,) * (logits.dim() - 2))  # [M, K, 1...]
+    empty = ~valid.any(dim=1)  # [M]
+    if bool(empty.any()):
+        keep = mask | empty.reshape((-1,) + (1,) * (logits.dim() - 1))
+        weight = torch.softmax(logits.masked_fill(~keep, float("-inf")), dim=1)
+        return weight * mask
+    return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
+
+
+class PointTransformerBlock(nn.Module):
+    """Residual Point Transformer block: ``x + Linear(PT(Linear(x)))`` with LayerNorms.
+
+    The block of Zhao et al. (Fig. 4): a linear projection, the vector-attention layer,
+    a linear projection back and a residual connection; pre-norm here.
+
+    Shape:
+        x: [M, C], pos: [M, 3], idx: [M, K] -> [M, C] (and [M, K, C] weights)
+    """
+
+    def __init__(self, channels: int, **layer_kwargs) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(channels)
+        self.lin_in = nn.Linear(channels, channels)
+        self.attn = PointTransformerLayer(channels, channels, **layer_kwargs)
+        self.norm2 = nn.LayerNorm(channels)
+        self.lin_out = nn.Linear(channels, channels)
+
+    def forward(
+        self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        h = self.lin_in(self.norm1(x))  # [M, C]
+        h, weight = self.attn(h, pos, idx, return_attention=True)  # [M, C], [M, K, C]
+        out = x + self.lin_out(torch.relu(self.norm2(h)))  # [M, C]
+        return (out, weight) if return_attention else out

@@ -1,0 +1,34 @@
+"""Global pooling of packed node features into one vector per cloud."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from pcattn.ops.batching import batch_size, check_batch
+
+
+def global_max_pool(x: Tensor, batch: Tensor | None, num_clouds: int | None = None) -> Tensor:
+    """Channel-wise max over the nodes of each cloud.
+
+    Shape:
+        x: [M, C], batch: [M] -> [B, C]
+    """
+    batch = check_batch(batch, x.shape[0], x.device)
+    b = batch_size(batch) if num_clouds is None else num_clouds
+    out = x.new_full((b, x.shape[1]), float("-inf"))
+    index = batch[:, None].expand_as(x)
+    return out.scatter_reduce(0, index, x, reduce="amax", include_self=True)
+
+
+def global_mean_pool(x: Tensor, batch: Tensor | None, num_clouds: int | None = None) -> Tensor:
+    """Channel-wise mean over the nodes of each cloud.
+
+    Shape:
+        x: [M, C], batch: [M] -> [B, C]
+    """
+    batch = check_batch(batch, x.shape[0], x.device)
+    b = batch_size(batch) if num_clouds is None else num_clouds
+    out = x.new_zeros((b, x.shape[1])).index_add_(0, batch, x)
+    count = torch.bincount(batch, minlength=b).clamp_min(1).to(x.dtype)
+    return out / count[:, None]

@@ -1,0 +1,114 @@
+"""Packed <-> dense layouts and the batch vector, as in PyG.
+
+A batch of clouds is packed: ``pos [M, 3]`` with ``batch [M]`` giving the cloud id of each
+node, sorted ascending. Dense code wants ``[B, N_max, C]`` with a mask instead.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_batch(batch: Tensor | None, num_nodes: int, device: torch.device) -> Tensor:
+    """Return a valid ``batch [M]`` (zeros if ``None``), or raise a clear error."""
+    if batch is None:
+        return torch.zeros(num_nodes, dtype=torch.long, device=device)
+    if batch.dim() != 1 or batch.numel() != num_nodes:
+        raise ValueError(
+            f"batch must be a 1-D tensor with one cloud id per node ({num_nodes}), "
+            f"got shape {tuple(batch.shape)}"
+        )
+    if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+        raise ValueError(
+            "batch must be sorted ascending (nodes of one cloud contiguous, as PyG's "
+            "Batch makes them); sort the nodes with `perm = batch.argsort(stable=True)`"
+        )
+    return batch.long()
+
+
+def batch_size(batch: Tensor) -> int:
+    """Number of clouds ``B`` (last id + 1) of a sorted batch vector."""
+    return int(batch[-1]) + 1 if batch.numel() else 0
+
+
+def counts_and_ptr(batch: Tensor, num_clouds: int | None = None) -> tuple[Tensor, Tensor]:
+    """Nodes per cloud ``[B]`` and CSR offsets ``ptr [B + 1]`` of a sorted batch vector."""
+    num_clouds = batch_size(batch) if num_clouds is None else num_clouds
+    counts = torch.bincount(batch, minlength=num_clouds)
+    ptr = torch.zeros(num_clouds + 1, dtype=torch.long, device=batch.device)
+    torch.cumsum(counts, 0, out=ptr[1:])
+    return counts, ptr
+
+
+def unpack(
+    x: Tensor, batch: Tensor | None = None, *, num_clouds: int | None = None,
+    max_nodes: int | None = None, fill_value: float = 0.0,
+) -> tuple[Tensor, Tensor]:
+    """Packed ``[M, *]`` -> dense ``[B, N_max, *]`` and mask ``[B, N_max]``.
+
+    Like ``torch_geometric.utils.to_dense_batch``; padded slots hold ``fill_value``.
+
+    Shape:
+        x: [M, *], batch: [M] -> ([B, N_max, *], [B, N_max])
+    """
+    batch = check_batch(batch, x.shape[0], x.device)
+    counts, ptr = counts_and_ptr(batch, num_clouds)
+    num_clouds = counts.numel()
+    n_max = int(counts.max()) if counts.numel() else 0
+    n_max = n_max if max_nodes is None else max_nodes
+    slot = torch.arange(batch.numel(), device=x.device) - ptr[batch]  # [M] position in cloud
+    dense = x.new_full((num_clouds, n_max) + tuple(x.shape[1:]), fill_value)
+    dense[batch, slot] = x
+    mask = torch.zeros(num_clouds, n_max, dtype=torch.bool, device=x.device)
+    mask[batch, slot] = True
+    return dense, mask
+
+
+def pack(dense: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Dense ``[B, N, *]`` (+ mask ``[B, N]``) -> packed ``x [M, *]`` and ``batch [M]``.
+
+    Shape:
+        dense: [B, N, *], mask: [B, N] -> ([M, *], [M])
+    """
+    b, n = dense.shape[:2]
+    if mask is None:
+        mask = torch.ones(b, n, dtype=torch.bool, device=dense.device)
+    batch = torch.arange(b, device=dense.device)[:, None].expand(b, n)[mask]
+    return dense[mask], batch
+
+
+def neighbors_to_edge_index(idx: Tensor) -> Tensor:
+    """Dense neighbourhoods ``idx [M, K]`` (``-1`` padded) -> ``edge_index [2, E]``.
+
+    Row 0 holds the neighbour ``j`` (source), row 1 the centre ``i`` (target), PyG's
+    ``flow="source_to_target"`` convention.
+    """
+    centre = torch.arange(idx.shape[0], device=idx.device)[:, None].expand_as(idx)
+    valid = idx >= 0
+    return torch.stack([idx[valid], centre[valid]], dim=0)
+
+
+def edge_index_to_neighbors(
+    edge_index: Tensor, num_nodes: int, k: int | None = None
+) -> Tensor:
+    """``edge_index [2, E]`` (source, target) -> ``idx [M, K]``, ``-1`` padded.
+
+    Each target's sources are kept in edge order. ``K`` is the largest in-degree unless
+    given; with a smaller ``k`` the extra edges are an error (no silent truncation).
+    """
+    src, dst = edge_index[0].long(), edge_index[1].long()
+    order = torch.argsort(dst, stable=True)
+    src, dst = src[order], dst[order]
+    deg = torch.bincount(dst, minlength=num_nodes)
+    k_max = int(deg.max()) if deg.numel() else 0
+    if k is None:
+        k = k_max
+    elif k < k_max:
+        raise ValueError(f"a node has {k_max} incoming edges but k={k}; pass k>={k_max}")
+    start = torch.zeros(num_nodes + 1, dtype=torch.long, device=src.device)
+    torch.cumsum(deg, 0, out=start[1:])
+    slot = torch.arange(dst.numel(), device=src.device) - start[dst]
+    idx = torch.full((num_nodes, k), -1, dtype=torch.long, device=src.device)
+    idx[dst, slot] = src
+    return idx

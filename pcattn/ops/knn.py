@@ -1,0 +1,167 @@
+"""Nearest neighbours within each cloud of a packed batch: ``knn`` and ``ball_query``.
+
+The pure-torch path works on dense ``[B, N_max, 3]`` blocks in chunks of query rows, so
+memory stays ``O(chunk * N_max + M * K)`` and no ``[M, M]`` matrix exists at once. On the
+CPU, open3d's KD-tree search (``open3d.core.nns``) is much faster for the same answer and
+is used when ``backend="auto"``; both paths pass the same tests.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from pcattn.ops.batching import check_batch, counts_and_ptr, unpack
+
+_CHUNK_ELEMS = 1 << 24  # distances held at once by the torch path (64 MB in float32)
+_BACKENDS = ("auto", "torch", "open3d")
+
+
+def knn(
+    pos: Tensor, k: int, batch: Tensor | None = None, *, query: Tensor | None = None,
+    query_batch: Tensor | None = None, dilation: int = 1, backend: str = "auto",
+) -> Tensor:
+    """Indices of the ``k`` nearest points of ``pos`` to each query, within its cloud.
+
+    Neighbours are sorted by distance; without ``query`` every point queries its own cloud
+    and finds itself first. Rows of clouds with fewer than ``k`` points end in ``-1``.
+    ``dilation=d`` keeps every ``d``-th of the ``k * d`` nearest (dilated kNN, as in
+    DeepGCN and the "stride attention" of sparse transformers).
+
+    Args:
+        pos: reference points, sorted by ``batch``.
+        k: neighbours per query.
+        batch: cloud id of each reference point (``None``: one cloud).
+        query: query points (default: ``pos``).
+        query_batch: cloud id of each query (default: ``batch`` when ``query`` is None).
+        dilation: stride through the sorted neighbour list.
+        backend: ``"auto"`` (open3d on the CPU when importable, else torch), ``"torch"``
+            or ``"open3d"``.
+
+    Shape:
+        pos: [M, 3], batch: [M], query: [M_q, 3], query_batch: [M_q] -> [M_q, K]
+    """
+    idx, _ = knn_with_distance(pos, k * dilation, batch, query=query,
+                               query_batch=query_batch, backend=backend)
+    return idx[:, ::dilation] if dilation > 1 else idx
+
+
+def ball_query(
+    pos: Tensor, radius: float, k: int, batch: Tensor | None = None, *,
+    query: Tensor | None = None, query_batch: Tensor | None = None, backend: str = "auto",
+) -> Tensor:
+    """The ``k`` nearest points within ``radius`` of each query, ``-1`` padded.
+
+    Unlike PointNet++'s CUDA op (first ``k`` in index order, padded by repeating the
+    first hit), neighbours here are the nearest ones and padding is explicit.
+
+    Shape:
+        pos: [M, 3], batch: [M], query: [M_q, 3] -> [M_q, K]
+    """
+    if radius <= 0:
+        raise ValueError(f"radius must be > 0, got {radius}")
+    idx, dist2 = knn_with_distance(pos, k, batch, query=query, query_batch=query_batch,
+                                   backend=backend)
+    return idx.masked_fill(dist2 > radius * radius, -1)
+
+
+def knn_with_distance(
+    pos: Tensor, k: int, batch: Tensor | None = None, *, query: Tensor | None = None,
+    query_batch: Tensor | None = None, backend: str = "auto",
+) -> tuple[Tensor, Tensor]:
+    """Like :func:`knn` and also the squared distances (``inf`` where ``-1``).
+
+    Shape:
+        pos: [M, 3], query: [M_q, 3] -> ([M_q, K], [M_q, K])
+    """
+    if backend not in _BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {_BACKENDS}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if pos.dim() != 2 or pos.shape[1] != 3:
+        raise ValueError(f"pos must be [M, 3], got {tuple(pos.shape)}")
+    batch = check_batch(batch, pos.shape[0], pos.device)
+    if query is None:
+        if query_batch is not None:
+            raise ValueError("query_batch given without query")
+        query, query_batch = pos, batch
+    else:
+        query_batch = check_batch(query_batch, query.shape[0], query.device)
+    num_clouds = max(int(batch[-1]) + 1 if batch.numel() else 0,
+                     int(query_batch[-1]) + 1 if query_batch.numel() else 0)
+    if backend == "auto":
+        backend = "open3d" if pos.device.type == "cpu" and _has_open3d() else "torch"
+    if backend == "open3d" and pos.device.type != "cpu":
+        raise ValueError("backend='open3d' runs on CPU tensors only; use backend='torch' "
+                         f"for tensors on {pos.device.type}")
+    run = _knn_open3d if backend == "open3d" else _knn_torch
+    return run(pos, k, batch, query, query_batch, num_clouds)
+
+
+def _knn_torch(pos, k, batch, query, query_batch, num_clouds):
+    ref, ref_mask = unpack(pos, batch, num_clouds=num_clouds)  # [B, N, 3], [B, N]
+    qry, qry_mask = unpack(query, query_batch, num_clouds=num_clouds)  # [B, Q, 3]
+    _, ptr = counts_and_ptr(batch, num_clouds)
+    b, n = ref_mask.shape
+    q = qry.shape[1]
+    kk = min(k, n)
+    idx = torch.full((b, q, k), -1, dtype=torch.long, device=pos.device)
+    dist = torch.full((b, q, k), float("inf"), dtype=pos.dtype, device=pos.device)
+    if kk == 0 or q == 0:
+        return idx[qry_mask], dist[qry_mask]
+    ref_sq = (ref * ref).sum(-1).masked_fill(~ref_mask, float("inf"))  # [B, N]
+    clouds_per_chunk = max(1, _CHUNK_ELEMS // max(1, q * n))
+    rows = max(1, _CHUNK_ELEMS // max(1, n))
+    for b0 in range(0, b, clouds_per_chunk):
+        b1 = min(b, b0 + clouds_per_chunk)
+        for r0 in range(0, q, rows):
+            r1 = min(q, r0 + rows)
+            qc = qry[b0:b1, r0:r1]  # [b, r, 3]
+            d = torch.baddbmm(ref_sq[b0:b1, None, :], qc, ref[b0:b1].transpose(1, 2),
+                              alpha=-2)  # [b, r, N]
+            d += (qc * qc).sum(-1, keepdim=True)
+            val, ind = d.topk(kk, dim=-1, largest=False, sorted=True)  # [b, r, kk]
+            val.clamp_(min=0)
+            invalid = torch.isinf(val)
+            ind = (ind + ptr[b0:b1, None, None]).masked_fill_(invalid, -1)
+            idx[b0:b1, r0:r1, :kk] = ind
+            dist[b0:b1, r0:r1, :kk] = val
+    return idx[qry_mask], dist[qry_mask]  # [M_q, K]
+
+
+def _knn_open3d(pos, k, batch, query, query_batch, num_clouds):
+    import open3d.core as o3c
+
+    _, ptr = counts_and_ptr(batch, num_clouds)
+    _, qptr = counts_and_ptr(query_batch, num_clouds)
+    ref_np = pos.detach().float().contiguous().numpy()
+    qry_np = query.detach().float().contiguous().numpy()
+    idx = torch.full((query.shape[0], k), -1, dtype=torch.long)
+    dist = torch.full((query.shape[0], k), float("inf"), dtype=pos.dtype)
+    ptr_l, qptr_l = ptr.tolist(), qptr.tolist()
+    for c in range(num_clouds):
+        s, e, qs, qe = ptr_l[c], ptr_l[c + 1], qptr_l[c], qptr_l[c + 1]
+        if e == s or qe == qs:
+            continue
+        kk = min(k, e - s)
+        nns = o3c.nns.NearestNeighborSearch(o3c.Tensor.from_numpy(ref_np[s:e]))
+        nns.knn_index()
+        ind, d2 = nns.knn_search(o3c.Tensor.from_numpy(qry_np[qs:qe]), kk)
+        idx[qs:qe, :kk] = torch.from_numpy(ind.numpy()).long() + s
+        dist[qs:qe, :kk] = torch.from_numpy(d2.numpy()).to(pos.dtype)
+    return idx, dist
+
+
+_OPEN3D: bool | None = None
+
+
+def _has_open3d() -> bool:
+    global _OPEN3D
+    if _OPEN3D is None:
+        try:
+            import open3d.core  # noqa: F401
+
+            _OPEN3D = True
+        except ImportError:
+            _OPEN3D = False
+    return _OPEN3D
