@@ -1,0 +1,170 @@
+"""Positional encodings of coordinates: Fourier (sinusoidal), learned absolute, relative.
+
+Convention shared by the global blocks of pcattn (``GlobalSelfAttention``,
+``OffsetAttention``, ``LinearAttention``, ``GlobalTokens``): an *absolute* encoding is
+passed at construction as ``pos_encoding=`` (any module ``[M, 3] -> [M, C_in]``) and the
+block replaces its input by ``x + pos_encoding(pos)`` on entry, so ``forward(..., pos=pos)``
+must then be given. Without ``pos_encoding`` a block ignores ``pos``. Writing
+``block(x + pe(pos), batch)`` by hand is the same computation. A *relative* encoding
+(``RelativePositionalEncoding``, Point Transformer's ``delta``) works on neighbourhoods
+``p_i - p_j [M, K, 3]`` and is injected into local blocks as ``pos_nn=``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from pcattn.nn.mlp import mlp
+from pcattn.ops.gather import gather
+
+
+class FourierPositionalEncoding(nn.Module):
+    r"""Sinusoidal encoding of coordinates at geometrically spaced frequencies.
+
+    The encoding of "Attention Is All You Need" (Vaswani et al., 2017), applied to each
+    coordinate (as in NeRF, Mildenhall et al., 2020):
+
+    .. math::
+        \gamma(p) = \big[p,\ \sin(\omega_0 p), \dots, \sin(\omega_{L-1} p),
+                    \cos(\omega_0 p), \dots, \cos(\omega_{L-1} p)\big],
+        \qquad \omega_k = s \cdot f_{max}^{\,k / (L - 1)}
+
+    so the frequencies run geometrically from ``scale`` to ``scale * max_frequency``.
+    The defaults (``scale=pi``, ``max_frequency=2**(L-1)``) give NeRF's ``2^k pi``, suited
+    to coordinates in ``[-1, 1]``; ``scale=1e-4, max_frequency=1e4`` gives Vaswani's
+    ``1 / 10000^{2i/d}`` set, suited to integer positions.
+
+    Args:
+        num_frequencies: ``L``, frequencies per coordinate.
+        in_dim: coordinates per point ``P`` (3 for xyz).
+        max_frequency: ratio of the highest to the lowest frequency (default ``2**(L-1)``).
+        scale: lowest frequency ``s``.
+        include_input: prepend the raw coordinates.
+        out_channels: if given, a ``Linear`` maps the features to this size (so the
+            encoding can be added to ``C``-channel features).
+
+    Attributes:
+        out_channels: output size: ``out_channels`` if given, else
+            ``2 * L * P + P * include_input`` (51 for the defaults with xyz, L=8).
+
+    Shape:
+        pos: [*, P] -> [*, out_channels]
+    """
+
+    def __init__(self, num_frequencies: int = 8, *, in_dim: int = 3,
+                 max_frequency: float | None = None, scale: float = math.pi,
+                 include_input: bool = True, out_channels: int | None = None) -> None:
+        super().__init__()
+        if num_frequencies < 1:
+            raise ValueError(f"num_frequencies must be >= 1, got {num_frequencies}")
+        if max_frequency is None:
+            max_frequency = 2.0 ** (num_frequencies - 1)
+        if max_frequency <= 0 or scale <= 0:
+            raise ValueError("max_frequency and scale must be > 0")
+        exponent = torch.arange(num_frequencies, dtype=torch.float64)
+        exponent = exponent / max(1, num_frequencies - 1)
+        freqs = scale * max_frequency ** exponent  # [L]
+        self.register_buffer("freqs", freqs.float(), persistent=False)
+        self.in_dim, self.include_input = in_dim, include_input
+        feat = 2 * num_frequencies * in_dim + (in_dim if include_input else 0)
+        self.proj = nn.Linear(feat, out_channels) if out_channels is not None else None
+        self.out_channels = out_channels if out_channels is not None else feat
+
+    def forward(self, pos: Tensor) -> Tensor:
+        if pos.shape[-1] != self.in_dim:
+            raise ValueError(f"expected [..., {self.in_dim}] coordinates, got "
+                             f"{tuple(pos.shape)}")
+        arg = pos[..., :, None] * self.freqs.to(pos.dtype)  # [*, P, L]
+        arg = arg.flatten(-2)  # [*, P * L]
+        parts = ([pos] if self.include_input else []) + [arg.sin(), arg.cos()]
+        out = torch.cat(parts, dim=-1)  # [*, 2 P L (+ P)]
+        return self.proj(out) if self.proj is not None else out
+
+
+class LearnedPositionalEncoding(nn.Module):
+    """Learned absolute encoding: an MLP on each point's coordinates.
+
+    ``Linear(P, H) -> LayerNorm -> ReLU -> Linear(H, C)``, or any module given as ``nn``.
+
+    Args:
+        out_channels: ``C``.
+        in_dim: coordinates per point ``P``.
+        hidden_channels: ``H`` (default ``C``).
+        nn: replaces the default MLP (``[*, P] -> [*, C]``).
+
+    Shape:
+        pos: [*, P] -> [*, C]
+    """
+
+    def __init__(self, out_channels: int, *, in_dim: int = 3,
+                 hidden_channels: int | None = None, nn: Callable | None = None) -> None:
+        super().__init__()
+        self.out_channels = out_channels
+        self.nn = nn if nn is not None else mlp(
+            [in_dim, hidden_channels or out_channels, out_channels])
+
+    def forward(self, pos: Tensor) -> Tensor:
+        return self.nn(pos)
+
+
+class RelativePositionalEncoding(nn.Module):
+    r"""Relative encoding of neighbourhood offsets, Point Transformer's ``delta``.
+
+    From Zhao et al. (ICCV 2021): :math:`\delta_{ij} = \theta(p_i - p_j)` with ``theta``
+    an MLP (``Linear(3, H) -> LayerNorm -> ReLU -> Linear(H, C)`` by default). Usable as
+    ``pos_nn=`` of :class:`~pcattn.nn.PointTransformerLayer`. :meth:`offsets` builds
+    ``p_i - p_j`` from ``idx``; with ``valid`` the encoding is zero at ``-1`` neighbours.
+
+    Args:
+        out_channels: ``C``.
+        hidden_channels: ``H`` (default ``C``).
+        in_dim: coordinates per point.
+        nn: replaces the default MLP.
+
+    Shape:
+        rel: [M, K, 3], valid: [M, K] (optional) -> [M, K, C]
+    """
+
+    def __init__(self, out_channels: int, *, hidden_channels: int | None = None,
+                 in_dim: int = 3, nn: Callable | None = None) -> None:
+        super().__init__()
+        self.out_channels = out_channels
+        self.nn = nn if nn is not None else mlp(
+            [in_dim, hidden_channels or out_channels, out_channels])
+
+    @staticmethod
+    def offsets(pos: Tensor, idx: Tensor) -> Tensor:
+        """``p_i - p_j`` for each neighbour ``j = idx[i, k]`` (zero where ``-1``).
+
+        Shape:
+            pos: [M, 3], idx: [M, K] -> [M, K, 3]
+        """
+        rel = pos[:, None, :] - gather(pos, idx)  # [M, K, 3]
+        return rel * (idx >= 0)[..., None]
+
+    def forward(self, rel: Tensor, valid: Tensor | None = None) -> Tensor:
+        out = self.nn(rel)  # [M, K, C]
+        return out if valid is None else out * valid[..., None]
+
+
+def apply_pos_encoding(x: Tensor, pos: Tensor | None, pos_encoding: Callable | None,
+                       ) -> Tensor:
+    """``x + pos_encoding(pos)``: the entry step of every global block (see module doc).
+
+    Shape:
+        x: [M, C], pos: [M, 3] -> [M, C]
+    """
+    if pos_encoding is None:
+        return x
+    if pos is None:
+        raise ValueError("this block was built with pos_encoding=...; pass pos=[M, 3] "
+                         "to forward")
+    pe = pos_encoding(pos)  # [M, C]
+    if pe.shape != x.shape:
+        raise ValueError(f"pos_encoding gives {tuple(pe.shape)} but x is "
+                         f"{tuple(x.shape)}; set its out_channels to x's channels")
+    return x + pe
