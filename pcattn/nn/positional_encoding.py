@@ -35,8 +35,9 @@ class FourierPositionalEncoding(nn.Module):
 
     so the frequencies run geometrically from ``scale`` to ``scale * max_frequency``.
     The defaults (``scale=pi``, ``max_frequency=2**(L-1)``) give NeRF's ``2^k pi``, suited
-    to coordinates in ``[-1, 1]``; ``scale=1e-4, max_frequency=1e4`` gives Vaswani's
-    ``1 / 10000^{2i/d}`` set, suited to integer positions.
+    to coordinates in ``[-1, 1]``; ``scale=10000**(-(L-1)/L)`` with
+    ``max_frequency=10000**((L-1)/L)`` gives Vaswani's ``1 / 10000^{2i/d}``, ``d = 2L``
+    (in reverse order), suited to integer positions.
 
     Args:
         num_frequencies: ``L``, frequencies per coordinate.
