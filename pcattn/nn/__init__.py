@@ -1,24 +1,44 @@
 """Importable blocks: embeddings, attention layers, pooling, transitions and heads."""
 
+from pcattn.nn.attention_pool import AttentionPool, segment_softmax
+from pcattn.nn.channel_attention import EfficientChannelAttention, SqueezeExcitation
 from pcattn.nn.embedding import PointEmbedding
-from pcattn.nn.head import ClassificationHead
+from pcattn.nn.graph_attention import GraphAttention
+from pcattn.nn.grouped_vector_attention import GroupedVectorAttention
+from pcattn.nn.head import ClassificationHead, SegmentationHead
+from pcattn.nn.local_attention import LocalSelfAttention
 from pcattn.nn.mlp import mlp
+from pcattn.nn.nadaraya_watson import NadarayaWatsonPool
 from pcattn.nn.point_transformer import (
     PointTransformerBlock,
     PointTransformerLayer,
     masked_softmax,
 )
 from pcattn.nn.pool import global_max_pool, global_mean_pool
-from pcattn.nn.transition import TransitionDown
+from pcattn.nn.tnet import TNet, apply_transform, orthogonality_loss
+from pcattn.nn.transition import TransitionDown, TransitionUp
 
 __all__ = [
+    "AttentionPool",
     "ClassificationHead",
+    "EfficientChannelAttention",
+    "GraphAttention",
+    "GroupedVectorAttention",
+    "LocalSelfAttention",
+    "NadarayaWatsonPool",
     "PointEmbedding",
     "PointTransformerBlock",
     "PointTransformerLayer",
+    "SegmentationHead",
+    "SqueezeExcitation",
+    "TNet",
     "TransitionDown",
+    "TransitionUp",
+    "apply_transform",
     "global_max_pool",
     "global_mean_pool",
     "masked_softmax",
     "mlp",
+    "orthogonality_loss",
+    "segment_softmax",
 ]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from pcattn.ops.batching import check_batch
 
 
 class ClassificationHead(nn.Module):
@@ -33,3 +37,51 @@ class ClassificationHead(nn.Module):
     def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         h = self.hidden(x)  # [B, C_h]
         return h if pre_logits else self.fc(h)  # [B, num_classes]
+
+
+class SegmentationHead(nn.Module):
+    """Per-point MLP from node features to part (or semantic) logits.
+
+    With ``num_categories`` the one-hot object category of each cloud is concatenated to
+    every node's features first, as PointNet/PointNet++ do on ShapeNetPart (the category is
+    known at test time there and narrows the parts to predict).
+
+    Args:
+        in_channels: node feature size ``C``.
+        num_classes: number of part/semantic classes.
+        num_categories: number of object categories (``None``: no category input).
+        hidden_channels: widths of the hidden layers (``Linear, LayerNorm, ReLU, Dropout``).
+        dropout: dropout after each hidden layer.
+
+    Shape:
+        x: [M, C], category: [B], batch: [M] -> [M, num_classes];
+        ``pre_logits=True`` gives the last hidden [M, C_h].
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, *,
+                 num_categories: int | None = None,
+                 hidden_channels: tuple[int, ...] = (128,), dropout: float = 0.5) -> None:
+        super().__init__()
+        self.num_categories = num_categories
+        layers: list[nn.Module] = []
+        c = in_channels + (num_categories or 0)
+        for h in hidden_channels:
+            layers += [nn.Linear(c, h), nn.LayerNorm(h), nn.ReLU(inplace=True),
+                       nn.Dropout(dropout)]
+            c = h
+        self.hidden = nn.Sequential(*layers)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x: Tensor, category: Tensor | None = None, batch: Tensor | None = None,
+                pre_logits: bool = False) -> Tensor:
+        if self.num_categories:
+            if category is None:
+                raise ValueError(f"this head was built with num_categories="
+                                 f"{self.num_categories}; pass category [B]")
+            batch = check_batch(batch, x.shape[0], x.device)
+            one_hot = F.one_hot(category.long(), self.num_categories).to(x.dtype)  # [B, K_c]
+            x = torch.cat([x, one_hot[batch]], dim=-1)  # [M, C + K_c]
+        elif category is not None:
+            raise ValueError("category given but the head was built without num_categories")
+        h = self.hidden(x)  # [M, C_h]
+        return h if pre_logits else self.fc(h)  # [M, num_classes]

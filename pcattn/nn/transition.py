@@ -1,12 +1,16 @@
-"""Transition down: farthest point sampling, kNN grouping and local max pooling."""
+"""Transitions between resolutions: down (FPS, kNN grouping, max pool) and up (interpolate
++ skip connection), as in Point Transformer."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from pcattn.nn.mlp import mlp
 from pcattn.ops.gather import gather
+from pcattn.ops.interpolate import interpolate
 from pcattn.ops.knn import knn
 from pcattn.ops.sampling import farthest_point_sample
 
@@ -46,3 +50,49 @@ class TransitionDown(nn.Module):
         h = h.masked_fill((idx < 0)[..., None], float("-inf"))
         return h.max(dim=1).values, pos_s, batch_s, sample  # [S, C]
 
+
+class TransitionUp(nn.Module):
+    r"""Upsample coarse features to the fine points and add the skip features.
+
+    Point Transformer's transition up (Zhao et al., ICCV 2021, Fig. 4c): the coarse
+    features go through ``Linear, LayerNorm, ReLU``, are interpolated onto the fine points
+    from their ``k`` nearest coarse points (inverse-distance weights, PointNet++'s feature
+    propagation), and are added to the fine level's skip features after their own
+    ``Linear, LayerNorm, ReLU``:
+
+    .. math::
+        y_i = \sum_{j \in kNN_{coarse}(p_i)} w_{ij}\, \mathrm{MLP}(x_j)
+              + \mathrm{MLP}_{skip}(x^{skip}_i), \qquad
+        w_{ij} = \frac{1 / \lVert p_i - p_j \rVert^2}{\sum_l 1 / \lVert p_i - p_l \rVert^2}
+
+    Args:
+        in_channels: coarse feature size ``C_in``.
+        out_channels: output size ``C``.
+        skip_channels: fine (skip) feature size (default ``C``).
+        k: coarse neighbours per fine point for the default interpolation.
+        upsample: ``(x, pos, batch, query=, query_batch=) -> [M, C]``, e.g.
+            ``NadarayaWatsonPool(k=3, learn_sigma=True)``; default inverse distance
+            (``pcattn.ops.interpolate``) over ``k`` neighbours.
+
+    Shape:
+        x: [S, C_in], pos: [S, 3], batch: [S] (coarse),
+        x_skip: [M, C_skip], pos_skip: [M, 3], batch_skip: [M] (fine) -> [M, C]
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *,
+                 skip_channels: int | None = None, k: int = 3,
+                 upsample: Callable | None = None) -> None:
+        super().__init__()
+        self.k = k
+        self.mlp = mlp([in_channels, out_channels], last_act=True)
+        self.mlp_skip = mlp([skip_channels or out_channels, out_channels], last_act=True)
+        self.upsample = upsample
+
+    def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None, x_skip: Tensor,
+                pos_skip: Tensor, batch_skip: Tensor | None) -> Tensor:
+        h = self.mlp(x)  # [S, C]
+        if self.upsample is None:
+            up = interpolate(h, pos, pos_skip, batch, batch_skip, k=self.k)  # [M, C]
+        else:
+            up = self.upsample(h, pos, batch, query=pos_skip, query_batch=batch_skip)  # [M, C]
+        return up + self.mlp_skip(x_skip)  # [M, C]

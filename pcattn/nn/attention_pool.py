@@ -1,0 +1,79 @@
+"""Multi-head attention pooling with a learned query, one vector per cloud."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from pcattn.ops.batching import batch_size, check_batch
+
+
+class AttentionPool(nn.Module):
+    r"""Pool each cloud with learned queries attending over its nodes.
+
+    The pooling by multi-head attention of Set Transformer (PMA, Lee et al., ICML 2019),
+    with one learned seed per head (CLIP's attention pool uses the same form):
+
+    .. math::
+        a_i^{(h)} = \operatorname{softmax}_{i \in b}
+            \frac{q^{(h)} \cdot (W_k x_i)^{(h)}}{\sqrt{D}}, \qquad
+        y_b = W_o \big\Vert_h \sum_{i \in b} a_i^{(h)} (W_v x_i)^{(h)}
+
+    The softmax runs over the nodes of each cloud of the packed batch (no padding). It
+    is permutation invariant, and a learned alternative to max/mean pooling and to the
+    fixed-kernel :class:`~pcattn.nn.NadarayaWatsonPool`. It equals
+    ``torch.nn.MultiheadAttention`` with a single query ``W_q s + b_q = q`` per cloud.
+
+    Args:
+        in_channels: node feature size ``C_in``.
+        out_channels: pooled size ``C`` (default ``C_in``), divisible by ``heads``.
+        heads: number of heads ``H``.
+        qkv_bias: bias in the key and value maps.
+
+    Shape:
+        x: [M, C_in], batch: [M] -> [B, C]; with ``return_attention=True`` also the
+        weights [M, H] (each head's weights sum to one over the nodes of a cloud).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int | None = None, *, heads: int = 4,
+                 qkv_bias: bool = True) -> None:
+        super().__init__()
+        c = out_channels or in_channels
+        if c % heads != 0:
+            raise ValueError(f"out_channels ({c}) must be divisible by heads ({heads})")
+        self.in_channels, self.out_channels, self.heads = in_channels, c, heads
+        self.query = nn.Parameter(torch.randn(heads, c // heads) * (c // heads) ** -0.5)
+        self.lin_k = nn.Linear(in_channels, c, bias=qkv_bias)
+        self.lin_v = nn.Linear(in_channels, c, bias=qkv_bias)
+        self.lin_out = nn.Linear(c, c)
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, num_clouds: int | None = None,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        batch = check_batch(batch, x.shape[0], x.device)
+        b = batch_size(batch) if num_clouds is None else num_clouds
+        m, h, c = x.shape[0], self.heads, self.out_channels
+        d = c // h
+        key = self.lin_k(x).view(m, h, d)  # [M, H, D]
+        value = self.lin_v(x).view(m, h, d)  # [M, H, D]
+        logits = (key * self.query).sum(-1) / math.sqrt(d)  # [M, H]
+        weight = segment_softmax(logits, batch, b)  # [M, H]
+        out = x.new_zeros(b, h, d).index_add_(0, batch, weight[..., None] * value)  # [B, H, D]
+        out = self.lin_out(out.reshape(b, c))  # [B, C]
+        return (out, weight) if return_attention else out
+
+
+def segment_softmax(logits: Tensor, batch: Tensor, num_clouds: int | None = None) -> Tensor:
+    """Softmax over the nodes of each cloud, separately for every trailing entry.
+
+    Shape:
+        logits: [M, *], batch: [M] (sorted) -> [M, *]
+    """
+    b = batch_size(batch) if num_clouds is None else num_clouds
+    index = batch.view((-1,) + (1,) * (logits.dim() - 1)).expand_as(logits)  # [M, *]
+    peak = logits.new_full((b,) + tuple(logits.shape[1:]), float("-inf"))
+    peak = peak.scatter_reduce(0, index, logits.detach(), reduce="amax")  # [B, *]
+    e = (logits - peak[batch]).exp()  # [M, *]
+    total = torch.zeros_like(peak).index_add_(0, batch, e)  # [B, *]
+    return e / total[batch]

@@ -1,0 +1,140 @@
+"""GATv2 graph attention on any ``edge_index`` (Brody, Alon, Yahav, ICLR 2022)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import softmax
+
+
+class GraphAttention(MessagePassing):
+    r"""Multi-head GATv2 attention over the edges of a graph.
+
+    From "How Attentive are Graph Attention Networks?" (Brody, Alon, Yahav, ICLR 2022),
+    PyG's ``GATv2Conv`` formula, for each edge ``j -> i`` of ``edge_index`` and head ``h``:
+
+    .. math::
+        e_{ij}^{(h)} = a^{(h)\top} \operatorname{LeakyReLU}\big(W_s x_j + W_t x_i
+                       + W_e e_{ij}\big)^{(h)}, \qquad
+        \alpha_{ij}^{(h)} = \operatorname{softmax}_{j \in N(i)} e_{ij}^{(h)}, \qquad
+        y_i^{(h)} = \sum_{j \in N(i)} \alpha_{ij}^{(h)} (W_s x_j)^{(h)}
+
+    then the heads are concatenated (``concat=True``) or averaged, plus a bias (and
+    ``W_r x_i`` with ``residual=True``). The graph can be anything: a kNN graph
+    (``pcattn.ops.neighbors_to_edge_index(pcattn.ops.knn(pos, k, batch))``), a mesh or a
+    molecule. Edge features ``edge_attr [E, edge_dim]`` enter the scores; the relative
+    position ``pos[j] - pos[i]`` is a good one for geometric graphs.
+
+    Differences from ``GATv2Conv`` (the test checks the two agree once these are matched):
+
+    * ``out_channels`` is the output width, as in every pcattn block: with ``concat=True``
+      each head has ``out_channels // heads`` channels, so
+      ``GATv2Conv(C_in, C // H, heads=H)`` is ``GraphAttention(C_in, C, heads=H)``.
+    * No self loops are added, so the attention returned is aligned with the
+      ``edge_index`` passed in. A kNN graph from ``pcattn.ops.knn`` has each node as its
+      own first neighbour already; for a mesh or molecule add them first with
+      ``torch_geometric.utils.add_self_loops(edge_index, edge_attr, fill_value="mean")``.
+      A node without incoming edges gets zero aggregation (only the bias).
+
+    Args:
+        in_channels: input size ``C_in``; a pair ``(C_src, C_dst)`` for bipartite graphs.
+        out_channels: output size ``C``.
+        heads: number of heads ``H``.
+        concat: concatenate the heads (``H * D = C``) or average them (``D = C``).
+        edge_dim: size of ``edge_attr`` (``None``: no edge features).
+        negative_slope: slope of the LeakyReLU.
+        dropout: dropout on the attention weights (training only; the weights returned
+            are the ones used, after dropout).
+        share_weights: use one matrix for ``W_s`` and ``W_t``.
+        bias: learn a bias (in ``W_s``, ``W_t`` and the output).
+        residual: add ``W_r x_i`` to the output.
+
+    Shape:
+        x: [M, C_in] (or ([M_src, C_src], [M_dst, C_dst])), edge_index: [2, E] (row 0
+        source ``j``, row 1 target ``i``), edge_attr: [E, edge_dim] -> [M, C];
+        with ``return_attention=True`` also the weights [E, H].
+    """
+
+    def __init__(
+        self, in_channels: int | tuple[int, int], out_channels: int, *, heads: int = 4,
+        concat: bool = True, edge_dim: int | None = None, negative_slope: float = 0.2,
+        dropout: float = 0.0, share_weights: bool = False, bias: bool = True,
+        residual: bool = False,
+    ) -> None:
+        super().__init__(aggr="add", node_dim=0)
+        if concat and out_channels % heads != 0:
+            raise ValueError(f"out_channels ({out_channels}) must be divisible by heads "
+                             f"({heads}) with concat=True")
+        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
+        self.concat, self.edge_dim = concat, edge_dim
+        self.negative_slope, self.dropout = negative_slope, dropout
+        self.share_weights = share_weights
+        c_src, c_dst = (in_channels, in_channels) if isinstance(in_channels, int) else in_channels
+        if share_weights and c_src != c_dst:
+            raise ValueError("share_weights=True needs equal source and target sizes")
+        d = out_channels // heads if concat else out_channels
+        self.head_channels = d
+        self.lin_src = nn.Linear(c_src, heads * d, bias=bias)
+        self.lin_dst = self.lin_src if share_weights else nn.Linear(c_dst, heads * d, bias=bias)
+        self.att = nn.Parameter(torch.empty(1, heads, d))
+        self.lin_edge = nn.Linear(edge_dim, heads * d, bias=False) if edge_dim else None
+        self.res = nn.Linear(c_dst, out_channels, bias=False) if residual else None
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Glorot weights and zero biases, as ``GATv2Conv``."""
+        for lin in (self.lin_src, self.lin_dst, self.lin_edge, self.res):
+            if lin is not None:
+                nn.init.xavier_uniform_(lin.weight)
+                if lin.bias is not None:
+                    nn.init.zeros_(lin.bias)
+        nn.init.xavier_uniform_(self.att)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(
+        self, x: Tensor | tuple[Tensor, Tensor], edge_index: Tensor,
+        edge_attr: Tensor | None = None, return_attention: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError(f"edge_index must be [2, E], got {tuple(edge_index.shape)}")
+        if (edge_attr is None) != (self.lin_edge is None):
+            raise ValueError(f"edge_attr is {'missing' if edge_attr is None else 'given'} "
+                             f"but the layer was built with edge_dim={self.edge_dim}")
+        h, d = self.heads, self.head_channels
+        x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
+        h_src = self.lin_src(x_src).view(-1, h, d)  # [M_src, H, D]
+        h_dst = (h_src if self.share_weights and x_dst is x_src
+                 else self.lin_dst(x_dst).view(-1, h, d))  # [M_dst, H, D]
+        edge_index = edge_index.long()
+        alpha = self.edge_updater(edge_index, x=(h_src, h_dst),
+                                  edge_attr=edge_attr, size=(h_src.shape[0], h_dst.shape[0]))
+        out = self.propagate(edge_index, x=(h_src, h_dst), alpha=alpha,
+                             size=(h_src.shape[0], h_dst.shape[0]))  # [M_dst, H, D]
+        out = out.reshape(-1, h * d) if self.concat else out.mean(dim=1)  # [M_dst, C]
+        if self.res is not None:
+            out = out + self.res(x_dst)
+        if self.bias is not None:
+            out = out + self.bias
+        return (out, alpha) if return_attention else out
+
+    def edge_update(self, x_j: Tensor, x_i: Tensor, edge_attr: Tensor | None, index: Tensor,
+                    ptr: Tensor | None, dim_size: int | None) -> Tensor:
+        e = x_i + x_j  # [E, H, D]
+        if edge_attr is not None:
+            edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
+            e = e + self.lin_edge(edge_attr).view(-1, self.heads, self.head_channels)
+        e = F.leaky_relu(e, self.negative_slope)
+        score = (e * self.att).sum(dim=-1)  # [E, H]
+        alpha = softmax(score, index, ptr, dim_size)  # [E, H], sums to 1 per target
+        return F.dropout(alpha, p=self.dropout, training=self.training)
+
+    def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
+        return x_j * alpha.unsqueeze(-1)  # [E, H, D]
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
+                f"heads={self.heads}, concat={self.concat})")

@@ -1,0 +1,97 @@
+"""Grouped vector attention over kNN neighbourhoods (Point Transformer V2, Wu et al. 2022)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from pcattn.nn.mlp import mlp
+from pcattn.nn.point_transformer import masked_softmax
+from pcattn.ops.gather import gather
+
+
+class GroupedVectorAttention(nn.Module):
+    r"""Vector attention whose weights are shared within groups of channels.
+
+    From "Point Transformer V2: Grouped Vector Attention and Partition-based Pooling"
+    (Wu, Lao, Jiang, Liu, Zhao, NeurIPS 2022). The ``C`` channels are split into ``G``
+    groups of ``D = C / G``; one attention weight per neighbour and group is computed by
+    the weight encoding ``omega`` and shared by the ``D`` channels of the group:
+
+    .. math::
+        r_{ij} = \big(\psi(x_j) - \varphi(x_i)\big) \odot \mu(p_j - p_i) + \delta_{ij},
+        \qquad \delta_{ij} = \theta(p_j - p_i)
+
+        w_{ij} = \operatorname{softmax}_{j \in N(i)}\big(\omega(r_{ij})\big) \in \mathbb{R}^G,
+        \qquad y_i^{(g)} = \sum_{j \in N(i)} w_{ij}^{(g)}
+                           \big(\alpha(x_j) + \delta_{ij}\big)^{(g)}
+
+    with ``phi, psi`` the query and key maps (``Linear, LayerNorm, ReLU`` as in PTv2's
+    ``linear_q``/``linear_k``, LayerNorm instead of BatchNorm), ``alpha`` the value map,
+    ``theta`` the positional bias (``pos_nn``) and ``mu`` the optional positional
+    multiplier (``pos_multiplier=True``, PTv2's ``pe_multiplier``; otherwise ``mu = 1``).
+    ``G = C`` gives Point Transformer's per-channel vector attention, ``G = 1`` a scalar
+    attention with one head. Padding (``-1`` in ``idx``) gets exactly zero weight: the
+    softmax is taken over valid neighbours only (PTv2 multiplies by the mask after the
+    softmax, so its weights do not sum to one on padded rows).
+
+    Args:
+        in_channels: input feature size ``C_in``.
+        out_channels: output feature size ``C``, divisible by ``groups``.
+        groups: number of weight groups ``G``.
+        pos_nn: ``[*, 3] -> [*, C]`` positional bias ``theta``; default
+            ``Linear(3, C), LayerNorm, ReLU, Linear(C, C)``.
+        attn_nn: ``[*, C] -> [*, G]`` weight encoding ``omega``; default
+            ``Linear(C, G), LayerNorm, ReLU, Linear(G, G)``.
+        pos_multiplier: also learn the multiplier ``mu`` (same architecture as ``pos_nn``).
+        qkv_bias: bias in the query, key and value linear maps.
+
+    Shape:
+        x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
+        with ``return_attention=True`` also the weights [M, K, G] (zero at padding).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, *, groups: int = 8,
+        pos_nn: Callable | None = None, attn_nn: Callable | None = None,
+        pos_multiplier: bool = False, qkv_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if out_channels % groups != 0:
+            raise ValueError(f"out_channels ({out_channels}) must be divisible by groups "
+                             f"({groups})")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        c = out_channels
+        self.lin_q = nn.Sequential(nn.Linear(in_channels, c, bias=qkv_bias), nn.LayerNorm(c),
+                                   nn.ReLU(inplace=True))
+        self.lin_k = nn.Sequential(nn.Linear(in_channels, c, bias=qkv_bias), nn.LayerNorm(c),
+                                   nn.ReLU(inplace=True))
+        self.lin_v = nn.Linear(in_channels, c, bias=qkv_bias)
+        self.pos_nn = pos_nn if pos_nn is not None else mlp([3, c, c])
+        self.pos_mul_nn = mlp([3, c, c]) if pos_multiplier else None
+        self.attn_nn = attn_nn if attn_nn is not None else mlp([c, groups, groups])
+
+    def forward(
+        self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        if idx.dim() != 2 or idx.shape[0] != x.shape[0]:
+            raise ValueError(f"idx must be [M, K] with M={x.shape[0]} rows, got "
+                             f"{tuple(idx.shape)}; build it with pcattn.ops.knn(pos, k, batch)")
+        m, k = idx.shape
+        c, g = self.out_channels, self.groups
+        valid = idx >= 0  # [M, K]
+        query = self.lin_q(x)  # [M, C]
+        kv_j = gather(torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1), idx)  # [M, K, 2C]
+        key_j, value_j = kv_j[..., :c], kv_j[..., c:]  # [M, K, C] each
+        rel = (gather(pos, idx) - pos[:, None, :]) * valid[..., None]  # [M, K, 3]: p_j - p_i
+        relation = key_j - query[:, None, :]  # [M, K, C]
+        if self.pos_mul_nn is not None:
+            relation = relation * self.pos_mul_nn(rel)  # [M, K, C]
+        delta = self.pos_nn(rel)  # [M, K, C]
+        logits = self.attn_nn(relation + delta)  # [M, K, G]
+        weight = masked_softmax(logits, valid)  # [M, K, G]
+        value_j = (value_j + delta).view(m, k, g, c // g)  # [M, K, G, D]
+        out = torch.einsum("mkgd,mkg->mgd", value_j, weight).reshape(m, c)  # [M, C]
+        return (out, weight) if return_attention else out

@@ -1,0 +1,84 @@
+"""Multi-head scalar (dot-product) self-attention over kNN neighbourhoods."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from pcattn.nn.mlp import mlp
+from pcattn.nn.point_transformer import masked_softmax
+from pcattn.ops.gather import gather
+
+
+class LocalSelfAttention(nn.Module):
+    r"""Multi-head dot-product attention of each node over its ``K`` neighbours.
+
+    The transformer's scaled dot-product attention (Vaswani et al. 2017) restricted to a
+    neighbourhood, with a learned relative position encoding added to keys and values, as
+    in the local attention of Stratified Transformer (Lai et al. 2022) and Point Transformer
+    V3's serialized attention (Wu et al. 2024) with a contextual relative encoding:
+
+    .. math::
+        \delta_{ij} = \theta(p_i - p_j), \qquad
+        a_{ij}^{(h)} = \operatorname{softmax}_{j \in N(i)}
+            \frac{q_i^{(h)} \cdot (k_j + \delta_{ij})^{(h)}}{\sqrt{D}}, \qquad
+        y_i = W_o \big\Vert_{h} \sum_{j \in N(i)} a_{ij}^{(h)} (v_j + \delta_{ij})^{(h)}
+
+    with ``q = W_q x``, ``k = W_k x``, ``v = W_v x``, ``theta`` the ``pos_nn`` and the ``C``
+    channels split into ``H`` heads of ``D = C / H``. Unlike vector attention (Point
+    Transformer, :class:`GroupedVectorAttention`) each head has one scalar weight per
+    neighbour. With ``theta = 0`` this is ``torch.nn.MultiheadAttention`` with the centre
+    as the query and its neighbours as keys and values.
+
+    Args:
+        in_channels: input feature size ``C_in``.
+        out_channels: output feature size ``C``, divisible by ``heads``.
+        heads: number of heads ``H``.
+        pos_nn: ``[*, 3] -> [*, C]``; default ``Linear(3, C), LayerNorm, ReLU, Linear(C, C)``.
+        qkv_bias: bias in the query, key and value maps.
+
+    Shape:
+        x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
+        with ``return_attention=True`` also the weights [M, K, H] (zero at padding).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, *, heads: int = 4,
+        pos_nn: Callable | None = None, qkv_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if out_channels % heads != 0:
+            raise ValueError(f"out_channels ({out_channels}) must be divisible by heads "
+                             f"({heads})")
+        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
+        c = out_channels
+        self.lin_q = nn.Linear(in_channels, c, bias=qkv_bias)
+        self.lin_k = nn.Linear(in_channels, c, bias=qkv_bias)
+        self.lin_v = nn.Linear(in_channels, c, bias=qkv_bias)
+        self.lin_out = nn.Linear(c, c)
+        self.pos_nn = pos_nn if pos_nn is not None else mlp([3, c, c])
+
+    def forward(
+        self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        if idx.dim() != 2 or idx.shape[0] != x.shape[0]:
+            raise ValueError(f"idx must be [M, K] with M={x.shape[0]} rows, got "
+                             f"{tuple(idx.shape)}; build it with pcattn.ops.knn(pos, k, batch)")
+        m, k = idx.shape
+        c, h = self.out_channels, self.heads
+        d = c // h
+        valid = idx >= 0  # [M, K]
+        query = self.lin_q(x).view(m, h, d)  # [M, H, D]
+        kv_j = gather(torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1), idx)  # [M, K, 2C]
+        rel = (pos[:, None, :] - gather(pos, idx)) * valid[..., None]  # [M, K, 3]: p_i - p_j
+        delta = self.pos_nn(rel)  # [M, K, C]
+        key_j = (kv_j[..., :c] + delta).view(m, k, h, d)  # [M, K, H, D]
+        value_j = (kv_j[..., c:] + delta).view(m, k, h, d)  # [M, K, H, D]
+        logits = torch.einsum("mhd,mkhd->mkh", query, key_j) / math.sqrt(d)  # [M, K, H]
+        weight = masked_softmax(logits, valid)  # [M, K, H]
+        out = torch.einsum("mkh,mkhd->mhd", weight, value_j).reshape(m, c)  # [M, C]
+        out = self.lin_out(out)  # [M, C]
+        return (out, weight) if return_attention else out

@@ -1,0 +1,122 @@
+"""Nadaraya-Watson kernel regression as pooling and upsampling: the non-parametric baseline."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from pcattn.nn.point_transformer import masked_softmax
+from pcattn.nn.pool import global_mean_pool
+from pcattn.ops.batching import batch_size, check_batch, counts_and_ptr
+from pcattn.ops.gather import gather
+from pcattn.ops.knn import knn
+
+
+class NadarayaWatsonPool(nn.Module):
+    r"""Gaussian-kernel attention from query points to the nodes of their cloud.
+
+    The Nadaraya-Watson estimator (Nadaraya 1964; Watson 1964) is attention whose scores
+    are fixed by geometry: the query is a location, the keys are the node positions and the
+    values the node features,
+
+    .. math::
+        f(q) = \sum_{i \in b(q)} \operatorname{softmax}_i\Big(
+               -\frac{\lVert q - p_i \rVert^2}{2 \sigma^2}\Big)\, v_i
+
+    with a bandwidth ``sigma`` that is fixed or learned (stored as ``log sigma`` so it
+    stays positive). It has no weights besides ``sigma``, so it is **the non-parametric
+    baseline that learned attention must beat**: a learned pooling or upsampling block
+    that does no better than this kernel smoother has not learned anything from content.
+
+    Queries:
+
+    * ``query=None``: the centroid of each cloud, i.e. global pooling to ``[B, C]``
+      (``sigma -> inf`` gives mean pooling, ``sigma -> 0`` the node nearest the centroid);
+    * farthest-point-sampled centres,
+      ``s = pcattn.ops.farthest_point_sample(pos, batch, ratio=0.25)`` then
+      ``query=pos[s], query_batch=batch[s]`` (a downsampling pool);
+    * any given points, e.g. the fine points of a segmentation decoder
+      (``query=pos_fine, query_batch=batch_fine``): a drop-in ``upsample`` for
+      :class:`~pcattn.nn.TransitionUp`.
+
+    Each query sees the nodes of its own cloud: all of them with ``k=None`` (the exact
+    estimator; ``O(M_q * N_max)`` memory), or its ``k`` nearest (the kernel truncated;
+    with ``k`` and a fixed ``sigma`` this is ``pcattn.ops.interpolate(...,
+    mode="nadaraya_watson")``).
+
+    Args:
+        sigma: kernel bandwidth (initial value when learned), in units of ``pos``.
+        learn_sigma: make ``log sigma`` a parameter.
+        k: nodes per query (``None``: every node of the query's cloud).
+
+    Shape:
+        x: [M, C], pos: [M, 3], batch: [M], query: [M_q, 3], query_batch: [M_q] -> [M_q, C];
+        without ``query``: -> [B, C]. With ``return_attention=True`` also the weights
+        ``[M_q, K]`` (or ``[B, K]``), zero at padding: with ``k=None`` column ``n`` is the
+        ``n``-th node of the query's cloud (``K = N_max``, the layout of
+        ``pcattn.ops.unpack``, so ``w[mask]`` lists one weight per node); with ``k`` set,
+        the columns follow ``pcattn.ops.knn(pos, k, batch, query=..., query_batch=...)``.
+    """
+
+    def __init__(self, *, sigma: float = 0.1, learn_sigma: bool = False,
+                 k: int | None = None) -> None:
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        if k is not None and k < 1:
+            raise ValueError(f"k must be >= 1 or None, got {k}")
+        self.k, self.learn_sigma = k, learn_sigma
+        log_sigma = torch.tensor(math.log(sigma))
+        if learn_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    @property
+    def sigma(self) -> Tensor:
+        return self.log_sigma.exp()
+
+    def forward(
+        self, x: Tensor, pos: Tensor, batch: Tensor | None = None, query: Tensor | None = None,
+        query_batch: Tensor | None = None, *, return_attention: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        multi = batch is not None and batch.numel() > 0 and int(batch[-1]) > 0
+        batch = check_batch(batch, pos.shape[0], pos.device)
+        b = batch_size(batch)
+        if query is None:
+            if query_batch is not None:
+                raise ValueError("query_batch given without query")
+            query = global_mean_pool(pos, batch, b)  # [B, 3] centroids
+            query_batch = torch.arange(b, device=pos.device)  # [B]
+        elif query_batch is None and multi:
+            raise ValueError("query_batch is needed with query when batch has several clouds")
+        query_batch = check_batch(query_batch, query.shape[0], query.device)
+        if self.k is None:
+            idx = _cloud_index(batch, query_batch, max(b, batch_size(query_batch)))  # [M_q, N]
+        else:
+            idx = knn(pos, self.k, batch, query=query, query_batch=query_batch)  # [M_q, K]
+        valid = idx >= 0  # [M_q, K]
+        diff = gather(pos, idx) - query[:, None, :]  # [M_q, K, 3]
+        d2 = (diff * diff).sum(-1)  # [M_q, K]
+        sigma = self.sigma.to(pos.dtype)
+        weight = masked_softmax(-d2 / (2 * sigma * sigma), valid)  # [M_q, K]
+        out = torch.einsum("qk,qkc->qc", weight, gather(x, idx))  # [M_q, C]
+        return (out, weight) if return_attention else out
+
+    def extra_repr(self) -> str:
+        return f"sigma={float(self.sigma):.4g}, learn_sigma={self.learn_sigma}, k={self.k}"
+
+
+def _cloud_index(batch: Tensor, query_batch: Tensor, num_clouds: int) -> Tensor:
+    """Every node of each query's cloud, in node order, ``-1`` padded to ``N_max``.
+
+    Shape:
+        batch: [M], query_batch: [M_q] -> [M_q, N_max]
+    """
+    counts, ptr = counts_and_ptr(batch, num_clouds)  # [B], [B + 1]
+    n_max = int(counts.max()) if counts.numel() else 0
+    slot = torch.arange(n_max, device=batch.device)  # [N_max]
+    idx = ptr[query_batch][:, None] + slot  # [M_q, N_max]
+    return idx.masked_fill(slot >= counts[query_batch][:, None], -1)

@@ -1,0 +1,144 @@
+"""GroupedVectorAttention: a per-node loop reference, and the local-block contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pcattn.nn import GroupedVectorAttention
+from pcattn.ops import knn
+
+
+def clouds(sizes, c, device, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.rand(sum(sizes), 3, generator=g, dtype=dtype)
+    x = torch.randn(sum(sizes), c, generator=g, dtype=dtype)
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    return x.to(device), pos.to(device), batch.to(device)
+
+
+def renumber(idx, perm):
+    """Neighbourhoods of the permuted cloud (new node a is old node perm[a])."""
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.numel(), device=perm.device)
+    new = idx[perm]
+    return torch.where(new >= 0, inv[new.clamp(min=0)], new)
+
+
+def make(c_in=5, c=8, groups=4, **kw):
+    return GroupedVectorAttention(c_in, c, groups=groups, **kw)
+
+
+def test_shapes_and_weights(device):
+    x, pos, batch = clouds([20, 3], 5, device)
+    idx = knn(pos, 6, batch)  # the 3-point cloud has 3 padded slots per row
+    layer = make().to(device)
+    out, w = layer(x, pos, idx, return_attention=True)
+    assert out.shape == (23, 8) and w.shape == (23, 6, 4)
+    torch.testing.assert_close(w.sum(1), torch.ones(23, 4, device=device))
+    assert (w[idx < 0] == 0).all() and (idx[20:, 3:] == -1).all()
+    torch.testing.assert_close(layer(x, pos, idx), out)
+
+
+@pytest.mark.parametrize("pos_multiplier", [False, True])
+def test_matches_per_node_loop(pos_multiplier):
+    """Group g of the output is the g-th weight times the g-th channel slice, per node."""
+    x, pos, batch = clouds([9, 4], 5, "cpu", dtype=torch.float64)
+    idx = knn(pos, 5, batch)
+    layer = make(pos_multiplier=pos_multiplier).double()
+    out, w = layer(x, pos, idx, return_attention=True)
+    q, k, v = layer.lin_q(x), layer.lin_k(x), layer.lin_v(x)
+    for i in range(x.shape[0]):
+        nb = idx[i][idx[i] >= 0]
+        rel = pos[nb] - pos[i]  # [K_i, 3]
+        r = k[nb] - q[i]
+        if pos_multiplier:
+            r = r * layer.pos_mul_nn(rel)
+        delta = layer.pos_nn(rel)
+        a = torch.softmax(layer.attn_nn(r + delta), dim=0)  # [K_i, G]
+        ref = (a.repeat_interleave(2, dim=1) * (v[nb] + delta)).sum(0)  # D = 8 / 4 = 2
+        torch.testing.assert_close(out[i], ref)
+        torch.testing.assert_close(w[i, : nb.numel()], a)
+
+
+def test_permutation_equivariance(device):
+    x, pos, batch = clouds([16], 5, device)
+    idx = knn(pos, 5, batch)
+    layer = make().to(device)
+    perm = torch.randperm(16, device=device)
+    out, w = layer(x, pos, idx, return_attention=True)
+    out_p, w_p = layer(x[perm], pos[perm], renumber(idx, perm), return_attention=True)
+    torch.testing.assert_close(out_p, out[perm], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w_p, w[perm], atol=1e-5, rtol=1e-5)
+
+
+def test_batch_equals_each_cloud_alone(device):
+    sizes, k = [14, 4], 6  # the second cloud is smaller than k: padded rows
+    x, pos, batch = clouds(sizes, 5, device)
+    layer = make().to(device)
+    out = layer(x, pos, knn(pos, k, batch))
+    for s, e in [(0, 14), (14, 18)]:
+        alone = layer(x[s:e], pos[s:e], knn(pos[s:e], k))
+        torch.testing.assert_close(out[s:e], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_padding_gets_no_weight_and_no_gradient(device):
+    """Extra -1 columns change nothing: output, weights and every gradient are the same."""
+    x, pos, batch = clouds([12], 5, device)
+    idx = knn(pos, 4, batch)
+    pad = torch.full((12, 3), -1, device=device)
+    idx_pad = torch.cat([pad[:, :1], idx[:, :2], pad[:, 1:], idx[:, 2:]], dim=1)  # [12, 7]
+    layer = make().to(device)
+    grads = []
+    for nb in (idx, idx_pad):
+        xx, pp = x.clone().requires_grad_(), pos.clone().requires_grad_()
+        layer.zero_grad()
+        out, w = layer(xx, pp, nb, return_attention=True)
+        (out * torch.linspace(-1, 1, out.numel(), device=device).view_as(out)).sum().backward()
+        grads.append((out, w[nb >= 0], xx.grad, pp.grad,
+                      [p.grad.clone() for p in layer.parameters()]))
+    (o1, w1, gx1, gp1, gw1), (o2, w2, gx2, gp2, gw2) = grads
+    torch.testing.assert_close(o2, o1, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w2, w1, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gx2, gx1, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gp2, gp1, atol=1e-5, rtol=1e-5)
+    for a, b in zip(gw1, gw2):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+
+
+def test_all_padding_row_is_zero_and_finite(device):
+    x, pos, batch = clouds([6], 5, device)
+    idx = knn(pos, 3, batch)
+    idx[2] = -1
+    xx = x.clone().requires_grad_()
+    layer = make().to(device)
+    out, w = layer(xx, pos, idx, return_attention=True)
+    out.sum().backward()
+    assert (out[2] == 0).all() and (w[2] == 0).all()
+    assert torch.isfinite(xx.grad).all()
+
+
+@pytest.mark.parametrize("pos_multiplier", [False, True])
+def test_all_parameters_get_gradients(device, pos_multiplier):
+    x, pos, batch = clouds([10, 7], 5, device)
+    layer = make(pos_multiplier=pos_multiplier).to(device)
+    layer(x, pos, knn(pos, 4, batch)).square().sum().backward()
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_gradcheck(device):
+    x, pos, batch = clouds([5, 3], 3, device, dtype=torch.float64)
+    idx = knn(pos, 4, batch)
+    layer = make(c_in=3, c=4, groups=2, pos_multiplier=True).to(device).double()
+    x.requires_grad_()
+    pos.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: layer(a, b, idx), (x, pos))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="divisible"):
+        GroupedVectorAttention(4, 10, groups=4)
+    layer = make()
+    with pytest.raises(ValueError, match="idx must be"):
+        layer(torch.randn(5, 5), torch.rand(5, 3), torch.zeros(4, 2, dtype=torch.long))
