@@ -1,0 +1,84 @@
+"""PCT offset-attention over each cloud (Guo et al., Computational Visual Media 2021)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from pcattn.nn.positional_encoding import apply_pos_encoding
+from pcattn.ops.batching import check_batch, pack, unpack
+
+
+class OffsetAttention(nn.Module):
+    r"""Offset-attention of the Point Cloud Transformer, per cloud of a packed batch.
+
+    From "PCT: Point Cloud Transformer" (Guo, Cai, Liu, Mu, Martin, Hu, 2021):
+
+    .. math::
+        F_{out} = \mathrm{LBR}(F_{in} - F_{sa}) + F_{in}, \qquad
+        F_{sa} = \tilde A^\top V
+
+    with energies :math:`E = Q K^\top` (``Q = K`` with shared weights, ``C/4`` channels,
+    no ``1/\sqrt{d}``, as in PCT's code), a softmax over each row and then an L1
+    normalisation of each column, exactly as PCT's ``SA_Layer`` does:
+    ``attention = softmax(energy, dim=-1)``;
+    ``attention = attention / (1e-9 + attention.sum(dim=1, keepdim=True))``;
+    ``x_r = v @ attention``. So node ``j`` receives :math:`\sum_i \tilde A_{ij} v_i` and
+    its weights sum to 1 over ``i``. LBR is ``Linear -> norm -> ReLU``; the norm is
+    ``LayerNorm`` by default, not PCT's BatchNorm, whose running statistics make eval
+    mode collapse early in training (see DESIGN.md). Padded keys get no energy, padded
+    rows are zeroed before the column normalisation, so padding has no weight.
+
+    Cost: the ``[B, N, N]`` matrix is built (the column normalisation needs whole
+    columns), O(B N^2) memory: about 4 MB per cloud at N=1024, 1 GB at N=16384.
+
+    Args:
+        channels: ``C`` (input and output, residual block).
+        qk_channels: size of queries and keys (default ``C // 4``).
+        share_qk: use one projection for queries and keys, as PCT does.
+        norm_layer: ``C -> module`` for the LBR norm (e.g. ``nn.BatchNorm1d`` for PCT's
+            original, at the cost above).
+        pos_encoding: absolute encoding ``[M, 3] -> [M, C]``; the block then works on
+            ``x + pos_encoding(pos)`` (residual included) and ``forward`` needs ``pos=``.
+
+    Shape:
+        x: [M, C], batch: [M] (``None``: one cloud) -> [M, C];
+        with ``return_attention=True`` also [B, 1, N_max, N_max], ``[b, 0, j, i]`` being
+        the weight node ``j`` gives to ``v_i`` (the transpose of PCT's ``attention``, so
+        rows are receivers as in the other blocks; rows sum to 1, zero at padding).
+    """
+
+    def __init__(self, channels: int, *, qk_channels: int | None = None,
+                 share_qk: bool = True,
+                 norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
+                 pos_encoding: Callable | None = None) -> None:
+        super().__init__()
+        qk_channels = qk_channels or max(1, channels // 4)
+        self.channels, self.eps = channels, 1e-9
+        self.lin_q = nn.Linear(channels, qk_channels, bias=False)
+        self.lin_k = self.lin_q if share_qk else nn.Linear(channels, qk_channels, bias=False)
+        self.lin_v = nn.Linear(channels, channels)
+        self.lbr = nn.Sequential(nn.Linear(channels, channels), norm_layer(channels),
+                                 nn.ReLU())
+        self.pos_encoding = pos_encoding
+
+    def forward(self, x: Tensor, batch: Tensor | None = None,
+                return_attention: bool = False, *, pos: Tensor | None = None,
+                ) -> Tensor | tuple[Tensor, Tensor]:
+        batch = check_batch(batch, x.shape[0], x.device)
+        x = apply_pos_encoding(x, pos, self.pos_encoding)  # [M, C]
+        q, mask = unpack(self.lin_q(x), batch)  # [B, N, C_qk], [B, N]
+        k, _ = unpack(self.lin_k(x), batch)  # [B, N, C_qk]
+        v, _ = unpack(self.lin_v(x), batch)  # [B, N, C]
+        energy = q @ k.transpose(1, 2)  # [B, N, N]
+        key_mask = (mask | ~mask.any(1, keepdim=True))[:, None, :]  # [B, 1, N]
+        attn = torch.softmax(energy.masked_fill(~key_mask, float("-inf")), dim=-1)
+        attn = attn * mask[:, :, None]  # [B, N, N]: padded rows i give nothing
+        attn = attn / (self.eps + attn.sum(dim=1, keepdim=True))  # columns sum to 1
+        x_r = attn.transpose(1, 2) @ v  # [B, N, C]: x_r[j] = sum_i attn[i, j] v_i
+        out = x + self.lbr(x - pack(x_r, mask)[0])  # [M, C]
+        if not return_attention:
+            return out
+        return out, attn.transpose(1, 2)[:, None]  # [B, 1, N, N]
