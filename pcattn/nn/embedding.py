@@ -1,14 +1,24 @@
-"""Per-node embedding of point (or graph node) features."""
+"""Embeddings: per-node (points or graph nodes) and PCT's neighbour embedding."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from pcattn.nn.mlp import mlp
+from pcattn.ops.batching import check_batch
+from pcattn.ops.gather import gather
+from pcattn.ops.knn import knn
+from pcattn.ops.sampling import farthest_point_sample
 
 
 class PointEmbedding(nn.Module):
     """Shared MLP applied to each node's input features (PointNet's per-point MLP).
+
+    Works on any node features, with no geometry: for a graph ``Data(x, edge_index)``
+    use ``PointEmbedding(F, C)(data.x)``; the edges are for the blocks that follow.
+    Integer features (labels, counts) are cast to the weights' dtype, and a 1-D ``x [M]``
+    is read as one feature per node.
 
     Args:
         in_channels: input size ``F`` (3 for xyz, 6 for xyz + normals, ...).
@@ -16,7 +26,7 @@ class PointEmbedding(nn.Module):
         hidden_channels: width of the hidden layer (default ``C``).
 
     Shape:
-        x: [M, F] -> [M, C]
+        x: [M, F] or [M] -> [M, C]
     """
 
     def __init__(self, in_channels: int, out_channels: int, *,
@@ -26,4 +36,69 @@ class PointEmbedding(nn.Module):
         self.mlp = mlp([in_channels, hidden, out_channels], last_act=True)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 1:
+            x = x[:, None]  # [M, 1]
+        if not x.is_floating_point():
+            x = x.to(self.mlp[0].weight.dtype)
         return self.mlp(x)
+
+
+class NeighborEmbedding(nn.Module):
+    r"""PCT's neighbour embedding: a point embedding, then two sample-and-group stages.
+
+    From "PCT: Point Cloud Transformer" (Guo et al., 2021), ``Neighbor_Embedding``: an
+    embedding ``F -> H`` (two LBR layers), then twice: farthest point sampling of centres
+    ``i``, the ``k`` nearest points ``j`` of each centre, and
+
+    .. math:: y_i = \max_{j \in kNN(i)} \mathrm{LBR}^2\big([x_j - x_i \,\|\, x_i]\big)
+
+    with widths ``2H -> C/2`` then ``C -> C`` (PCT: ``H=64``, ``C=256``, 1024 -> 512 ->
+    256 points, ``k=32``). ``-1`` neighbours of small clouds are left out of the max.
+    LBR is ``Linear -> LayerNorm -> ReLU`` (see ``mlp``), not BatchNorm.
+
+    Args:
+        in_channels: input feature size ``F`` (3 when the features are xyz).
+        out_channels: ``C`` (even).
+        hidden_channels: ``H``, width of the first embedding.
+        ratios: fraction of each cloud kept by each of the two stages, or
+        num_samples: points kept per cloud by each stage (overrides ``ratios``).
+        k: neighbours grouped per centre.
+
+    Shape:
+        x: [M, F] (``None``: ``pos``), pos: [M, 3], batch: [M]
+        -> x: [S, C], pos: [S, 3], batch: [S], index of the kept points in the input: [S]
+    """
+
+    def __init__(self, in_channels: int, out_channels: int = 256, *,
+                 hidden_channels: int = 64, ratios: tuple[float, float] = (0.5, 0.5),
+                 num_samples: tuple[int, int] | None = None, k: int = 32) -> None:
+        super().__init__()
+        if out_channels % 2:
+            raise ValueError(f"out_channels must be even, got {out_channels}")
+        self.ratios, self.num_samples, self.k = ratios, num_samples, k
+        mid = out_channels // 2
+        self.embed = mlp([in_channels, hidden_channels, hidden_channels], last_act=True)
+        self.local0 = mlp([2 * hidden_channels, mid, mid], last_act=True)
+        self.local1 = mlp([2 * mid, out_channels, out_channels], last_act=True)
+
+    def forward(self, x: Tensor | None, pos: Tensor, batch: Tensor | None = None
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        batch = check_batch(batch, pos.shape[0], pos.device)
+        h = self.embed(pos if x is None else x)  # [M, H]
+        sample = torch.arange(pos.shape[0], device=pos.device)  # [M]
+        for stage, local in enumerate((self.local0, self.local1)):
+            h, keep = self._sample_and_group(h, pos, batch, local, stage)  # [S, C_s]
+            pos, batch, sample = pos[keep], batch[keep], sample[keep]
+        return h, pos, batch, sample
+
+    def _sample_and_group(self, x: Tensor, pos: Tensor, batch: Tensor, local: nn.Module,
+                          stage: int) -> tuple[Tensor, Tensor]:
+        if self.num_samples is not None:
+            keep = farthest_point_sample(pos, batch, num=self.num_samples[stage])  # [S]
+        else:
+            keep = farthest_point_sample(pos, batch, ratio=self.ratios[stage])  # [S]
+        idx = knn(pos, self.k, batch, query=pos[keep], query_batch=batch[keep])  # [S, K]
+        centre = x[keep][:, None, :].expand(-1, idx.shape[1], -1)  # [S, K, C]
+        h = local(torch.cat([gather(x, idx) - centre, centre], dim=-1))  # [S, K, C']
+        h = h.masked_fill((idx < 0)[..., None], float("-inf"))
+        return h.max(dim=1).values, keep  # [S, C'], [S]
