@@ -1,0 +1,175 @@
+"""GraphAttention: number-for-number equal to PyG's GATv2Conv, on kNN and mesh graphs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.nn import GATv2Conv
+from torch_geometric.utils import add_self_loops, remove_self_loops, to_undirected
+
+from pcattn.nn import GraphAttention
+from pcattn.ops import knn, neighbors_to_edge_index
+
+
+def knn_graph(sizes, k, c, device, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.rand(sum(sizes), 3, generator=g, dtype=dtype).to(device)
+    x = torch.randn(sum(sizes), c, generator=g, dtype=dtype).to(device)
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes)).to(device)
+    edge_index = neighbors_to_edge_index(knn(pos, k, batch))  # [2, E], self loops included
+    return x, pos, batch, edge_index
+
+
+def octahedron(device):
+    """A closed triangle mesh: 6 vertices, 8 faces, 12 undirected edges."""
+    pos = torch.tensor([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
+                       dtype=torch.float32, device=device)
+    faces = torch.tensor([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5],
+                          [3, 1, 5], [0, 3, 5]], device=device)
+    e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).T  # [2, 24]
+    return pos, to_undirected(e)
+
+
+def rel_pos(pos, edge_index):
+    return pos[edge_index[0]] - pos[edge_index[1]]  # [E, 3]: p_j - p_i
+
+
+def pyg_twin(layer: GraphAttention, **kw) -> GATv2Conv:
+    """A GATv2Conv holding the same weights (per-head width = out_channels // heads)."""
+    conv = GATv2Conv(layer.in_channels, layer.head_channels, heads=layer.heads,
+                     concat=layer.concat, edge_dim=layer.edge_dim,
+                     share_weights=layer.share_weights, residual=layer.res is not None,
+                     negative_slope=layer.negative_slope, **kw)
+    with torch.no_grad():
+        conv.lin_l.weight.copy_(layer.lin_src.weight)
+        conv.lin_l.bias.copy_(layer.lin_src.bias)
+        conv.lin_r.weight.copy_(layer.lin_dst.weight)
+        conv.lin_r.bias.copy_(layer.lin_dst.bias)
+        conv.att.copy_(layer.att)
+        conv.bias.copy_(layer.bias)
+        if layer.lin_edge is not None:
+            conv.lin_edge.weight.copy_(layer.lin_edge.weight)
+        if layer.res is not None:
+            conv.res.weight.copy_(layer.res.weight)
+    return conv
+
+
+@pytest.mark.parametrize("concat,edge_dim,residual,share", [
+    (True, None, False, False), (False, None, False, False), (True, 3, True, False),
+    (False, 3, False, True),
+])
+def test_matches_gatv2conv(device, concat, edge_dim, residual, share):
+    x, pos, batch, edge_index = knn_graph([12, 5], 4, 6, device)
+    layer = GraphAttention(6, 8, heads=2, concat=concat, edge_dim=edge_dim, residual=residual,
+                           share_weights=share).to(device)
+    with torch.no_grad():
+        layer.bias.normal_()  # a non-zero bias, so copying it is checked too
+    conv = pyg_twin(layer, add_self_loops=False).to(device)
+    ea = rel_pos(pos, edge_index) if edge_dim else None
+    out, alpha = layer(x, edge_index, ea, return_attention=True)
+    ref, (ref_ei, ref_alpha) = conv(x, edge_index, ea, return_attention_weights=True)
+    assert out.shape == (17, 8) and alpha.shape == (edge_index.shape[1], 2)
+    assert torch.equal(ref_ei, edge_index)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(alpha, ref_alpha, atol=1e-5, rtol=1e-5)
+
+
+def test_matches_gatv2conv_self_loops_on_a_mesh(device):
+    """PyG's default self loops (fill 'mean') are the same graph built beforehand."""
+    pos, edge_index = octahedron(device)
+    x = torch.randn(6, 5, device=device)
+    layer = GraphAttention(5, 4, heads=2, edge_dim=3).to(device)
+    conv = pyg_twin(layer).to(device)  # add_self_loops=True, fill_value="mean"
+    ei, ea = remove_self_loops(edge_index, rel_pos(pos, edge_index))
+    ei, ea = add_self_loops(ei, ea, fill_value="mean", num_nodes=6)
+    out, alpha = layer(x, ei, ea, return_attention=True)
+    ref, (_, ref_alpha) = conv(x, edge_index, rel_pos(pos, edge_index),
+                               return_attention_weights=True)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(alpha, ref_alpha, atol=1e-5, rtol=1e-5)
+
+
+def test_bipartite_matches_gatv2conv(device):
+    src, dst = torch.randn(7, 3, device=device), torch.randn(4, 5, device=device)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 0], [0, 0, 1, 1, 2, 2, 3, 3]],
+                              device=device)
+    layer = GraphAttention((3, 5), 6, heads=3).to(device)
+    conv = pyg_twin(layer, add_self_loops=False).to(device)
+    torch.testing.assert_close(layer((src, dst), edge_index), conv((src, dst), edge_index),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_attention_is_a_softmax_over_incoming_edges(device):
+    pos, edge_index = octahedron(device)
+    layer = GraphAttention(3, 4, heads=2).to(device)
+    _, alpha = layer(pos, edge_index, return_attention=True)
+    total = torch.zeros(6, 2, device=device).index_add_(0, edge_index[1], alpha)
+    torch.testing.assert_close(total, torch.ones(6, 2, device=device))
+    assert (alpha > 0).all()
+
+
+def test_permutation_equivariance(device):
+    x, pos, _, edge_index = knn_graph([15], 4, 6, device)
+    layer = GraphAttention(6, 8, heads=2, edge_dim=3).to(device)
+    out, alpha = layer(x, edge_index, rel_pos(pos, edge_index), return_attention=True)
+    perm = torch.randperm(15, device=device)
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(15, device=device)
+    ei_p = inv[edge_index]  # same edges, new node ids, same edge order
+    out_p, alpha_p = layer(x[perm], ei_p, rel_pos(pos[perm], ei_p), return_attention=True)
+    torch.testing.assert_close(out_p, out[perm], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(alpha_p, alpha, atol=1e-5, rtol=1e-5)
+
+
+def test_batch_equals_each_graph_alone(device):
+    x, pos, batch, edge_index = knn_graph([13, 3], 5, 6, device)  # 3-node cloud: padded kNN
+    layer = GraphAttention(6, 8, heads=2, edge_dim=3).to(device)
+    out = layer(x, edge_index, rel_pos(pos, edge_index))
+    for s, e in [(0, 13), (13, 16)]:
+        ei = neighbors_to_edge_index(knn(pos[s:e], 5))
+        alone = layer(x[s:e], ei, rel_pos(pos[s:e], ei))
+        torch.testing.assert_close(out[s:e], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_padding_and_isolated_nodes(device):
+    """-1 slots give no edge; a node without incoming edges gets the bias, finite grads."""
+    x, pos, batch, _ = knn_graph([10], 3, 4, device)
+    idx = knn(pos, 3, batch)
+    idx_pad = torch.cat([idx, torch.full((10, 2), -1, device=device)], dim=1)
+    idx_pad[4] = -1
+    idx[4] = -1
+    layer = GraphAttention(4, 4, heads=2).to(device)
+    with torch.no_grad():
+        layer.bias.normal_()
+    xx = x.clone().requires_grad_()
+    out = layer(xx, neighbors_to_edge_index(idx_pad))
+    torch.testing.assert_close(out, layer(x, neighbors_to_edge_index(idx)))
+    torch.testing.assert_close(out[4], layer.bias)
+    out.sum().backward()
+    assert torch.isfinite(xx.grad).all()
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_all_parameters_get_gradients(device, residual):
+    x, pos, _, edge_index = knn_graph([10, 7], 4, 6, device)
+    layer = GraphAttention(6, 8, heads=2, edge_dim=3, residual=residual).to(device)
+    layer(x, edge_index, rel_pos(pos, edge_index)).square().sum().backward()
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_gradcheck(device):
+    x, pos, _, edge_index = knn_graph([5, 3], 3, 3, device, dtype=torch.float64)
+    layer = GraphAttention(3, 4, heads=2, edge_dim=3).to(device).double()
+    x.requires_grad_()
+    ea = rel_pos(pos, edge_index).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: layer(a, edge_index, b), (x, ea))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="divisible"):
+        GraphAttention(4, 6, heads=4)
+    layer = GraphAttention(4, 4, heads=2, edge_dim=3)
+    ei = torch.tensor([[0, 1], [1, 0]])
+    with pytest.raises(ValueError, match="edge_attr is missing"):
+        layer(torch.randn(2, 4), ei)
