@@ -1,4 +1,4 @@
-"""Command line: ``pcattn train | eval | bench | models`` (also ``python -m pcattn``)."""
+"""Command line: ``pcattn train | eval | bench | models | data`` (also ``python -m pcattn``)."""
 
 from __future__ import annotations
 
@@ -30,14 +30,29 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="small sizes only")
 
     sub.add_parser("models", help="list registered models")
+    _data_parser(sub)
     return p
+
+
+def _data_parser(sub) -> None:
+    d = sub.add_parser("data", help="inspect a dataset root or build its cache")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    i = dsub.add_parser("info", help="what is under ROOT: layout, splits, classes, counts")
+    i.add_argument("root")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    pr = dsub.add_parser("prepare", help="build the cache of ROOT's train and test splits")
+    pr.add_argument("root")
+    pr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="data config fields, e.g. num_points=1024 name=modelnet10 "
+                         "(use the values your run config uses so that it finds the cache)")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, PermissionError, ValueError) as err:
         print(f"pcattn {args.command}: error: {err}", file=sys.stderr)
         return 2
 
@@ -64,4 +79,31 @@ def _run(args) -> int:
         from pcattn.models import list_models
 
         print("\n".join(list_models()))
+    elif args.command == "data":
+        return _run_data(args)
+    return 0
+
+
+def _run_data(args) -> int:
+    import yaml
+
+    from pcattn.data.info import describe, format_description, prepare
+
+    if args.data_command == "info":
+        found = describe(args.root)
+        print(json.dumps(found, indent=2) if args.json else format_description(found))
+        return 0
+    options = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value (e.g. num_points=1024), got {item!r}")
+        options[key.removeprefix("data.")] = yaml.safe_load(value)
+    from pcattn.data.info import guess_name
+    from pcattn.engine.config import config_from_dict
+
+    options.setdefault("name", guess_name(args.root, options.get("layout", "auto")))
+    cfg = config_from_dict({"data": {**options, "root": args.root}}).data
+    counts = prepare(cfg, progress=not args.no_progress)
+    print("cached: " + ", ".join(f"{s} {n} clouds" for s, n in counts.items()))
     return 0

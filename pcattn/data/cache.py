@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,6 +32,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as its data
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -38,11 +40,30 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
-def load_or_build(path: str | os.PathLike, build: Callable[[], Any]) -> Any:
-    """Load ``path`` if present, else ``build()`` it and save it atomically."""
+def load_or_build(path: str | os.PathLike, build: Callable[[], Any], *,
+                  options: dict[str, Any] | None = None) -> Any:
+    """Load ``path`` if present, else ``build()`` it and save it atomically.
+
+    With ``options`` the file also records them: a cache whose recorded options differ
+    (another option under a colliding name, a hand-copied file) or that cannot be read (a
+    truncated copy) is rebuilt with a warning, never returned.
+    """
     path = Path(path)
+    wanted = None if options is None else json.loads(json.dumps(options, sort_keys=True,
+                                                                default=str))
     if path.exists():
-        return torch.load(path, weights_only=False)
+        try:
+            obj = torch.load(path, weights_only=False)
+        except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt
+            if wanted is None:
+                raise
+            warnings.warn(f"cache {path} is unreadable ({type(err).__name__}); rebuilding it")
+        else:
+            if wanted is None:
+                return obj
+            if isinstance(obj, dict) and obj.get("options") == wanted and "content" in obj:
+                return obj["content"]
+            warnings.warn(f"cache {path} was built with other options; rebuilding it")
     obj = build()
-    atomic_save(obj, path)
+    atomic_save(obj if wanted is None else {"options": wanted, "content": obj}, path)
     return obj

@@ -17,13 +17,37 @@ class DataConfig:
     per_class: int = 100  # synthetic data only: clouds per class in the train split
     use_normals: bool = True  # feed normals as data.x
     seed: int = 0
+    # real datasets (modelnet40, modelnet10, shapenetpart, folder)
+    layout: str = "auto"  # or a layout kind (pcattn.data.layouts.LAYOUTS), e.g. "modelnet_off"
+    sampling: str = "auto"  # cut point layouts to num_points: "first" | "random" | "fps"
+    normalize: bool = True  # centre + unit sphere, once, in the cache
+    augment: str = ""  # transform preset (pcattn.data.transforms.PRESETS), "" for none
+    categories: tuple = ()  # shapenetpart: keep only these categories (names or synsets)
+    cache_dir: str = ""  # default: <layout folder>/pcattn_cache
+    skip_bad: bool = False  # skip (and list) unreadable files instead of stopping
+    split_file: str = ""  # folder: json {"train": [...], "test": [...]}; default root/split.json
+    test_ratio: float = 0.2  # folder: per-class test fraction when there is no split given
 
     def __post_init__(self) -> None:
+        from pcattn.data.base import SAMPLINGS
+        from pcattn.data.layouts import LAYOUTS
+        from pcattn.data.transforms import PRESETS
+
         if self.name not in DATASETS:
             raise ValueError(f"unknown dataset {self.name!r}; available: {sorted(DATASETS)}")
         if self.num_points < 1 or self.per_class < 1:
             raise ValueError("data.num_points and data.per_class must be >= 1, got "
                              f"{self.num_points}, {self.per_class}")
+        if self.layout != "auto" and self.layout not in LAYOUTS:
+            raise ValueError(f"data.layout must be 'auto' or one of {list(LAYOUTS)}, got "
+                             f"{self.layout!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"data.sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.augment and self.augment not in PRESETS:
+            raise ValueError(f"data.augment must be '' or one of {sorted(PRESETS)}, got "
+                             f"{self.augment!r}")
+        if not 0.0 < self.test_ratio < 1.0:
+            raise ValueError(f"data.test_ratio must be in (0, 1), got {self.test_ratio}")
 
 
 def _synthetic_shapes(cfg: DataConfig, split: str) -> Dataset:
@@ -47,16 +71,62 @@ def _drop_x(data):
     return data
 
 
+def _augment(cfg: DataConfig, split: str):
+    from pcattn.data.transforms import preset
+
+    return preset(cfg.augment, split, generator=cfg.seed) if cfg.augment else None
+
+
+def _common(cfg: DataConfig, split: str, progress: bool) -> dict:
+    return dict(use_normals=cfg.use_normals, normalize=cfg.normalize, seed=cfg.seed,
+                cache_dir=cfg.cache_dir or None, transform=_augment(cfg, split),
+                skip_bad=cfg.skip_bad, progress=progress)
+
+
+def _modelnet(variant: int):
+    def build(cfg: DataConfig, split: str, progress: bool = False) -> Dataset:
+        from pcattn.data.modelnet import ModelNet
+
+        return ModelNet(cfg.root, split, variant=variant, num_points=cfg.num_points,
+                        layout=cfg.layout, sampling=cfg.sampling,
+                        **_common(cfg, split, progress))
+    return build
+
+
+def _shapenetpart(cfg: DataConfig, split: str, progress: bool = False) -> Dataset:
+    from pcattn.data.shapenetpart import ShapeNetPart
+
+    # the standard protocol trains on train + val and tests on test
+    return ShapeNetPart(cfg.root, "trainval" if split == "train" else split,
+                        num_points=cfg.num_points, categories=cfg.categories or None,
+                        layout=cfg.layout, **_common(cfg, split, progress))
+
+
+def _folder(cfg: DataConfig, split: str, progress: bool = False) -> Dataset:
+    from pcattn.data.folder import FolderDataset
+
+    return FolderDataset(cfg.root, split, num_points=cfg.num_points, sampling=cfg.sampling,
+                         split_file=cfg.split_file or None, test_ratio=cfg.test_ratio,
+                         **_common(cfg, split, progress))
+
+
 DATASETS = {
     "synthetic_shapes": _synthetic_shapes,
     "synthetic_parts": _synthetic_parts,
+    "modelnet40": _modelnet(40),
+    "modelnet10": _modelnet(10),
+    "shapenetpart": _shapenetpart,
+    "folder": _folder,
 }
 
 
-def build_dataset(cfg: DataConfig, split: str) -> Dataset:
+def build_dataset(cfg: DataConfig, split: str, *, progress: bool = False) -> Dataset:
     """The ``split`` (``"train"`` / ``"test"``) of the dataset that ``cfg`` names.
 
     Datasets expose ``num_classes``; classification items carry ``y [1]``, segmentation
-    items ``y [N]`` and ``category [1]``.
+    items ``y [N]`` and ``category [1]``. ``progress`` shows a bar while a cache is built.
     """
-    return DATASETS[cfg.name](cfg, split)
+    builder = DATASETS[cfg.name]
+    if cfg.name.startswith("synthetic"):
+        return builder(cfg, split)
+    return builder(cfg, split, progress)

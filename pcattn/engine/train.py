@@ -86,15 +86,14 @@ def train(run: RunConfig, *, progress: bool = True) -> dict:
             loss.backward()
             opt.step()
             sched.step()
-            running += float(loss) * batch.num_graphs
+            running += loss.item() * batch.num_graphs
             correct += int((logits.argmax(-1) == batch.y).sum())
             count += batch.num_graphs
             bar.set_postfix(loss=f"{running / count:.3f}", acc=f"{correct / count:.3f}")
         seen += count
         history.append({"epoch": epoch + 1, "loss": running / count, "train_acc": correct / count})
-        if progress:
-            tqdm.write(f"epoch {epoch + 1}: loss {running / count:.4f}, "
-                       f"train acc {correct / count:.4f}")
+        tqdm.write(f"epoch {epoch + 1}: loss {running / count:.4f}, "
+                   f"train acc {correct / count:.4f}")
     train_time = time.perf_counter() - t0
     save_checkpoint(out / "checkpoint.pt", model, run.to_dict(), epoch=cfg.epochs)
     test = evaluate(model, test_set, batch_size=cfg.batch_size, device=device)

@@ -1,0 +1,141 @@
+"""What a data root holds (``pcattn data info``) and building its caches (``pcattn data
+prepare``). Counting reads only split lists, folder listings and h5 label arrays."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from pcattn.data.layouts import CACHE_DIRNAME, LAYOUTS, Layout, find_layouts, not_found_error
+
+
+def dataset_name(layout: Layout) -> str:
+    """The registry name that reads ``layout`` (ModelNet10 if its folder says 10)."""
+    if layout.kind.startswith("shapenetpart"):
+        return "shapenetpart"
+    if layout.kind == "folder":
+        return "folder"
+    ten = "10" in layout.path.name or (
+        layout.kind == "modelnet_normal"
+        and not (layout.path / "modelnet40_shape_names.txt").is_file())
+    return "modelnet10" if ten else "modelnet40"
+
+
+def _counts(layout: Layout, name: str) -> tuple[list[str], dict[str, Counter]]:
+    """Class names and, per split, the number of clouds of each class."""
+    if name.startswith("modelnet"):
+        from pcattn.data import modelnet as m
+
+        variant = int(name[len("modelnet"):])
+        classes, splits = m.modelnet_classes(layout, variant), m.SPLITS
+        lister = lambda s: m.list_files(layout, s, variant)  # noqa: E731
+        label_key, h5_keys = "label", ("data", "label")
+    elif name == "shapenetpart":
+        from pcattn.data import shapenetpart as sp
+
+        classes, splits = list(sp.SHAPENETPART_CATEGORIES), ("train", "val", "test")
+        lister = lambda s: sp.list_files(layout, s)  # noqa: E731
+        label_key, h5_keys = "label", ("data", "label", "pid")
+    else:
+        from pcattn.data import folder as fo
+
+        classes, splits = fo.folder_classes(layout.path), fo.SPLITS
+        lister = lambda s: fo.list_files(layout.path, s)[0]  # noqa: E731
+        label_key = h5_keys = None
+    out = {}
+    for s in splits:
+        c: Counter = Counter()
+        for f, label in lister(s):
+            if label >= 0:
+                c[label] += 1
+            else:  # an h5 file: count its labels
+                from pcattn.data.modelnet import read_h5
+
+                labels = read_h5(f, h5_keys)[label_key].reshape(-1)
+                if name == "modelnet10":
+                    labels = [classes.index(n) for n in (np.array(m.modelnet_classes(
+                        layout, 40))[labels]) if n in classes]
+                c.update(int(v) for v in labels)
+        out[s] = c
+    return classes, out
+
+
+def describe(root: str | os.PathLike) -> list[dict]:
+    """One dict per layout found under ``root``: kind, path, name, classes, counts, caches.
+
+    Falls back to the folder-per-class layout when no benchmark layout is there.
+    """
+    root = Path(root)
+    layouts = find_layouts(root)
+    if not layouts:
+        from pcattn.data.folder import folder_classes
+
+        try:
+            folder_classes(root)
+        except FileNotFoundError:
+            raise not_found_error(root, tuple(LAYOUTS)) from None
+        layouts = [Layout("folder", root)]
+    out = []
+    for layout in layouts:
+        name = dataset_name(layout)
+        entry = {"kind": layout.kind, "path": str(layout.path), "name": name}
+        try:
+            classes, counts = _counts(layout, name)
+            entry.update(classes=classes, splits={s: sum(c.values()) for s, c in counts.items()},
+                         per_class={s: {classes[k]: v for k, v in sorted(c.items())}
+                                    for s, c in counts.items()})
+        except (OSError, ValueError) as err:
+            entry["error"] = str(err)
+        cache = layout.path / CACHE_DIRNAME
+        entry["caches"] = sorted(p.name for p in cache.glob("*.pt")) if cache.is_dir() else []
+        out.append(entry)
+    return out
+
+
+def format_description(found: list[dict]) -> str:
+    """Human-readable text of :func:`describe`'s result."""
+    lines = []
+    for e in found:
+        lines.append(f"{e['path']}")
+        lines.append(f"  layout:  {e['kind']}  (data.name: {e['name']})")
+        if "error" in e:
+            lines.append(f"  problem: {e['error']}")
+        else:
+            present = sorted({c for per in e["per_class"].values() for c in per})
+            lines.append(f"  classes: {len(e['classes'])} in the label set, {len(present)} "
+                         f"with clouds" + (f" ({', '.join(present[:8])}"
+                                           f"{', ...' if len(present) > 8 else ''})"
+                                           if present else ""))
+            lines.append("  splits:  " + ", ".join(f"{s} {n}" for s, n in e["splits"].items()))
+        lines.append(f"  caches:  {len(e['caches'])}" + (
+            f" ({', '.join(e['caches'][:4])}{', ...' if len(e['caches']) > 4 else ''})"
+            if e["caches"] else ""))
+    return "\n".join(lines)
+
+
+def guess_name(root: str | os.PathLike, layout: str = "auto") -> str:
+    """The dataset name (``data.name``) for the first layout under ``root``."""
+    found = find_layouts(root)
+    match = [f for f in found if layout in ("auto", f.kind)]
+    if match:
+        return dataset_name(match[0])
+    if layout in ("auto", "folder"):
+        from pcattn.data.folder import folder_classes
+
+        try:
+            folder_classes(Path(root))
+            return "folder"
+        except FileNotFoundError:
+            pass
+    raise not_found_error(root, tuple(LAYOUTS))
+
+
+def prepare(cfg, *, progress: bool = True) -> dict[str, int]:
+    """Build the caches of the train and test splits that the data config ``cfg``
+    (a :class:`~pcattn.data.registry.DataConfig`) reads. Returns clouds per split."""
+    from pcattn.data.registry import build_dataset
+
+    return {s: len(build_dataset(cfg, s, progress=progress)) for s in ("train", "test")}

@@ -1,0 +1,246 @@
+"""Reading single clouds and meshes: OFF (robust), text rows, and open3d's formats.
+
+``read_cloud`` is the entry point for users' own files. Meshes (.off, .obj, .stl and .ply
+with faces) are sampled uniformly by surface area, with the face normals. Text formats
+(.txt, .xyz, .xyzn, .pts) are parsed here rather than by open3d, because open3d skips bad
+rows silently; every error here names the file and the line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from pcattn.data.errors import DataFormatError
+
+CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".xyzn", ".pts", ".txt", ".off", ".obj", ".stl")
+
+
+def _content_lines(path: Path) -> list[tuple[int, str]]:
+    """(1-based line number, text) of each non-blank line, comments (``#``) removed."""
+    out = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                out.append((i, line))
+    return out
+
+
+def read_off(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and triangles of an OFF mesh; polygons are split into triangle fans.
+
+    Accepts the header on its own line (``OFF`` then ``V F E``) and the broken header of
+    some ModelNet files where the counts follow on the same line (``OFF490 518 0``).
+
+    Shape:
+        -> vertices [V, 3] float64, faces [F, 3] int64
+    """
+    path = Path(path)
+    lines = _content_lines(path)
+    if not lines or not lines[0][1].upper().startswith("OFF"):
+        got = repr(lines[0][1][:40]) if lines else "an empty file"
+        raise DataFormatError(f"{path}: not an OFF file: line 1 should start with 'OFF', "
+                              f"found {got}")
+    rest = lines[0][1][3:].strip()
+    if rest:  # counts on the OFF line
+        counts_line, body = lines[0], lines[1:]
+        counts = rest.split()
+    elif len(lines) > 1:
+        counts_line, body = lines[1], lines[2:]
+        counts = counts_line[1].split()
+    else:
+        raise DataFormatError(f"{path}: OFF header has no vertex/face counts (truncated?)")
+    try:
+        nv, nf = int(counts[0]), int(counts[1])
+    except (IndexError, ValueError):
+        raise DataFormatError(f"{path}, line {counts_line[0]}: expected the counts "
+                              f"'<vertices> <faces> <edges>', found {counts_line[1]!r}") from None
+    if len(body) < nv:
+        raise DataFormatError(f"{path}: the header (line {counts_line[0]}) promises {nv} "
+                              f"vertices but only {len(body)} lines follow (truncated file?)")
+    if len(body) < nv + nf:
+        raise DataFormatError(f"{path}: the header (line {counts_line[0]}) promises {nf} faces "
+                              f"but only {len(body) - nv} face lines follow (truncated file?)")
+    vertices = _vertex_rows(path, body[:nv])
+    faces = _face_rows(path, body[nv:nv + nf], nv)
+    return vertices, faces
+
+
+def _vertex_rows(path: Path, rows: list[tuple[int, str]]) -> np.ndarray:
+    try:  # fast path: exactly three numbers per line
+        flat = np.array(" ".join(t for _, t in rows).split(), dtype=np.float64)
+        if flat.size == 3 * len(rows):
+            return flat.reshape(-1, 3)
+    except ValueError:
+        pass
+    out = np.empty((len(rows), 3))
+    for j, (lineno, text) in enumerate(rows):
+        try:
+            out[j] = [float(v) for v in text.split()[:3]]
+        except ValueError:
+            raise DataFormatError(f"{path}, line {lineno}: expected a vertex 'x y z', found "
+                                  f"{text[:60]!r}") from None
+    return out
+
+
+def _face_rows(path: Path, rows: list[tuple[int, str]], nv: int) -> np.ndarray:
+    faces: np.ndarray | None = None
+    try:  # fast path: all triangles, no colours
+        flat = np.array(" ".join(t for _, t in rows).split(), dtype=np.int64)
+        if flat.size == 4 * len(rows) and (flat[::4] == 3).all():
+            faces = flat.reshape(-1, 4)[:, 1:]
+    except ValueError:
+        pass
+    if faces is None:
+        tris = []
+        for lineno, text in rows:
+            tok = text.split()
+            try:
+                n = int(tok[0])
+                idx = [int(v) for v in tok[1:1 + n]]
+            except ValueError:
+                idx, n = [], -1
+            if n < 3 or len(idx) != n:
+                raise DataFormatError(f"{path}, line {lineno}: expected a face 'n i1 ... in' "
+                                      f"with n >= 3, found {text[:60]!r}")
+            tris.extend((idx[0], idx[k], idx[k + 1]) for k in range(1, n - 1))
+        faces = np.array(tris, dtype=np.int64).reshape(-1, 3)
+    if faces.size and (faces.min() < 0 or faces.max() >= nv):
+        bad = int(np.nonzero((faces < 0).any(1) | (faces >= nv).any(1))[0][0])
+        raise DataFormatError(f"{path}: a face refers to vertex {int(faces[bad].max())} but the "
+                              f"file has {nv} vertices (face {bad}, corrupt file?)")
+    return faces
+
+
+def read_rows(path: str | os.PathLike, *, min_columns: int = 3, skip_count_line: bool = False
+              ) -> np.ndarray:
+    """Numeric rows of a text file, separated by commas or whitespace.
+
+    Every row must have the same number of columns, at least ``min_columns``.
+    ``skip_count_line`` drops a first line holding a single integer (the .pts count).
+
+    Shape:
+        -> [N, C] float64
+    """
+    path = Path(path)
+    lines = _content_lines(path)
+    if skip_count_line and lines and len(lines[0][1].split()) == 1:
+        lines = lines[1:]
+    if not lines:
+        raise DataFormatError(f"{path}: no rows of numbers found (empty file?)")
+    toks = [t.replace(",", " ").split() for _, t in lines]
+    ncol = Counter(len(t) for t in toks).most_common(1)[0][0]  # the file's usual width
+    want = max(ncol, min_columns)
+    for (lineno, text), tok in zip(lines, toks):
+        if len(tok) != want:
+            raise DataFormatError(f"{path}, line {lineno}: expected {want} columns, found "
+                                  f"{len(tok)}: {text[:60]!r}")
+    try:
+        return np.array(toks, dtype=np.float64)
+    except ValueError:
+        for (lineno, text), tok in zip(lines, toks):
+            try:
+                [float(v) for v in tok]
+            except ValueError:
+                raise DataFormatError(f"{path}, line {lineno}: not a row of numbers: "
+                                      f"{text[:60]!r}") from None
+        raise
+
+
+def sample_surface(vertices: np.ndarray, faces: np.ndarray, num_points: int,
+                   rng: np.random.Generator, *, name: str = "mesh"
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Points drawn uniformly by area over the triangles, with each triangle's normal.
+
+    Shape:
+        vertices [V, 3], faces [F, 3] -> xyz [num_points, 3], normals [num_points, 3]
+    """
+    tri = vertices[faces]  # [F, 3, 3]
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # [F, 3]
+    area = np.linalg.norm(cross, axis=1)  # [F]
+    total = area.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise DataFormatError(f"{name}: the mesh has no surface area (no faces, or all "
+                              "degenerate); it cannot be sampled")
+    normals = cross / np.maximum(area, 1e-300)[:, None]
+    pick = rng.choice(len(tri), size=num_points, p=area / total)  # [S]
+    r1, r2 = rng.random(num_points), rng.random(num_points)
+    s = np.sqrt(r1)
+    w = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)  # [S, 3] uniform barycentric
+    xyz = np.einsum("sk,skd->sd", w, tri[pick])  # [S, 3]
+    return xyz, normals[pick]
+
+
+def _open3d_mesh(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    import open3d as o3d
+
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+        mesh = o3d.io.read_triangle_mesh(str(path))
+    if len(mesh.triangles) == 0:
+        return None
+    return np.asarray(mesh.vertices), np.asarray(mesh.triangles).astype(np.int64)
+
+
+def _open3d_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    import open3d as o3d
+
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+        pcd = o3d.io.read_point_cloud(str(path))
+    if len(pcd.points) == 0:
+        raise DataFormatError(f"{path}: open3d read no points from it (corrupt or not a "
+                              f"{path.suffix} point cloud?)")
+    return np.asarray(pcd.points), np.asarray(pcd.normals) if pcd.has_normals() else None
+
+
+def read_cloud(path: str | os.PathLike, *, num_points: int = 2048, seed: int = 0) -> Data:
+    """One point cloud from a file, as ``Data(pos, x)`` with ``x`` the normals or ``None``.
+
+    Clouds (.ply, .pcd, .xyz, .xyzn, .pts, .txt) are returned whole; .txt/.xyz rows are
+    ``x y z`` or ``x y z nx ny nz ...`` (commas or spaces). Meshes (.off, .obj, .stl, or a
+    .ply with faces) are sampled: ``num_points`` points by surface area, with face normals,
+    seeded by ``seed``.
+
+    Shape:
+        -> pos [N, 3] float32, x [N, 3] float32 or None
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in CLOUD_SUFFIXES:
+        raise DataFormatError(f"{path}: unsupported file type {suffix!r}; supported: "
+                              f"{', '.join(CLOUD_SUFFIXES)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    normals = None
+    mesh = None
+    if suffix == ".off":
+        vertices, faces = read_off(path)
+        mesh = (vertices, faces) if len(faces) else None
+        xyz = vertices
+    elif suffix in (".obj", ".stl", ".ply"):
+        mesh = _open3d_mesh(path)
+        if mesh is None:
+            if suffix != ".ply":
+                raise DataFormatError(f"{path}: open3d read no triangles from it (corrupt?)")
+            xyz, normals = _open3d_cloud(path)
+    elif suffix == ".pcd":
+        xyz, normals = _open3d_cloud(path)
+    else:
+        rows = read_rows(path, skip_count_line=suffix == ".pts")
+        xyz = rows[:, :3]
+        if suffix != ".pts" and rows.shape[1] >= 6:
+            normals = rows[:, 3:6]
+    if mesh is not None:
+        xyz, normals = sample_surface(*mesh, num_points, np.random.default_rng(seed),
+                                      name=str(path))
+    if not np.isfinite(xyz).all():
+        raise DataFormatError(f"{path}: contains NaN or infinite coordinates")
+    pos = torch.from_numpy(np.ascontiguousarray(xyz, dtype=np.float32))
+    x = None if normals is None else torch.from_numpy(np.ascontiguousarray(normals,
+                                                                           dtype=np.float32))
+    return Data(pos=pos, x=x)

@@ -1,0 +1,113 @@
+"""PointTransformerLayer: PyG equivalence, block contract, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pcattn import ops
+from pcattn.nn import PointTransformerBlock, PointTransformerLayer, masked_softmax
+
+
+def cloud(sizes, c=8, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    m = sum(sizes)
+    pos = torch.rand(m, 3, generator=g, dtype=dtype)
+    x = torch.randn(m, c, generator=g, dtype=dtype)
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    return x, pos, batch
+
+
+def test_matches_pyg_point_transformer_conv():
+    from torch_geometric.nn import PointTransformerConv
+
+    x, pos, batch = cloud([40, 25], c=6)
+    idx = ops.knn(pos, 8, batch)  # includes each point itself
+    ours = PointTransformerLayer(6, 16, pos_nn=nn.Linear(3, 16), attn_nn=nn.Identity())
+    ref = PointTransformerConv(6, 16, pos_nn=nn.Linear(3, 16), add_self_loops=False)
+    with torch.no_grad():
+        for name in ("lin", "lin_src", "lin_dst"):
+            getattr(ref, name).weight.copy_(getattr(ours, name).weight)
+        ref.pos_nn.weight.copy_(ours.pos_nn.weight)
+        ref.pos_nn.bias.copy_(ours.pos_nn.bias)
+    edge_index = ops.neighbors_to_edge_index(idx)
+    torch.testing.assert_close(ours(x, pos, idx), ref(x, pos, edge_index), atol=1e-5, rtol=1e-4)
+
+
+def test_permutation_equivariance(device):
+    x, pos, _ = cloud([50])
+    layer = PointTransformerLayer(8, 12).to(device)
+    x, pos = x.to(device), pos.to(device)
+    perm = torch.randperm(50, device=device)
+    out = layer(x, pos, ops.knn(pos, 6))
+    out_p = layer(x[perm], pos[perm], ops.knn(pos[perm], 6))
+    torch.testing.assert_close(out_p, out[perm], atol=1e-5, rtol=1e-4)
+
+
+def test_two_clouds_equal_each_alone():
+    x, pos, batch = cloud([30, 12])
+    layer = PointTransformerLayer(8, 8)
+    both = layer(x, pos, ops.knn(pos, 16, batch))
+    a = layer(x[:30], pos[:30], ops.knn(pos[:30], 16))
+    b = layer(x[30:], pos[30:], ops.knn(pos[30:], 16))  # 12 points < K: padded
+    torch.testing.assert_close(both, torch.cat([a, b]), atol=1e-5, rtol=1e-4)
+
+
+def test_padding_gets_zero_weight_and_no_gradient():
+    x, pos, _ = cloud([10])
+    idx = ops.knn(pos, 4)
+    idx_pad = torch.cat([idx, torch.full((10, 3), -1)], dim=1)  # [M, 7] with 3 padded
+    layer = PointTransformerLayer(8, 8)
+    out, w = layer(x, pos, idx_pad, return_attention=True)
+    assert w.shape == (10, 7, 8)
+    assert (w[:, 4:] == 0).all()
+    torch.testing.assert_close(w.sum(1), torch.ones(10, 8))
+    torch.testing.assert_close(out, layer(x, pos, idx), atol=1e-6, rtol=1e-5)
+    # padded slots route no gradient anywhere: same gradients as without them
+    x2 = x.detach().clone().requires_grad_(True)
+    layer(x2, pos, idx_pad).sum().backward()
+    x3 = x.detach().clone().requires_grad_(True)
+    layer(x3, pos, idx).sum().backward()
+    torch.testing.assert_close(x2.grad, x3.grad, atol=1e-6, rtol=1e-5)
+
+
+def test_attention_rows_sum_to_one_over_valid():
+    x, pos, batch = cloud([20, 3])
+    idx = ops.knn(pos, 5, batch)
+    _, w = PointTransformerLayer(8, 4)(x, pos, idx, return_attention=True)
+    valid = (idx >= 0)[..., None]
+    torch.testing.assert_close(w.sum(1), torch.ones(23, 4))
+    assert (w[~valid.expand_as(w)] == 0).all()
+
+
+def test_every_parameter_gets_a_gradient():
+    x, pos, batch = cloud([20, 9])
+    block = PointTransformerBlock(8)
+    block(x, pos, ops.knn(pos, 6, batch)).pow(2).sum().backward()
+    missing = [n for n, p in block.named_parameters() if p.grad is None or not p.grad.any()]
+    assert not missing
+
+
+def test_gradcheck_float64():
+    x, pos, _ = cloud([6], c=3, dtype=torch.float64)
+    x.requires_grad_(True)
+    pos.requires_grad_(True)
+    idx = torch.cat([ops.knn(pos.detach(), 3), torch.full((6, 1), -1)], dim=1)
+    layer = PointTransformerLayer(3, 4).double()
+    assert torch.autograd.gradcheck(lambda a, b: layer(a, b, idx), (x, pos))
+
+
+def test_masked_softmax_empty_row_is_zero_not_nan():
+    logits = torch.randn(3, 4, 2, requires_grad=True)
+    valid = torch.tensor([[True, True, False, False], [False] * 4, [True] * 4])
+    w = masked_softmax(logits, valid)
+    assert torch.isfinite(w).all() and (w[1] == 0).all()
+    w.sum().backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad[1] == 0).all()
+
+
+def test_bad_idx_shape_is_a_clear_error():
+    x, pos, _ = cloud([5])
+    with pytest.raises(ValueError, match="idx must be"):
+        PointTransformerLayer(8, 8)(x, pos, torch.zeros(4, 2, dtype=torch.long))
