@@ -198,7 +198,8 @@ def _open3d_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return np.asarray(pcd.points), np.asarray(pcd.normals) if pcd.has_normals() else None
 
 
-def read_cloud(path: str | os.PathLike, *, num_points: int = 2048, seed: int = 0) -> Data:
+def read_cloud(path: str | os.PathLike, *, num_points: int = 2048,
+               seed: int | list[int] = 0) -> Data:
     """One point cloud from a file, as ``Data(pos, x)`` with ``x`` the normals or ``None``.
 
     Clouds (.ply, .pcd, .xyz, .xyzn, .pts, .txt) are returned whole; .txt/.xyz rows are
