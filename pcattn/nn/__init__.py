@@ -2,19 +2,28 @@
 
 from pcattn.nn.attention_pool import AttentionPool, segment_softmax
 from pcattn.nn.channel_attention import EfficientChannelAttention, SqueezeExcitation
-from pcattn.nn.embedding import PointEmbedding
+from pcattn.nn.embedding import NeighborEmbedding, PointEmbedding
+from pcattn.nn.global_attention import GlobalSelfAttention
+from pcattn.nn.global_tokens import GlobalTokenAttention, GlobalTokens
 from pcattn.nn.graph_attention import GraphAttention
 from pcattn.nn.grouped_vector_attention import GroupedVectorAttention
 from pcattn.nn.head import ClassificationHead, SegmentationHead
+from pcattn.nn.linear_attention import LinearAttention
 from pcattn.nn.local_attention import LocalSelfAttention
 from pcattn.nn.mlp import mlp
 from pcattn.nn.nadaraya_watson import NadarayaWatsonPool
+from pcattn.nn.offset_attention import OffsetAttention
 from pcattn.nn.point_transformer import (
     PointTransformerBlock,
     PointTransformerLayer,
     masked_softmax,
 )
 from pcattn.nn.pool import global_max_pool, global_mean_pool
+from pcattn.nn.positional_encoding import (
+    FourierPositionalEncoding,
+    LearnedPositionalEncoding,
+    RelativePositionalEncoding,
+)
 from pcattn.nn.tnet import TNet, apply_transform, orthogonality_loss
 from pcattn.nn.transition import TransitionDown, TransitionUp
 
@@ -22,13 +31,22 @@ __all__ = [
     "AttentionPool",
     "ClassificationHead",
     "EfficientChannelAttention",
+    "FourierPositionalEncoding",
+    "GlobalSelfAttention",
+    "GlobalTokenAttention",
+    "GlobalTokens",
     "GraphAttention",
     "GroupedVectorAttention",
+    "LearnedPositionalEncoding",
+    "LinearAttention",
     "LocalSelfAttention",
     "NadarayaWatsonPool",
+    "NeighborEmbedding",
+    "OffsetAttention",
     "PointEmbedding",
     "PointTransformerBlock",
     "PointTransformerLayer",
+    "RelativePositionalEncoding",
     "SegmentationHead",
     "SqueezeExcitation",
     "TNet",
