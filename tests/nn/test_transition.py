@@ -1,0 +1,93 @@
+"""TransitionUp: interpolation worked by hand, skip connection, and a down-up round trip."""
+
+from __future__ import annotations
+
+import torch
+
+from pcattn.nn import NadarayaWatsonPool, TransitionDown, TransitionUp
+
+
+def clouds(sizes, c, device, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.rand(sum(sizes), 3, generator=g, dtype=dtype)
+    x = torch.randn(sum(sizes), c, generator=g, dtype=dtype)
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    return x.to(device), pos.to(device), batch.to(device)
+
+
+def coarse_and_fine(device, dtype=torch.float32):
+    """Coarse clouds [6, 3] points, fine clouds [15, 7] points (the fine ones contain them)."""
+    x, pos, batch = clouds([15, 7], 4, device, dtype)
+    sel = torch.tensor([0, 3, 5, 8, 11, 14, 15, 18, 21], device=device)
+    xc = torch.randn(9, 6, generator=torch.Generator().manual_seed(1), dtype=dtype).to(device)
+    return xc, pos[sel], batch[sel], x, pos, batch
+
+
+def test_inverse_distance_by_hand_with_padding(device):
+    # coarse points at x = 0 and x = 2; a fine point at x = 0.5: 1/d^2 = 4 and 4/9
+    # -> weights 0.9 and 0.1. k=3 > 2 coarse points: the padded slot gets no weight.
+    pos_c = torch.tensor([[0.0, 0, 0], [2, 0, 0]], device=device)
+    x_c = torch.randn(2, 5, device=device)
+    pos_f = torch.tensor([[0.5, 0, 0]], device=device)
+    x_f = torch.randn(1, 4, device=device)
+    up = TransitionUp(5, 8, skip_channels=4, k=3).to(device)
+    out = up(x_c, pos_c, None, x_f, pos_f, None)
+    h = up.mlp(x_c)
+    ref = 0.9 * h[0] + 0.1 * h[1] + up.mlp_skip(x_f)[0]
+    assert out.shape == (1, 8)
+    torch.testing.assert_close(out[0], ref, atol=1e-5, rtol=1e-5)
+
+
+def test_nadaraya_watson_upsample_is_pluggable(device):
+    xc, pc, bc, xf, pf, bf = coarse_and_fine(device)
+    nw = NadarayaWatsonPool(sigma=0.3, k=3, learn_sigma=True)
+    up = TransitionUp(6, 8, skip_channels=4, upsample=nw).to(device)
+    out = up(xc, pc, bc, xf, pf, bf)
+    ref = nw(up.mlp(xc), pc, bc, query=pf, query_batch=bf) + up.mlp_skip(xf)
+    torch.testing.assert_close(out, ref)
+    out.square().sum().backward()
+    assert nw.log_sigma.grad is not None and nw.log_sigma.grad.abs() > 0
+
+
+def test_batch_equals_each_cloud_alone(device):
+    xc, pc, bc, xf, pf, bf = coarse_and_fine(device)
+    up = TransitionUp(6, 8, skip_channels=4).to(device)
+    out = up(xc, pc, bc, xf, pf, bf)
+    assert out.shape == (22, 8)
+    for (cs, ce), (fs, fe) in [((0, 6), (0, 15)), ((6, 9), (15, 22))]:
+        alone = up(xc[cs:ce], pc[cs:ce], None, xf[fs:fe], pf[fs:fe], None)
+        torch.testing.assert_close(out[fs:fe], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_permutations(device):
+    """Equivariant to the fine points' order, invariant to the coarse points' order."""
+    xc, pc, bc, xf, pf, bf = coarse_and_fine(device)
+    up = TransitionUp(6, 8, skip_channels=4).to(device)
+    out = up(xc, pc, bc, xf, pf, bf)
+    pf_perm = torch.cat([torch.randperm(15), 15 + torch.randperm(7)]).to(device)
+    torch.testing.assert_close(up(xc, pc, bc, xf[pf_perm], pf[pf_perm], bf), out[pf_perm],
+                               atol=1e-5, rtol=1e-5)
+    pc_perm = torch.cat([torch.randperm(6), 6 + torch.randperm(3)]).to(device)
+    torch.testing.assert_close(up(xc[pc_perm], pc[pc_perm], bc, xf, pf, bf), out,
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_down_up_round_trip_and_gradients(device):
+    x, pos, batch = clouds([24, 9], 4, device)
+    down = TransitionDown(4, 8, ratio=0.25, k=4).to(device)
+    up = TransitionUp(8, 4, k=3).to(device)
+    h, pos_s, batch_s, _ = down(x, pos, batch)
+    out = up(h, pos_s, batch_s, x, pos, batch)
+    assert out.shape == x.shape
+    out.square().sum().backward()
+    for name, p in list(down.named_parameters()) + list(up.named_parameters()):
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_gradcheck(device):
+    xc, pc, bc, xf, pf, bf = coarse_and_fine(device, torch.float64)
+    up = TransitionUp(6, 4, k=3).to(device).double()
+    xc.requires_grad_()
+    xf.requires_grad_()
+    pf.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b, p: up(a, pc, bc, b, p, bf), (xc, xf, pf))
