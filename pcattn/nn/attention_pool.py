@@ -76,4 +76,4 @@ def segment_softmax(logits: Tensor, batch: Tensor, num_clouds: int | None = None
     peak = peak.scatter_reduce(0, index, logits.detach(), reduce="amax")  # [B, *]
     e = (logits - peak[batch]).exp()  # [M, *]
     total = torch.zeros_like(peak).index_add_(0, batch, e)  # [B, *]
-    return e / total[batch]
+    return e / total[batch]  # [M, *]

@@ -125,8 +125,8 @@ class GraphAttention(MessagePassing):
                     ptr: Tensor | None, dim_size: int | None) -> Tensor:
         e = x_i + x_j  # [E, H, D]
         if edge_attr is not None:
-            edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
-            e = e + self.lin_edge(edge_attr).view(-1, self.heads, self.head_channels)
+            edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr  # [E, F_e]
+            e = e + self.lin_edge(edge_attr).view(-1, self.heads, self.head_channels)  # [E, H, D]
         e = F.leaky_relu(e, self.negative_slope)
         score = (e * self.att).sum(dim=-1)  # [E, H]
         alpha = softmax(score, index, ptr, dim_size)  # [E, H], sums to 1 per target

@@ -17,9 +17,9 @@ class LocalSelfAttention(nn.Module):
     r"""Multi-head dot-product attention of each node over its ``K`` neighbours.
 
     The transformer's scaled dot-product attention (Vaswani et al. 2017) restricted to a
-    neighbourhood, with a learned relative position encoding added to keys and values, as
-    in the local attention of Stratified Transformer (Lai et al. 2022) and Point Transformer
-    V3's serialized attention (Wu et al. 2024) with a contextual relative encoding:
+    neighbourhood, with a relative position encoding added to keys and values as in the
+    local window attention of Stratified Transformer (Lai et al., CVPR 2022), whose
+    contextual relative encoding is a lookup table; here it is an MLP of ``p_i - p_j``:
 
     .. math::
         \delta_{ij} = \theta(p_i - p_j), \qquad
