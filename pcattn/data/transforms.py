@@ -135,12 +135,15 @@ class RandomTranslate(Transform):
 
 
 def random_rotation_matrix(generator: torch.Generator | None = None) -> Tensor:
-    """A rotation drawn uniformly from SO(3) (QR of a Gaussian matrix, sign-fixed)."""
-    q, r = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))
-    q = q * torch.sign(torch.diagonal(r))
-    if torch.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
+    """A rotation drawn uniformly from SO(3): a unit quaternion from a normalised 4-D
+    Gaussian (uniform on S^3), as a float64 matrix. Shape: [3, 3]."""
+    w, x, y, z = torch.nn.functional.normalize(
+        torch.randn(4, generator=generator, dtype=torch.float64), dim=0).tolist()
+    return torch.tensor([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ], dtype=torch.float64)
 
 
 def axis_rotation_matrix(angle: float, axis: str) -> Tensor:

@@ -10,7 +10,7 @@ from torch_geometric.loader import DataLoader
 from pcattn.data.errors import DataFormatError, DatasetNotFoundError
 from pcattn.data.modelnet import MODELNET10_CLASSES, MODELNET40_CLASSES, ModelNet
 
-from datafixtures import REALDATA, cloud_rows, needs_realdata, write_off
+from datafixtures import REALDATA, cloud_rows, needs_realdata
 
 L40 = MODELNET40_CLASSES.index
 

@@ -66,13 +66,13 @@ def test_rotation_is_rigid_and_turns_normals(axis):
 
 def test_so3_rotations_cover_the_sphere():
     g = torch.Generator().manual_seed(0)
-    mats = torch.stack([T.random_rotation_matrix(g) for _ in range(2000)])
-    eye = torch.eye(3, dtype=torch.float64).expand(2000, 3, 3)
+    mats = torch.stack([T.random_rotation_matrix(g) for _ in range(400)])
+    eye = torch.eye(3, dtype=torch.float64).expand(400, 3, 3)
     assert torch.allclose(mats @ mats.transpose(1, 2), eye, atol=1e-10)
-    assert torch.allclose(torch.det(mats), torch.ones(2000, dtype=torch.float64))
-    # uniform on SO(3): the image of a fixed vector has mean ~0 and E[z^2] = 1/3
+    assert torch.allclose(torch.det(mats), torch.ones(400, dtype=torch.float64))
+    # uniform on SO(3): the image of a fixed vector has mean 0 and E[z^2] = 1/3 (3-sigma bounds)
     v = mats[:, :, 2]
-    assert v.mean(0).abs().max() < 0.05 and (v[:, 2] ** 2).mean() == pytest.approx(1 / 3, abs=0.03)
+    assert v.mean(0).abs().max() < 0.1 and (v[:, 2] ** 2).mean() == pytest.approx(1 / 3, abs=0.05)
 
 
 def test_jitter_is_clipped():
