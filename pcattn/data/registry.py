@@ -15,6 +15,7 @@ class DataConfig:
     root: str = "data"
     num_points: int = 512
     per_class: int = 100  # synthetic data only: clouds per class in the train split
+    rotation: str = "z"  # synthetic data only: "z" (about the up axis) or "so3"
     use_normals: bool = True  # feed normals as data.x
     seed: int = 0
     # real datasets (modelnet40, modelnet10, shapenetpart, folder)
@@ -38,6 +39,8 @@ class DataConfig:
         if self.num_points < 1 or self.per_class < 1:
             raise ValueError("data.num_points and data.per_class must be >= 1, got "
                              f"{self.num_points}, {self.per_class}")
+        if self.rotation not in ("z", "so3"):
+            raise ValueError(f"data.rotation must be 'z' or 'so3', got {self.rotation!r}")
         if self.layout != "auto" and self.layout not in LAYOUTS:
             raise ValueError(f"data.layout must be 'auto' or one of {list(LAYOUTS)}, got "
                              f"{self.layout!r}")
@@ -50,25 +53,22 @@ class DataConfig:
             raise ValueError(f"data.test_ratio must be in (0, 1), got {self.test_ratio}")
 
 
-def _synthetic_shapes(cfg: DataConfig, split: str) -> Dataset:
-    from pcattn.data.synthetic import SyntheticShapes
+def _synthetic(kind: str):
+    def build(cfg: DataConfig, split: str, progress: bool = False) -> Dataset:
+        from pcattn.data.synthetic import SyntheticParts, SyntheticShapes
 
-    per_class = cfg.per_class if split == "train" else max(1, cfg.per_class * 3 // 10)
-    return SyntheticShapes(cfg.root, split, num_points=cfg.num_points, per_class=per_class,
-                           seed=cfg.seed, transform=None if cfg.use_normals else _drop_x)
+        cls = SyntheticShapes if kind == "shapes" else SyntheticParts
+        per_class = cfg.per_class if split == "train" else max(1, cfg.per_class * 3 // 10)
+        augment = _augment(cfg, split)
 
+        def transform(data):
+            if not cfg.use_normals:
+                data.x = None
+            return augment(data) if augment is not None else data
 
-def _synthetic_parts(cfg: DataConfig, split: str) -> Dataset:
-    from pcattn.data.synthetic import SyntheticParts
-
-    per_class = cfg.per_class if split == "train" else max(1, cfg.per_class * 3 // 10)
-    return SyntheticParts(cfg.root, split, num_points=cfg.num_points, per_class=per_class,
-                          seed=cfg.seed, transform=None if cfg.use_normals else _drop_x)
-
-
-def _drop_x(data):
-    data.x = None
-    return data
+        return cls(cfg.root, split, num_points=cfg.num_points, per_class=per_class,
+                   seed=cfg.seed, rotation=cfg.rotation, transform=transform)
+    return build
 
 
 def _augment(cfg: DataConfig, split: str):
@@ -111,8 +111,8 @@ def _folder(cfg: DataConfig, split: str, progress: bool = False) -> Dataset:
 
 
 DATASETS = {
-    "synthetic_shapes": _synthetic_shapes,
-    "synthetic_parts": _synthetic_parts,
+    "synthetic_shapes": _synthetic("shapes"),
+    "synthetic_parts": _synthetic("parts"),
     "modelnet40": _modelnet(40),
     "modelnet10": _modelnet(10),
     "shapenetpart": _shapenetpart,
@@ -126,7 +126,4 @@ def build_dataset(cfg: DataConfig, split: str, *, progress: bool = False) -> Dat
     Datasets expose ``num_classes``; classification items carry ``y [1]``, segmentation
     items ``y [N]`` and ``category [1]``. ``progress`` shows a bar while a cache is built.
     """
-    builder = DATASETS[cfg.name]
-    if cfg.name.startswith("synthetic"):
-        return builder(cfg, split)
-    return builder(cfg, split, progress)
+    return DATASETS[cfg.name](cfg, split, progress)

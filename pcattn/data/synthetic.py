@@ -128,8 +128,13 @@ def sample_surface(meshes: list, num_points: int, rng: np.random.Generator
     return xyz, normals[pick], owner[pick]
 
 
-def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A rotation matrix drawn uniformly from SO(3) (QR of a Gaussian matrix)."""
+def random_rotation(rng: np.random.Generator, kind: str = "so3") -> np.ndarray:
+    """A random rotation: uniform in SO(3) (QR of a Gaussian matrix), or about z."""
+    if kind == "z":
+        a = rng.uniform(0, 2 * np.pi)
+        return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    if kind != "so3":
+        raise ValueError(f"rotation must be 'z' or 'so3', got {kind!r}")
     q, r = np.linalg.qr(rng.normal(size=(3, 3)))
     q = q * np.sign(np.diag(r))
     if np.linalg.det(q) < 0:
@@ -137,10 +142,11 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     return q
 
 
-def _finish(xyz, normals, rng, *, scale_range, noise) -> tuple[np.ndarray, np.ndarray]:
+def _finish(xyz, normals, rng, *, scale_range, noise, rotation
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Random anisotropic scale and rotation, jitter, then centre and unit-sphere scale."""
     scale = rng.uniform(*scale_range, size=3)
-    rot = random_rotation(rng)
+    rot = random_rotation(rng, rotation)
     xyz = (xyz * scale) @ rot.T
     normals = normals / scale  # normals transform by the inverse transpose
     normals = normals / np.linalg.norm(normals, axis=1, keepdims=True) @ rot.T
@@ -179,6 +185,8 @@ class SyntheticShapes(_CachedList):
         seed: base seed; same seed, same clouds.
         noise: standard deviation of the Gaussian jitter, in unit-sphere units.
         scale_range: range of the random per-axis scale.
+        rotation: ``"z"`` (about the up axis, as ModelNet's shapes are aligned) or ``"so3"``
+            (arbitrary orientation, a much harder task for non-invariant networks).
 
     Items are ``Data(pos [N, 3], x [N, 3] normals, y [1])``.
     """
@@ -187,11 +195,12 @@ class SyntheticShapes(_CachedList):
 
     def __init__(self, root="data", split: str = "train", *, num_points: int = 512,
                  per_class: int = 100, seed: int = 0, noise: float = 0.01,
-                 scale_range: tuple[float, float] = (0.6, 1.4),
+                 scale_range: tuple[float, float] = (0.6, 1.4), rotation: str = "z",
                  transform: Callable | None = None) -> None:
         _check_split(split)
         opts = dict(kind="shapes", version=1, split=split, num_points=num_points,
-                    per_class=per_class, seed=seed, noise=noise, scale_range=list(scale_range))
+                    per_class=per_class, seed=seed, noise=noise, scale_range=list(scale_range),
+                    rotation=rotation)
 
         def build() -> list[Data]:
             rng = np.random.default_rng([seed, 0 if split == "train" else 1])
@@ -199,7 +208,8 @@ class SyntheticShapes(_CachedList):
             for label, name in enumerate(SHAPE_CLASSES):
                 for _ in range(per_class):
                     xyz, nrm, _ = sample_surface([_primitive(name, rng)], num_points, rng)
-                    xyz, nrm = _finish(xyz, nrm, rng, scale_range=scale_range, noise=noise)
+                    xyz, nrm = _finish(xyz, nrm, rng, scale_range=scale_range, noise=noise,
+                                       rotation=rotation)
                     items.append(Data(pos=torch.from_numpy(xyz), x=torch.from_numpy(nrm),
                                       y=torch.tensor([label])))
             return items
@@ -222,11 +232,12 @@ class SyntheticParts(_CachedList):
 
     def __init__(self, root="data", split: str = "train", *, num_points: int = 512,
                  per_class: int = 100, seed: int = 0, noise: float = 0.005,
-                 scale_range: tuple[float, float] = (0.8, 1.2),
+                 scale_range: tuple[float, float] = (0.8, 1.2), rotation: str = "z",
                  transform: Callable | None = None) -> None:
         _check_split(split)
         opts = dict(kind="parts", version=1, split=split, num_points=num_points,
-                    per_class=per_class, seed=seed, noise=noise, scale_range=list(scale_range))
+                    per_class=per_class, seed=seed, noise=noise, scale_range=list(scale_range),
+                    rotation=rotation)
         ids = part_ids()
 
         def build() -> list[Data]:
@@ -235,7 +246,8 @@ class SyntheticParts(_CachedList):
             for cat_id, cat in enumerate(PART_CATEGORIES):
                 for _ in range(per_class):
                     xyz, nrm, owner = sample_surface(_composite(cat, rng), num_points, rng)
-                    xyz, nrm = _finish(xyz, nrm, rng, scale_range=scale_range, noise=noise)
+                    xyz, nrm = _finish(xyz, nrm, rng, scale_range=scale_range, noise=noise,
+                                       rotation=rotation)
                     y = torch.tensor(ids[cat], dtype=torch.long)[torch.from_numpy(owner)]
                     items.append(Data(pos=torch.from_numpy(xyz), x=torch.from_numpy(nrm),
                                       y=y, category=torch.tensor([cat_id])))

@@ -27,7 +27,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 0.5
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.0
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     num_workers: int = 0

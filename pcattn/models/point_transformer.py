@@ -31,7 +31,7 @@ class PointTransformerConfig:
     ratio: float = 0.25  # points kept by each transition down
     pool: str = "max"  # global pooling: "max" or "mean"
     head_hidden: tuple[int, ...] = (128,)
-    dropout: float = 0.5
+    dropout: float = 0.2
 
     def __post_init__(self) -> None:
         self.channels, self.blocks = tuple(self.channels), tuple(self.blocks)
