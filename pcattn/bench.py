@@ -103,3 +103,73 @@ def bench_ops(quick: bool = False, torch_knn_max: int = 20_000) -> list[dict]:
                 rows.append({"op": op, "clouds": b, "points": n, "impl": name,
                              "seconds": t, "peak_mb": m})
     return rows
+
+
+def _block_cases(b: int, n: int, k: int, c: int) -> list[tuple[str, str, Callable]]:
+    """(block, implementation, forward+backward closure) on B clouds x N points."""
+    from torch import nn
+    from torch_geometric import nn as pyg
+
+    import pcattn.nn as pnn
+    from pcattn.ops import knn, neighbors_to_edge_index
+
+    pos, batch = _clouds(b, n)
+    x = torch.randn(b * n, c, requires_grad=True)
+    idx = knn(pos, k, batch)  # [M, K], self included
+    edge_index = neighbors_to_edge_index(idx)  # [2, M*K]
+
+    def fb(module, *args, **kwargs):
+        def run():
+            out = module(*args, **kwargs)
+            out.sum().backward()
+        return run
+
+    pt = pnn.PointTransformerLayer(c, c, pos_nn=nn.Linear(3, c), attn_nn=nn.Identity())
+    pyg_pt = pyg.PointTransformerConv(c, c, pos_nn=nn.Linear(3, c), add_self_loops=False)
+    cases = [
+        ("vector attention (PT)", "pcattn PointTransformerLayer", fb(pt, x, pos, idx)),
+        ("vector attention (PT)", "PyG PointTransformerConv", fb(pyg_pt, x, pos, edge_index)),
+        ("vector attention (PT)", "pcattn PT, default MLPs",
+         fb(pnn.PointTransformerLayer(c, c), x, pos, idx)),
+        ("grouped vector attn", "pcattn GroupedVectorAttention",
+         fb(pnn.GroupedVectorAttention(c, c, groups=8), x, pos, idx)),
+        ("local scalar attn", "pcattn LocalSelfAttention",
+         fb(pnn.LocalSelfAttention(c, c, heads=4), x, pos, idx)),
+        ("local scalar attn", "PyG TransformerConv",
+         fb(pyg.TransformerConv(c, c // 4, heads=4), x, edge_index)),
+        ("graph attention", "pcattn GraphAttention",
+         fb(pnn.GraphAttention(c, c, heads=4), x, edge_index)),
+        ("graph attention", "PyG GATv2Conv", fb(pyg.GATv2Conv(c, c // 4, heads=4), x, edge_index)),
+        ("global attention", "pcattn GlobalSelfAttention",
+         fb(pnn.GlobalSelfAttention(c, heads=4), x, batch)),
+        ("linear attention", "pcattn LinearAttention",
+         fb(pnn.LinearAttention(c, heads=4), x, batch)),
+        ("offset attention", "pcattn OffsetAttention", fb(pnn.OffsetAttention(c), x, batch)),
+    ]
+    return cases
+
+
+def bench_blocks(quick: bool = False) -> list[dict]:
+    """Forward + backward of each block at B=8 x N=1024, K=16, C=64 next to PyG's layer
+    computing the same thing; then global and linear attention on one large cloud."""
+    import pcattn.nn as pnn
+
+    rows = []
+    print(f"{'block':<22} {'implementation':<32} {'fwd+bwd s':>10} {'peak MB':>9}")
+    for block, impl, fn in _block_cases(8, 1024, 16, 64):
+        t, m = measure(fn, repeat=2 if quick else 3)
+        print(f"{block:<22} {impl:<32} {t:10.4f} {m:9.1f}", flush=True)
+        rows.append({"block": block, "impl": impl, "seconds": t, "peak_mb": m})
+    sizes = [2048, 8192] if quick else [2048, 8192, 32768]
+    for n in sizes:
+        x = torch.randn(n, 128, requires_grad=True)
+        for name, module in (("GlobalSelfAttention", pnn.GlobalSelfAttention(128, heads=4)),
+                             ("LinearAttention", pnn.LinearAttention(128, heads=4))):
+            if name == "GlobalSelfAttention" and n > 8192:
+                continue
+            def run(module=module, x=x):
+                module(x, None).sum().backward()
+            t, m = measure(run, repeat=1)
+            print(f"{'1 cloud x ' + str(n):<22} {name:<32} {t:10.4f} {m:9.1f}", flush=True)
+            rows.append({"block": f"N={n}", "impl": name, "seconds": t, "peak_mb": m})
+    return rows

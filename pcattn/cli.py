@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
 
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
-    b.add_argument("what", choices=["ops"])
+    b.add_argument("what", choices=["ops", "blocks"])
     b.add_argument("--quick", action="store_true", help="small sizes only")
 
     sub.add_parser("models", help="list registered models")
@@ -72,9 +72,9 @@ def _run(args) -> int:
         print(json.dumps(evaluate_checkpoint(args.checkpoint, split=args.split,
                                              device=args.device), indent=2))
     elif args.command == "bench":
-        from pcattn.bench import bench_ops
+        from pcattn import bench
 
-        bench_ops(quick=args.quick)
+        (bench.bench_ops if args.what == "ops" else bench.bench_blocks)(quick=args.quick)
     elif args.command == "models":
         from pcattn.models import list_models
 

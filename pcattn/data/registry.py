@@ -15,7 +15,7 @@ class DataConfig:
     root: str = "data"
     num_points: int = 512
     per_class: int = 100  # synthetic data only: clouds per class in the train split
-    rotation: str = "z"  # synthetic data only: "z" (about the up axis) or "so3"
+    rotation: str = "so3"  # synthetic data only: "so3" (any orientation) or "z" (up axis)
     use_normals: bool = True  # feed normals as data.x
     seed: int = 0
     # real datasets (modelnet40, modelnet10, shapenetpart, folder)

@@ -195,7 +195,7 @@ class SyntheticShapes(_CachedList):
 
     def __init__(self, root="data", split: str = "train", *, num_points: int = 512,
                  per_class: int = 100, seed: int = 0, noise: float = 0.01,
-                 scale_range: tuple[float, float] = (0.6, 1.4), rotation: str = "z",
+                 scale_range: tuple[float, float] = (0.6, 1.4), rotation: str = "so3",
                  transform: Callable | None = None) -> None:
         _check_split(split)
         opts = dict(kind="shapes", version=1, split=split, num_points=num_points,
@@ -232,7 +232,7 @@ class SyntheticParts(_CachedList):
 
     def __init__(self, root="data", split: str = "train", *, num_points: int = 512,
                  per_class: int = 100, seed: int = 0, noise: float = 0.005,
-                 scale_range: tuple[float, float] = (0.8, 1.2), rotation: str = "z",
+                 scale_range: tuple[float, float] = (0.8, 1.2), rotation: str = "so3",
                  transform: Callable | None = None) -> None:
         _check_split(split)
         opts = dict(kind="parts", version=1, split=split, num_points=num_points,

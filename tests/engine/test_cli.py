@@ -19,7 +19,7 @@ def write_config(tmp_path, **sections) -> Path:
     cfg = {"model": {"name": "point_transformer_cls", "channels": [16, 32], "blocks": [1, 1],
                      "k": 8, "head_hidden": [32]},
            "data": {"name": "synthetic_shapes", "root": str(tmp_path / "data"),
-                    "num_points": 128, "per_class": 12},
+                    "num_points": 128, "per_class": 12, "rotation": "z"},
            "train": {"epochs": 5, "batch_size": 8, "lr": 0.005,
                      "out_dir": str(tmp_path / "runs")}}
     for name, values in sections.items():

@@ -1,4 +1,4 @@
-"""Farthest point sampling: the max-min property, batching, ratio/num, determinism."""
+"""Farthest point sampling against a brute-force greedy reference, on both backends."""
 
 from __future__ import annotations
 
@@ -9,63 +9,87 @@ import torch
 
 from pcattn import ops
 
-
-def assert_farthest(pos, chosen):
-    """Each chosen point (after the first) maximises the distance to those before it."""
-    for s in range(1, len(chosen)):
-        d = torch.cdist(pos.double(), pos[chosen[:s]].double()).min(dim=1).values  # [N]
-        assert d[chosen[s]] >= d.max() - 1e-6, f"pick {s} is not the farthest"
+BACKENDS = ["torch", "open3d"]
 
 
+def brute_fps(pos: torch.Tensor, num: int, start: int = 0) -> list[int]:
+    """Greedy max-min selection in float64: each pick is farthest from the picks before."""
+    pos = pos.double()
+    chosen = [start]
+    dist = ((pos - pos[start]) ** 2).sum(1)
+    for _ in range(min(num, len(pos)) - 1):
+        far = int(dist.argmax())
+        chosen.append(far)
+        dist = torch.minimum(dist, ((pos - pos[far]) ** 2).sum(1))
+    return chosen
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n,num", [(50, 10), (200, 32), (7, 7)])
-def test_fps_max_min_property(n, num):
+def test_fps_matches_greedy_reference(backend, n, num):
     pos = torch.rand(n, 3, generator=torch.Generator().manual_seed(n))
-    idx = ops.farthest_point_sample(pos, num=num)
-    assert idx.shape == (num,) and idx[0] == 0
-    assert len(set(idx.tolist())) == num, "no point is chosen twice"
-    assert_farthest(pos, idx)
+    idx = ops.farthest_point_sample(pos, num=num, backend=backend)
+    assert idx.shape == (num,)
+    assert idx.tolist() == sorted(brute_fps(pos, num))
 
 
-def test_fps_batched_per_cloud_ratio(device):
+def test_reference_has_the_max_min_property():
+    pos = torch.rand(60, 3, generator=torch.Generator().manual_seed(1))
+    chosen = brute_fps(pos, 12)
+    for s in range(1, len(chosen)):
+        d = torch.cdist(pos, pos[chosen[:s]]).min(dim=1).values  # [N]
+        assert d[chosen[s]] >= d.max() - 1e-6
+    assert len(set(chosen)) == 12
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fps_batched_per_cloud_ratio(backend):
     sizes = [40, 1, 17, 64]
-    pos = torch.rand(sum(sizes), 3).to(device)
-    batch = torch.repeat_interleave(torch.arange(4), torch.tensor(sizes)).to(device)
-    idx = ops.farthest_point_sample(pos, batch, ratio=0.25)
+    pos = torch.rand(sum(sizes), 3)
+    batch = torch.repeat_interleave(torch.arange(4), torch.tensor(sizes))
+    idx = ops.farthest_point_sample(pos, batch, ratio=0.25, backend=backend)
     expect = [math.ceil(0.25 * n) for n in sizes]
     assert torch.bincount(batch[idx], minlength=4).tolist() == expect
     start = 0
     for c, n in enumerate(sizes):
-        sel = idx[batch[idx] == c]
-        assert ((sel >= start) & (sel < start + n)).all()
-        assert_farthest(pos[start:start + n].cpu(), (sel - start).cpu())
+        sel = idx[batch[idx] == c] - start
+        assert sel.tolist() == sorted(brute_fps(pos[start:start + n], expect[c]))
         start += n
 
 
-def test_fps_num_larger_than_cloud_keeps_all():
+def test_fps_on_device(device):
+    pos = torch.rand(300, 3)
+    batch = torch.repeat_interleave(torch.arange(2), torch.tensor([100, 200]))
+    idx = ops.farthest_point_sample(pos.to(device), batch.to(device), num=20)
+    assert idx.device.type == device.type
+    assert idx.cpu().tolist() == sorted(brute_fps(pos[:100], 20)) + sorted(
+        [100 + i for i in brute_fps(pos[100:], 20)])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fps_num_larger_than_cloud_keeps_all(backend):
     pos = torch.rand(5, 3)
-    assert sorted(ops.farthest_point_sample(pos, num=9).tolist()) == list(range(5))
+    assert ops.farthest_point_sample(pos, num=9, backend=backend).tolist() == list(range(5))
 
 
-def test_fps_random_start_is_seeded():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fps_random_start_is_seeded(backend):
     pos = torch.rand(100, 3)
-    a = ops.farthest_point_sample(pos, num=8, random_start=True,
+    a = ops.farthest_point_sample(pos, num=8, random_start=True, backend=backend,
                                   generator=torch.Generator().manual_seed(1))
-    b = ops.farthest_point_sample(pos, num=8, random_start=True,
+    b = ops.farthest_point_sample(pos, num=8, random_start=True, backend=backend,
                                   generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
-    assert_farthest(pos, a)
+    start = int(torch.rand(1, generator=torch.Generator().manual_seed(1)) * 100)
+    assert a.tolist() == sorted(brute_fps(pos, 8, start))
 
 
-def test_fps_permutation_invariant_set():
+def test_fps_permutation_selects_the_same_points():
     pos = torch.rand(80, 3)
-    perm = torch.randperm(80)
-    inv = torch.argsort(perm)
+    perm = torch.cat([torch.tensor([0]), 1 + torch.randperm(79)])  # same start point
     a = ops.farthest_point_sample(pos, num=12)
-    # start from the same physical point: put point 0 first in the permuted cloud
-    perm = torch.cat([torch.tensor([0]), perm[perm != 0]])
     b = perm[ops.farthest_point_sample(pos[perm], num=12)]
-    assert a.tolist() == b.tolist()
-    del inv
+    assert a.tolist() == sorted(b.tolist())
 
 
 def test_fps_errors():
@@ -73,3 +97,5 @@ def test_fps_errors():
         ops.farthest_point_sample(torch.rand(5, 3))
     with pytest.raises(ValueError, match="ratio"):
         ops.farthest_point_sample(torch.rand(5, 3), ratio=1.5)
+    with pytest.raises(ValueError, match="backend"):
+        ops.farthest_point_sample(torch.rand(5, 3), num=2, backend="cuda")
