@@ -2,11 +2,14 @@
 
 Peak memory on the CPU is the process's peak resident set (``VmHWM``), reset before each
 case through ``/proc/self/clear_refs`` (Linux); on CUDA, ``torch.cuda.max_memory_allocated``.
-Numbers are the best of ``repeat`` runs, after one warm-up.
+Numbers are the best of ``repeat`` runs, after one warm-up. Each case runs in fresh
+processes (one for time, one for memory, see :func:`run_suite`) so that one case's freed
+memory does not hide the next one's peak.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
 
@@ -76,35 +79,6 @@ def _open3d_fps(pos, batch, num):
         pc.farthest_point_down_sample(num)
 
 
-def bench_ops(quick: bool = False, torch_knn_max: int = 20_000) -> list[dict]:
-    """kNN (K=16) and FPS at 32 clouds x 1k, 10k and 100k points, pcattn vs open3d.
-
-    The pure-torch kNN is only timed up to ``torch_knn_max`` points per cloud (at 100k it
-    takes about a minute here: top-k over 100k columns is its cost).
-    """
-    from pcattn.ops import farthest_point_sample, knn
-
-    cases = [(32, 1024, 256), (1, 10_000, 1024)] + ([] if quick else [(1, 100_000, 4096)])
-    rows = []
-    print(f"{'op':<5} {'clouds x points':<16} {'impl':<22} {'time s':>9} {'peak MB':>9}")
-    for b, n, s in cases:
-        pos, batch = _clouds(b, n)
-        knn_impls = {"pcattn (auto)": lambda: knn(pos, 16, batch),
-                     "open3d per cloud": lambda: _open3d_knn(pos, batch, 16)}
-        if n <= torch_knn_max:
-            knn_impls["pcattn (torch)"] = lambda: knn(pos, 16, batch, backend="torch")
-        fps_impls = {"pcattn": lambda: farthest_point_sample(pos, batch, num=s),
-                     "open3d per cloud": lambda: _open3d_fps(pos, batch, s)}
-        for op, impls in (("knn", knn_impls), ("fps", fps_impls)):
-            for name, fn in impls.items():
-                t, m = measure(fn, repeat=1 if n >= 100_000 else 3)
-                label = f"{b} x {n}" + (f" -> {s}" if op == "fps" else "")
-                print(f"{op:<5} {label:<16} {name:<22} {t:9.4f} {m:9.1f}", flush=True)
-                rows.append({"op": op, "clouds": b, "points": n, "impl": name,
-                             "seconds": t, "peak_mb": m})
-    return rows
-
-
 def _block_cases(b: int, n: int, k: int, c: int) -> list[tuple[str, str, Callable]]:
     """(block, implementation, forward+backward closure) on B clouds x N points."""
     from torch import nn
@@ -149,27 +123,83 @@ def _block_cases(b: int, n: int, k: int, c: int) -> list[tuple[str, str, Callabl
     return cases
 
 
-def bench_blocks(quick: bool = False) -> list[dict]:
-    """Forward + backward of each block at B=8 x N=1024, K=16, C=64 next to PyG's layer
-    computing the same thing; then global and linear attention on one large cloud."""
+def _op_cases(quick: bool, torch_knn_max: int = 20_000) -> list[tuple[str, str, str, Callable]]:
+    """(op, size, implementation, closure): kNN (K=16) and FPS at 32 x 1k, 10k, 100k."""
+    from pcattn.ops import farthest_point_sample, knn
+
+    cases = []
+    sizes = [(32, 1024, 256), (1, 10_000, 1024)] + ([] if quick else [(1, 100_000, 4096)])
+    for b, n, s in sizes:
+        pos, batch = _clouds(b, n)
+        label = f"{b} x {n}"
+        cases += [("knn", label, "pcattn (auto)", lambda p=pos, c=batch: knn(p, 16, c)),
+                  ("knn", label, "open3d per cloud", lambda p=pos, c=batch: _open3d_knn(p, c, 16))]
+        if n <= torch_knn_max:  # at 100k the top-k over 100k columns takes about a minute
+            cases.append(("knn", label, "pcattn (torch)",
+                          lambda p=pos, c=batch: knn(p, 16, c, backend="torch")))
+        label = f"{b} x {n} -> {s}"
+        cases += [("fps", label, "pcattn (auto)",
+                   lambda p=pos, c=batch, s=s: farthest_point_sample(p, c, num=s)),
+                  ("fps", label, "pcattn (torch)", lambda p=pos, c=batch, s=s:
+                   farthest_point_sample(p, c, num=s, backend="torch")),
+                  ("fps", label, "open3d per cloud",
+                   lambda p=pos, c=batch, s=s: _open3d_fps(p, c, s))]
+    return cases
+
+
+def _large_cloud_cases(quick: bool) -> list[tuple[str, str, str, Callable]]:
+    """Global and linear attention, forward + backward, on one cloud of N points, C=128."""
     import pcattn.nn as pnn
 
-    rows = []
-    print(f"{'block':<22} {'implementation':<32} {'fwd+bwd s':>10} {'peak MB':>9}")
-    for block, impl, fn in _block_cases(8, 1024, 16, 64):
-        t, m = measure(fn, repeat=2 if quick else 3)
-        print(f"{block:<22} {impl:<32} {t:10.4f} {m:9.1f}", flush=True)
-        rows.append({"block": block, "impl": impl, "seconds": t, "peak_mb": m})
-    sizes = [2048, 8192] if quick else [2048, 8192, 32768]
-    for n in sizes:
+    cases = []
+    for n in [2048, 8192] if quick else [2048, 8192, 32768]:
         x = torch.randn(n, 128, requires_grad=True)
-        for name, module in (("GlobalSelfAttention", pnn.GlobalSelfAttention(128, heads=4)),
-                             ("LinearAttention", pnn.LinearAttention(128, heads=4))):
-            if name == "GlobalSelfAttention" and n > 8192:
-                continue
+        blocks = [("GlobalSelfAttention", pnn.GlobalSelfAttention(128, heads=4)),
+                  ("LinearAttention", pnn.LinearAttention(128, heads=4))]
+        for name, module in blocks[1:] if n > 8192 else blocks:
             def run(module=module, x=x):
                 module(x, None).sum().backward()
-            t, m = measure(run, repeat=1)
-            print(f"{'1 cloud x ' + str(n):<22} {name:<32} {t:10.4f} {m:9.1f}", flush=True)
-            rows.append({"block": f"N={n}", "impl": name, "seconds": t, "peak_mb": m})
+            cases.append(("one cloud", f"N={n}", name, run))
+    return cases
+
+
+_SUITES = {
+    "ops": lambda quick: _op_cases(quick),
+    "blocks": lambda quick: [(b, "8 x 1024, K=16, C=64", i, f)
+                             for b, i, f in _block_cases(8, 1024, 16, 64)],
+    "large": _large_cloud_cases,
+}
+
+
+def _measure_case(suite: str, quick: bool, i: int) -> tuple[float, float]:
+    """Runs in a fresh process: build the suite's inputs, measure case ``i`` only."""
+    torch.manual_seed(0)
+    fn = _SUITES[suite](quick)[i][3]
+    return measure(fn, repeat=3)
+
+
+def run_suite(suite: str, quick: bool = False) -> list[dict]:
+    """Measure every case of a suite, each in a new process (clean peak memory); print a
+    table and return its rows."""
+    import multiprocessing as mp
+
+    labels = [case[:3] for case in _SUITES[suite](quick)]
+    ctx = mp.get_context("spawn")
+    rows = []
+    print(f"{'what':<22} {'size':<22} {'implementation':<30} {'time s':>8} {'peak MB':>8}")
+    for i, (what, size, impl) in enumerate(labels):
+        with ctx.Pool(1) as pool:  # time: the allocator as users run it
+            seconds, _ = pool.apply(_measure_case, (suite, quick, i))
+        # memory: a fixed mmap threshold makes glibc return every large block on free, so
+        # peak RSS counts a case's large tensors even where a warm-up freed same-size blocks
+        # (it slows allocation, hence the separate process for timing)
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(1 << 16)
+        try:
+            with ctx.Pool(1) as pool:
+                _, peak = pool.apply(_measure_case, (suite, quick, i))
+        finally:
+            del os.environ["MALLOC_MMAP_THRESHOLD_"]
+        print(f"{what:<22} {size:<22} {impl:<30} {seconds:8.4f} {peak:8.1f}", flush=True)
+        rows.append({"what": what, "size": size, "impl": impl, "seconds": seconds,
+                     "peak_mb": peak})
     return rows

@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
 
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
-    b.add_argument("what", choices=["ops", "blocks"])
+    b.add_argument("what", choices=["ops", "blocks", "large"],
+                   help="ops: kNN/FPS vs open3d; blocks: attention blocks vs PyG at "
+                        "8 x 1024 points; large: global/linear attention on one big cloud")
     b.add_argument("--quick", action="store_true", help="small sizes only")
 
     sub.add_parser("models", help="list registered models")
@@ -74,7 +76,7 @@ def _run(args) -> int:
     elif args.command == "bench":
         from pcattn import bench
 
-        (bench.bench_ops if args.what == "ops" else bench.bench_blocks)(quick=args.quick)
+        bench.run_suite(args.what, quick=args.quick)
     elif args.command == "models":
         from pcattn.models import list_models
 

@@ -94,9 +94,11 @@ class PointTransformerCls(nn.Module):
             idx = knn(pos, self.config.k, batch)  # [M_i, K]
             attn = []
             for block in blocks:
-                x, w = block(x, pos, idx, return_attention=True)
                 if return_attention:
+                    x, w = block(x, pos, idx, return_attention=True)  # w: [M_i, K, C_i]
                     attn.append(w)
+                else:
+                    x = block(x, pos, idx)  # [M_i, C_i]
             stage = {"x": x, "pos": pos, "batch": batch, "idx": idx, "sample": sample}
             if return_attention:
                 stage["attention"] = attn

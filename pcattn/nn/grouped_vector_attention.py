@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.point_transformer import masked_softmax
 from pcattn.ops.gather import gather
@@ -47,6 +48,8 @@ class GroupedVectorAttention(nn.Module):
             ``Linear(C, G), LayerNorm, ReLU, Linear(G, G)``.
         pos_multiplier: also learn the multiplier ``mu`` (same architecture as ``pos_nn``).
         qkv_bias: bias in the query, key and value linear maps.
+        chunk_size: elements of ``[R, K, C]`` per chunk of rows, each recomputed in
+            backward (:func:`pcattn.nn.chunking.chunked_rows`); ``None``: one chunk.
 
     Shape:
         x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
@@ -56,9 +59,10 @@ class GroupedVectorAttention(nn.Module):
     def __init__(
         self, in_channels: int, out_channels: int, *, groups: int = 8,
         pos_nn: Callable | None = None, attn_nn: Callable | None = None,
-        pos_multiplier: bool = False, qkv_bias: bool = True,
+        pos_multiplier: bool = False, qkv_bias: bool = True, chunk_size: int | None = 2**20,
     ) -> None:
         super().__init__()
+        self.chunk_size = chunk_size
         if out_channels % groups != 0:
             raise ValueError(f"out_channels ({out_channels}) must be divisible by groups "
                              f"({groups})")
@@ -79,19 +83,27 @@ class GroupedVectorAttention(nn.Module):
         if idx.dim() != 2 or idx.shape[0] != x.shape[0]:
             raise ValueError(f"idx must be [M, K] with M={x.shape[0]} rows, got "
                              f"{tuple(idx.shape)}; build it with pcattn.ops.knn(pos, k, batch)")
-        m, k = idx.shape
-        c, g = self.out_channels, self.groups
-        valid = idx >= 0  # [M, K]
-        query = self.lin_q(x)  # [M, C]
-        kv_j = gather(torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1), idx)  # [M, K, 2C]
-        key_j, value_j = kv_j[..., :c], kv_j[..., c:]  # [M, K, C] each
-        rel = (gather(pos, idx) - pos[:, None, :]) * valid[..., None]  # [M, K, 3]: p_j - p_i
-        relation = key_j - query[:, None, :]  # [M, K, C]
+        c = self.out_channels
+        table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]
+        out, weight = chunked_rows(
+            self._attend, (self.lin_q(x), pos, idx), (table, pos), chunk_size=self.chunk_size,
+            row_elems=idx.shape[1] * c, keep=(True, return_attention))
+        return (out, weight) if return_attention else out  # [M, C], [M, K, G]
+
+    def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        """The attention of one chunk of rows ``i`` (``query, pos_i, idx`` hold them)."""
+        (r, k), c, g = idx.shape, self.out_channels, self.groups
+        valid = idx >= 0  # [R, K]
+        kv_j = gather(table, idx)  # [R, K, 2C]
+        key_j, value_j = kv_j[..., :c], kv_j[..., c:]  # [R, K, C] each
+        rel = (gather(pos, idx) - pos_i[:, None, :]) * valid[..., None]  # [R, K, 3]: p_j - p_i
+        relation = key_j - query[:, None, :]  # [R, K, C]
         if self.pos_mul_nn is not None:
-            relation = relation * self.pos_mul_nn(rel)  # [M, K, C]
-        delta = self.pos_nn(rel)  # [M, K, C]
-        logits = self.attn_nn(relation + delta)  # [M, K, G]
-        weight = masked_softmax(logits, valid)  # [M, K, G]
-        value_j = (value_j + delta).view(m, k, g, c // g)  # [M, K, G, D]
-        out = torch.einsum("mkgd,mkg->mgd", value_j, weight).reshape(m, c)  # [M, C]
-        return (out, weight) if return_attention else out
+            relation = relation * self.pos_mul_nn(rel)  # [R, K, C]
+        delta = self.pos_nn(rel)  # [R, K, C]
+        logits = self.attn_nn(relation + delta)  # [R, K, G]
+        weight = masked_softmax(logits, valid)  # [R, K, G]
+        value_j = (value_j + delta).view(r, k, g, c // g)  # [R, K, G, D]
+        out = torch.einsum("mkgd,mkg->mgd", value_j, weight).reshape(r, c)  # [R, C]
+        return out, weight

@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.point_transformer import masked_softmax
 from pcattn.ops.gather import gather
@@ -39,6 +40,8 @@ class LocalSelfAttention(nn.Module):
         heads: number of heads ``H``.
         pos_nn: ``[*, 3] -> [*, C]``; default ``Linear(3, C), LayerNorm, ReLU, Linear(C, C)``.
         qkv_bias: bias in the query, key and value maps.
+        chunk_size: elements of ``[R, K, C]`` per chunk of rows, each recomputed in
+            backward (:func:`pcattn.nn.chunking.chunked_rows`); ``None``: one chunk.
 
     Shape:
         x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
@@ -47,9 +50,10 @@ class LocalSelfAttention(nn.Module):
 
     def __init__(
         self, in_channels: int, out_channels: int, *, heads: int = 4,
-        pos_nn: Callable | None = None, qkv_bias: bool = True,
+        pos_nn: Callable | None = None, qkv_bias: bool = True, chunk_size: int | None = 2**20,
     ) -> None:
         super().__init__()
+        self.chunk_size = chunk_size
         if out_channels % heads != 0:
             raise ValueError(f"out_channels ({out_channels}) must be divisible by heads "
                              f"({heads})")
@@ -67,18 +71,27 @@ class LocalSelfAttention(nn.Module):
         if idx.dim() != 2 or idx.shape[0] != x.shape[0]:
             raise ValueError(f"idx must be [M, K] with M={x.shape[0]} rows, got "
                              f"{tuple(idx.shape)}; build it with pcattn.ops.knn(pos, k, batch)")
-        m, k = idx.shape
-        c, h = self.out_channels, self.heads
-        d = c // h
-        valid = idx >= 0  # [M, K]
-        query = self.lin_q(x).view(m, h, d)  # [M, H, D]
-        kv_j = gather(torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1), idx)  # [M, K, 2C]
-        rel = (pos[:, None, :] - gather(pos, idx)) * valid[..., None]  # [M, K, 3]: p_i - p_j
-        delta = self.pos_nn(rel)  # [M, K, C]
-        key_j = (kv_j[..., :c] + delta).view(m, k, h, d)  # [M, K, H, D]
-        value_j = (kv_j[..., c:] + delta).view(m, k, h, d)  # [M, K, H, D]
-        logits = torch.einsum("mhd,mkhd->mkh", query, key_j) / math.sqrt(d)  # [M, K, H]
-        weight = masked_softmax(logits, valid)  # [M, K, H]
-        out = torch.einsum("mkh,mkhd->mhd", weight, value_j).reshape(m, c)  # [M, C]
+        c = self.out_channels
+        table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]
+        out, weight = chunked_rows(
+            self._attend, (self.lin_q(x), pos, idx), (table, pos), chunk_size=self.chunk_size,
+            row_elems=idx.shape[1] * c, keep=(True, return_attention))
         out = self.lin_out(out)  # [M, C]
-        return (out, weight) if return_attention else out
+        return (out, weight) if return_attention else out  # [M, C], [M, K, H]
+
+    def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        """The attention of one chunk of rows ``i`` (``query, pos_i, idx`` hold them)."""
+        (r, k), c, h = idx.shape, self.out_channels, self.heads
+        d = c // h
+        valid = idx >= 0  # [R, K]
+        kv_j = gather(table, idx)  # [R, K, 2C]
+        rel = (pos_i[:, None, :] - gather(pos, idx)) * valid[..., None]  # [R, K, 3]: p_i - p_j
+        delta = self.pos_nn(rel)  # [R, K, C]
+        key_j = (kv_j[..., :c] + delta).view(r, k, h, d)  # [R, K, H, D]
+        value_j = (kv_j[..., c:] + delta).view(r, k, h, d)  # [R, K, H, D]
+        query = query.view(r, h, d)  # [R, H, D]
+        logits = torch.einsum("mhd,mkhd->mkh", query, key_j) / math.sqrt(d)  # [R, K, H]
+        weight = masked_softmax(logits, valid)  # [R, K, H]
+        out = torch.einsum("mkh,mkhd->mhd", weight, value_j).reshape(r, c)  # [R, C]
+        return out, weight

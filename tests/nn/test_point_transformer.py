@@ -112,21 +112,3 @@ def test_bad_idx_shape_is_a_clear_error():
     with pytest.raises(ValueError, match="idx must be"):
         PointTransformerLayer(8, 8)(x, pos, torch.zeros(4, 2, dtype=torch.long))
 
-
-@pytest.mark.parametrize("chunk_size", [None, 1, 100])
-def test_chunked_equals_whole(chunk_size):
-    x, pos, batch = cloud([30, 12], c=6)
-    idx = torch.cat([ops.knn(pos, 5, batch), torch.full((42, 1), -1)], dim=1)
-    whole = PointTransformerLayer(6, 8, chunk_size=10**9)
-    part = PointTransformerLayer(6, 8, chunk_size=chunk_size)
-    part.load_state_dict(whole.state_dict())
-    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    out_a, w_a = whole(xa, pos, idx, return_attention=True)
-    out_b, w_b = part(xb, pos, idx, return_attention=True)
-    torch.testing.assert_close(out_b, out_a)
-    torch.testing.assert_close(w_b, w_a)
-    out_a.pow(2).sum().backward()
-    out_b.pow(2).sum().backward()
-    torch.testing.assert_close(xb.grad, xa.grad)
-    for (name, p), q in zip(part.named_parameters(), whole.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, msg=name)
