@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.point_transformer import masked_softmax
+from pcattn.ops.batching import check_neighbors
 from pcattn.ops.gather import gather
 
 
@@ -80,9 +81,7 @@ class GroupedVectorAttention(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, Tensor]:
-        if idx.dim() != 2 or idx.shape[0] != x.shape[0]:
-            raise ValueError(f"idx must be [M, K] with M={x.shape[0]} rows, got "
-                             f"{tuple(idx.shape)}; build it with pcattn.ops.knn(pos, k, batch)")
+        check_neighbors(idx, x.shape[0])
         c = self.out_channels
         table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]
         out, weight = chunked_rows(

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
+from pcattn.ops.batching import check_neighbors
 from pcattn.ops.gather import gather
 
 
@@ -62,9 +63,7 @@ class PointTransformerLayer(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, Tensor]:
-        if idx.dim() != 2 or idx.shape[0] != x.shape[0]:
-            raise ValueError(f"idx must be [M, K] with M={x.shape[0]} rows, got "
-                             f"{tuple(idx.shape)}; build it with pcattn.ops.knn(pos, k, batch)")
+        check_neighbors(idx, x.shape[0])
         query = self.lin_dst(x)  # [M, C]
         table = torch.cat([-self.lin_src(x), self.lin(x)], dim=-1)  # [M, 2C]: -key | value
         padded = bool((idx < 0).any())

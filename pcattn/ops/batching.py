@@ -112,3 +112,11 @@ def edge_index_to_neighbors(
     idx = torch.full((num_nodes, k), -1, dtype=torch.long, device=src.device)
     idx[dst, slot] = src
     return idx
+
+
+def check_neighbors(idx: Tensor, num_rows: int) -> None:
+    """Raise a clear error unless ``idx`` is a ``[num_rows, K]`` integer neighbourhood."""
+    if idx.dim() != 2 or idx.shape[0] != num_rows or idx.dtype.is_floating_point:
+        raise ValueError(f"idx must be an integer [M, K] tensor with M={num_rows} rows, got "
+                         f"{tuple(idx.shape)} {idx.dtype}; build it with "
+                         "pcattn.ops.knn(pos, k, batch)")

@@ -7,13 +7,7 @@ import torch
 from torch import nn
 
 from pcattn.nn import AttentionPool, segment_softmax
-
-
-def clouds(sizes, c, device, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(sum(sizes), c, generator=g, dtype=dtype)
-    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    return x.to(device), batch.to(device)
+from helpers import features
 
 
 SIZES = [7, 1, 12]
@@ -22,7 +16,7 @@ SPANS = [(0, 7), (7, 8), (8, 20)]
 
 def test_matches_torch_multihead_attention(device):
     c_in, c, h = 5, 8, 2
-    x, batch = clouds(SIZES, c_in, device)
+    x, batch = features(SIZES, c_in, device)
     pool = AttentionPool(c_in, c, heads=h).to(device)
     mha = nn.MultiheadAttention(c, h, kdim=c_in, vdim=c_in, batch_first=True).to(device)
     seed = torch.randn(c, device=device)
@@ -45,7 +39,7 @@ def test_matches_torch_multihead_attention(device):
 
 
 def test_weights_sum_to_one_per_cloud(device):
-    x, batch = clouds(SIZES, 6, device)
+    x, batch = features(SIZES, 6, device)
     _, w = AttentionPool(6, heads=3).to(device)(x, batch, return_attention=True)
     total = torch.zeros(3, 3, device=device).index_add_(0, batch, w)
     torch.testing.assert_close(total, torch.ones(3, 3, device=device))
@@ -53,7 +47,7 @@ def test_weights_sum_to_one_per_cloud(device):
 
 
 def test_segment_softmax_is_softmax_per_cloud_and_stable(device):
-    logits, batch = clouds(SIZES, 4, device)
+    logits, batch = features(SIZES, 4, device)
     logits = logits * 300  # far outside exp's float32 range without the max shift
     w = segment_softmax(logits, batch)
     for s, e in SPANS:
@@ -61,7 +55,7 @@ def test_segment_softmax_is_softmax_per_cloud_and_stable(device):
 
 
 def test_permutation_invariance_and_batch_equals_alone(device):
-    x, batch = clouds(SIZES, 6, device)
+    x, batch = features(SIZES, 6, device)
     pool = AttentionPool(6, 8, heads=2).to(device)
     out, w = pool(x, batch, return_attention=True)
     perm = torch.cat([torch.randperm(7), torch.tensor([7]), 8 + torch.randperm(12)]).to(device)
@@ -73,7 +67,7 @@ def test_permutation_invariance_and_batch_equals_alone(device):
 
 
 def test_all_parameters_get_gradients(device):
-    x, batch = clouds(SIZES, 6, device)
+    x, batch = features(SIZES, 6, device)
     pool = AttentionPool(6, 8, heads=2).to(device)
     pool(x, batch).square().sum().backward()
     for name, p in pool.named_parameters():
@@ -81,7 +75,7 @@ def test_all_parameters_get_gradients(device):
 
 
 def test_gradcheck(device):
-    x, batch = clouds([4, 3], 4, device, dtype=torch.float64)
+    x, batch = features([4, 3], 4, device, dtype=torch.float64)
     pool = AttentionPool(4, heads=2).to(device).double()
     x.requires_grad_()
     assert torch.autograd.gradcheck(lambda a: pool(a, batch), (x,))

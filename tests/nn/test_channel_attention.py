@@ -6,13 +6,7 @@ import pytest
 import torch
 
 from pcattn.nn import EfficientChannelAttention, SqueezeExcitation
-
-
-def clouds(sizes, c, device, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(sum(sizes), c, generator=g, dtype=dtype)
-    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    return x.to(device), batch.to(device)
+from helpers import features
 
 
 def se_direct(layer, x_cloud):
@@ -40,7 +34,7 @@ BLOCKS = {
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_matches_direct_computation_per_cloud(device, name, pool):
     make, direct = BLOCKS[name]
-    x, batch = clouds([7, 1, 12], 8, device)
+    x, batch = features([7, 1, 12], 8, device)
     layer = make(8, pool).to(device)
     out, gate = layer(x, batch, return_attention=True)
     assert out.shape == (20, 8) and gate.shape == (3, 8)
@@ -54,7 +48,7 @@ def test_matches_direct_computation_per_cloud(device, name, pool):
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_permutation_equivariance(device, name):
-    x, batch = clouds([9, 6], 8, device)
+    x, batch = features([9, 6], 8, device)
     layer = BLOCKS[name][0](8, "mean").to(device)
     perm = torch.cat([torch.randperm(9), 9 + torch.randperm(6)]).to(device)  # within clouds
     out = layer(x, batch)
@@ -72,7 +66,7 @@ def test_eca_adaptive_kernel_size():
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_all_parameters_get_gradients(device, name):
-    x, batch = clouds([9, 6], 8, device)
+    x, batch = features([9, 6], 8, device)
     layer = BLOCKS[name][0](8, "mean").to(device)
     layer(x, batch).square().sum().backward()
     for pname, p in layer.named_parameters():
@@ -81,7 +75,7 @@ def test_all_parameters_get_gradients(device, name):
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_gradcheck(device, name):
-    x, batch = clouds([4, 3], 4, device, dtype=torch.float64)
+    x, batch = features([4, 3], 4, device, dtype=torch.float64)
     layer = BLOCKS[name][0](4, "max").to(device).double()
     x.requires_grad_()
     assert torch.autograd.gradcheck(lambda a: layer(a, batch), (x,))

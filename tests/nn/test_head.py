@@ -6,24 +6,18 @@ import pytest
 import torch
 
 from pcattn.nn import SegmentationHead
-
-
-def clouds(sizes, c, device, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(sum(sizes), c, generator=g, dtype=dtype)
-    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    return x.to(device), batch.to(device)
+from helpers import features
 
 
 def test_shapes_and_pre_logits(device):
-    x, _ = clouds([10], 6, device)
+    x, _ = features([10], 6, device)
     head = SegmentationHead(6, 5, hidden_channels=(8, 7)).to(device)
     assert head(x).shape == (10, 5) and head(x, pre_logits=True).shape == (10, 7)
 
 
 def test_category_one_hot_per_cloud(device):
     """Each node sees its own cloud's category, as if concatenated by hand."""
-    x, batch = clouds([6, 4, 3], 6, device)
+    x, batch = features([6, 4, 3], 6, device)
     category = torch.tensor([2, 0, 2], device=device)
     head = SegmentationHead(6, 5, num_categories=3, hidden_channels=(8,)).to(device).eval()
     one_hot = torch.zeros(13, 3, device=device)
@@ -39,7 +33,7 @@ def test_category_one_hot_per_cloud(device):
 
 
 def test_all_parameters_get_gradients(device):
-    x, batch = clouds([6, 4], 6, device)
+    x, batch = features([6, 4], 6, device)
     head = SegmentationHead(6, 5, num_categories=2).to(device)
     head(x, torch.tensor([1, 0], device=device), batch).square().sum().backward()
     for name, p in head.named_parameters():
@@ -47,7 +41,7 @@ def test_all_parameters_get_gradients(device):
 
 
 def test_gradcheck(device):
-    x, batch = clouds([3, 2], 4, device, dtype=torch.float64)
+    x, batch = features([3, 2], 4, device, dtype=torch.float64)
     head = SegmentationHead(4, 3, num_categories=2, hidden_channels=(5,)).to(device)
     head = head.double().eval()
     x.requires_grad_()

@@ -8,22 +8,7 @@ from torch import nn
 
 from pcattn.nn import LocalSelfAttention
 from pcattn.ops import gather, knn
-
-
-def clouds(sizes, c, device, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    pos = torch.rand(sum(sizes), 3, generator=g, dtype=dtype)
-    x = torch.randn(sum(sizes), c, generator=g, dtype=dtype)
-    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    return x.to(device), pos.to(device), batch.to(device)
-
-
-def renumber(idx, perm):
-    """Neighbourhoods of the permuted cloud (new node a is old node perm[a])."""
-    inv = torch.empty_like(perm)
-    inv[perm] = torch.arange(perm.numel(), device=perm.device)
-    new = idx[perm]
-    return torch.where(new >= 0, inv[new.clamp(min=0)], new)
+from helpers import clouds, renumber
 
 
 class ZeroPos(nn.Module):

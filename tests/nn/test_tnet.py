@@ -8,13 +8,7 @@ import pytest
 import torch
 
 from pcattn.nn import TNet, apply_transform, orthogonality_loss
-
-
-def clouds(sizes, c, device, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(sum(sizes), c, generator=g, dtype=dtype)
-    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    return x.to(device), batch.to(device)
+from helpers import features
 
 
 def small(in_channels=3, **kw):
@@ -30,7 +24,7 @@ def trained(layer):
 
 
 def test_identity_at_init(device):
-    x, batch = clouds([10, 4], 3, device)
+    x, batch = features([10, 4], 3, device)
     layer = small().to(device)
     a = layer(x, batch)
     assert a.shape == (2, 3, 3)
@@ -39,13 +33,13 @@ def test_identity_at_init(device):
 
 
 def test_feature_transform_size(device):
-    x, batch = clouds([6, 5], 7, device)
+    x, batch = features([6, 5], 7, device)
     a = trained(small(7, dim=5)).to(device)(x, batch)
     assert a.shape == (2, 5, 5)
 
 
 def test_apply_transform_uses_each_clouds_matrix(device):
-    x, batch = clouds([3, 2], 3, device)
+    x, batch = features([3, 2], 3, device)
     a = torch.randn(2, 3, 3, device=device)
     y = apply_transform(x, a, batch)
     for i in range(5):
@@ -53,7 +47,7 @@ def test_apply_transform_uses_each_clouds_matrix(device):
 
 
 def test_permutation_invariance_and_batch_equals_alone(device):
-    x, batch = clouds([9, 5], 3, device)
+    x, batch = features([9, 5], 3, device)
     layer = trained(small()).to(device)
     a = layer(x, batch)
     perm = torch.cat([torch.randperm(9), 9 + torch.randperm(5)]).to(device)
@@ -76,7 +70,7 @@ def test_orthogonality_loss_closed_form(device):
 def test_all_parameters_get_gradients(device):
     """At init the zero last layer blocks the gradient to the layers before it (by design);
     once it has moved, every parameter learns."""
-    x, batch = clouds([9, 5], 3, device)
+    x, batch = features([9, 5], 3, device)
     layer = small().to(device)
     y = apply_transform(x, layer(x, batch), batch)
     y.square().sum().backward()
@@ -89,7 +83,7 @@ def test_all_parameters_get_gradients(device):
 
 
 def test_gradcheck(device):
-    x, batch = clouds([4, 3], 3, device, dtype=torch.float64)
+    x, batch = features([4, 3], 3, device, dtype=torch.float64)
     layer = trained(small()).to(device).double()
     x.requires_grad_()
     assert torch.autograd.gradcheck(

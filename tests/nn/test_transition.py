@@ -5,14 +5,7 @@ from __future__ import annotations
 import torch
 
 from pcattn.nn import NadarayaWatsonPool, TransitionDown, TransitionUp
-
-
-def clouds(sizes, c, device, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    pos = torch.rand(sum(sizes), 3, generator=g, dtype=dtype)
-    x = torch.randn(sum(sizes), c, generator=g, dtype=dtype)
-    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    return x.to(device), pos.to(device), batch.to(device)
+from helpers import clouds
 
 
 def coarse_and_fine(device, dtype=torch.float32):
