@@ -77,3 +77,13 @@ def test_module_entry_point_and_version():
     out = subprocess.run([sys.executable, "-m", "pcattn", "models"], capture_output=True,
                          text=True, cwd=ROOT, check=True)
     assert "point_transformer_cls" in out.stdout.split()
+
+
+def test_every_shipped_config_loads():
+    from pcattn.engine import load_config
+
+    paths = sorted((ROOT / "configs").glob("*.yaml"))
+    assert paths
+    for path in paths:
+        run = load_config(path)
+        assert run.train.run_name == path.stem
