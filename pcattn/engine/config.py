@@ -98,10 +98,10 @@ def config_from_dict(raw: dict, run_name: str = "") -> RunConfig:
 
 def _typed(config_cls: type, values: dict, section: str) -> dict:
     """Check each value against the type of the field's default; say what was expected."""
-    defaults = config_cls() if _all_defaulted(config_cls) else None
+    defaults = config_cls()  # every config field has a default
     out = {}
     for key, value in values.items():
-        if defaults is None or not hasattr(defaults, key):
+        if not hasattr(defaults, key):
             out[key] = value
             continue
         expected = getattr(defaults, key)
@@ -124,11 +124,6 @@ def _typed(config_cls: type, values: dict, section: str) -> dict:
                              f"(like {expected!r}), got {value!r}")
         out[key] = value
     return out
-
-
-def _all_defaulted(config_cls: type) -> bool:
-    return all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-               for f in dataclasses.fields(config_cls))
 
 
 def _plain(d: dict) -> dict:
