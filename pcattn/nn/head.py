@@ -25,14 +25,8 @@ class ClassificationHead(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, *,
                  hidden_channels: tuple[int, ...] = (256,), dropout: float = 0.5) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        c = in_channels
-        for h in hidden_channels:
-            layers += [nn.Linear(c, h), nn.LayerNorm(h), nn.ReLU(inplace=True),
-                       nn.Dropout(dropout)]
-            c = h
-        self.hidden = nn.Sequential(*layers)
-        self.fc = nn.Linear(c, num_classes)
+        self.hidden = _hidden_layers(in_channels, hidden_channels, dropout)
+        self.fc = nn.Linear(hidden_channels[-1] if hidden_channels else in_channels, num_classes)
 
     def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         h = self.hidden(x)  # [B, C_h]
@@ -63,14 +57,9 @@ class SegmentationHead(nn.Module):
                  hidden_channels: tuple[int, ...] = (128,), dropout: float = 0.5) -> None:
         super().__init__()
         self.num_categories = num_categories
-        layers: list[nn.Module] = []
         c = in_channels + (num_categories or 0)
-        for h in hidden_channels:
-            layers += [nn.Linear(c, h), nn.LayerNorm(h), nn.ReLU(inplace=True),
-                       nn.Dropout(dropout)]
-            c = h
-        self.hidden = nn.Sequential(*layers)
-        self.fc = nn.Linear(c, num_classes)
+        self.hidden = _hidden_layers(c, hidden_channels, dropout)
+        self.fc = nn.Linear(hidden_channels[-1] if hidden_channels else c, num_classes)
 
     def forward(self, x: Tensor, category: Tensor | None = None, batch: Tensor | None = None,
                 pre_logits: bool = False) -> Tensor:
@@ -85,3 +74,14 @@ class SegmentationHead(nn.Module):
             raise ValueError("category given but the head was built without num_categories")
         h = self.hidden(x)  # [M, C_h]
         return h if pre_logits else self.fc(h)  # [M, num_classes]
+
+
+def _hidden_layers(in_channels: int, hidden_channels: tuple[int, ...], dropout: float
+                   ) -> nn.Sequential:
+    """``Linear -> LayerNorm -> ReLU -> Dropout`` for each hidden width."""
+    layers: list[nn.Module] = []
+    c = in_channels
+    for h in hidden_channels:
+        layers += [nn.Linear(c, h), nn.LayerNorm(h), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        c = h
+    return nn.Sequential(*layers)
