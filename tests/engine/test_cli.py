@@ -20,7 +20,7 @@ def write_config(tmp_path, **sections) -> Path:
                      "k": 8, "head_hidden": [32]},
            "data": {"name": "synthetic_shapes", "root": str(tmp_path / "data"),
                     "num_points": 128, "per_class": 12, "rotation": "z"},
-           "train": {"epochs": 5, "batch_size": 8, "lr": 0.005,
+           "train": {"epochs": 8, "batch_size": 8, "lr": 0.005,
                      "out_dir": str(tmp_path / "runs")}}
     for name, values in sections.items():
         cfg[name].update(values)
@@ -59,7 +59,7 @@ def test_short_train_beats_chance(tmp_path, capsys):
     run = tmp_path / "runs" / "tiny"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["num_samples"] == 30  # 3 test clouds per class x 10 classes
-    assert metrics["overall_accuracy"] >= 0.3, metrics  # chance is 0.1
+    assert metrics["overall_accuracy"] >= 0.4, metrics  # chance is 0.1; seeds 0-2 gave 0.6-0.7
     assert (run / "checkpoint.pt").is_file()
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["num_classes"] == 10 and saved["data"]["num_points"] == 128
