@@ -55,10 +55,15 @@ def train(run: RunConfig, *, progress: bool = True) -> dict:
     cfg = run.train
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
+    train_set, test_set = build_dataset(run.data, "train"), build_dataset(run.data, "test")
+    if len(train_set) and train_set[0].y.numel() != 1:
+        raise ValueError(f"data.name={run.data.name!r} has a label per point (segmentation); "
+                         "the training loop does classification only so far: choose a "
+                         "classification dataset (synthetic_shapes, modelnet40, modelnet10, "
+                         "folder)")
+    model = build_model_for(run, train_set).to(device)
     out = Path(cfg.out_dir) / cfg.run_name
     out.mkdir(parents=True, exist_ok=True)
-    train_set, test_set = build_dataset(run.data, "train"), build_dataset(run.data, "test")
-    model = build_model_for(run, train_set).to(device)
     save_config(run, out / "config.yaml")
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                         num_workers=cfg.num_workers,
