@@ -65,9 +65,8 @@ def _run(args) -> int:
 
         run = load_config(args.config, args.set)
         metrics = train(run, progress=not args.no_progress)
-        out = f"{run.train.out_dir}/{run.train.run_name}"
         print(f"test overall accuracy {metrics['overall_accuracy']:.4f}, mean class accuracy "
-              f"{metrics['mean_class_accuracy']:.4f}; run folder: {out}")
+              f"{metrics['mean_class_accuracy']:.4f}; run folder: {metrics['run_dir']}")
     elif args.command == "eval":
         from pcattn.engine import evaluate_checkpoint
 

@@ -36,6 +36,20 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def fresh_run_dir(out_dir: Path, name: str) -> Path:
+    """``out_dir/name``, or ``name-2``, ``name-3``... if it already holds a run: a new run
+    never overwrites an earlier run's checkpoint or metrics."""
+    for i in range(1, 10_000):
+        path = out_dir / (name if i == 1 else f"{name}-{i}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            if not any(path.iterdir()):
+                return path
+    raise ValueError(f"{out_dir} holds 9999 runs named {name!r}; set train.run_name")
+
+
 def build_model_for(run: RunConfig, train_set) -> nn.Module:
     """Create the model, filling ``num_classes`` / ``in_channels`` from the data."""
     wanted = {"num_classes": train_set.num_classes,
@@ -49,8 +63,9 @@ def build_model_for(run: RunConfig, train_set) -> nn.Module:
 def train(run: RunConfig, *, progress: bool = True) -> dict:
     """Train ``run``, evaluate on the test split and write the run folder.
 
-    The folder ``<train.out_dir>/<train.run_name>/`` gets ``config.yaml`` (resolved),
-    ``checkpoint.pt`` and ``metrics.json``. Returns the metrics.
+    The folder ``<train.out_dir>/<train.run_name>/`` (``-2``, ``-3``... when taken) gets
+    ``config.yaml`` (resolved), ``checkpoint.pt`` and ``metrics.json``. Returns the metrics,
+    with ``"run_dir"``.
     """
     cfg = run.train
     seed_everything(cfg.seed)
@@ -62,8 +77,7 @@ def train(run: RunConfig, *, progress: bool = True) -> dict:
                          "classification dataset (synthetic_shapes, modelnet40, modelnet10, "
                          "folder)")
     model = build_model_for(run, train_set).to(device)
-    out = Path(cfg.out_dir) / cfg.run_name
-    out.mkdir(parents=True, exist_ok=True)
+    out = fresh_run_dir(Path(cfg.out_dir), cfg.run_name)
     save_config(run, out / "config.yaml")
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                         num_workers=cfg.num_workers,
@@ -107,6 +121,7 @@ def train(run: RunConfig, *, progress: bool = True) -> dict:
         **test, "train_history": history, "train_seconds": train_time,
         "train_clouds_per_second": seen / train_time,
         "parameters": sum(p.numel() for p in model.parameters()), "device": str(device),
+        "run_dir": str(out),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

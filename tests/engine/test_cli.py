@@ -70,6 +70,11 @@ def test_short_train_beats_chance(tmp_path, capsys):
     assert main(["eval", str(run / "checkpoint.pt")]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["overall_accuracy"] == pytest.approx(metrics["overall_accuracy"])
+    # a second run with the same name goes next to the first, which stays as it was
+    before = (run / "checkpoint.pt").read_bytes()
+    assert main(["train", "--config", str(path), "--no-progress", "--set", "train.epochs=1"]) == 0
+    assert (tmp_path / "runs" / "tiny-2" / "metrics.json").is_file()
+    assert (run / "checkpoint.pt").read_bytes() == before
 
 
 def test_module_entry_point_and_version():
