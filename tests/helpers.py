@@ -29,3 +29,11 @@ def features(sizes, c, device, dtype=torch.float32, seed=0):
     x = torch.randn(sum(sizes), c, generator=g, dtype=dtype)
     batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
     return x.to(device), batch.to(device)
+
+
+def points(sizes, seed=0):
+    """Random positions ``pos [M, 3]`` in the unit cube and ``batch [M]`` (CPU, float32)."""
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.rand(sum(sizes), 3, generator=g)
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    return pos, batch

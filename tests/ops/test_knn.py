@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pcattn import ops
+from helpers import points
 
 BACKENDS = ["torch", "open3d"]
 
@@ -23,13 +24,6 @@ def brute_knn(pos, k, batch, query, query_batch):
     out = torch.full((query.shape[0], k), float("inf"), dtype=torch.float64)
     out[:, :kk] = val
     return out
-
-
-def random_batch(sizes, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    pos = torch.rand(sum(sizes), 3, generator=g)
-    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    return pos, batch
 
 
 def check_against_brute(idx, pos, k, batch, query, query_batch):
@@ -47,7 +41,7 @@ def check_against_brute(idx, pos, k, batch, query, query_batch):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sizes,k", [([50], 8), ([30, 1, 70, 5], 16), ([300, 200], 4)])
 def test_knn_matches_brute_force(backend, sizes, k):
-    pos, batch = random_batch(sizes)
+    pos, batch = points(sizes)
     idx = ops.knn(pos, k, batch, backend=backend)
     assert idx.shape == (pos.shape[0], k) and idx.dtype == torch.long
     check_against_brute(idx, pos, k, batch, pos, batch)
@@ -56,7 +50,7 @@ def test_knn_matches_brute_force(backend, sizes, k):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_knn_query_subset_and_padding(backend):
-    pos, batch = random_batch([40, 3, 25])
+    pos, batch = points([40, 3, 25])
     sel = torch.tensor([0, 5, 39, 40, 41, 42, 50, 60])
     idx = ops.knn(pos, 6, batch, query=pos[sel] + 0.01, query_batch=batch[sel], backend=backend)
     check_against_brute(idx, pos, 6, batch, pos[sel] + 0.01, batch[sel])
@@ -64,7 +58,7 @@ def test_knn_query_subset_and_padding(backend):
 
 
 def test_torch_backend_chunks_give_same_answer(monkeypatch):
-    pos, batch = random_batch([500, 300])
+    pos, batch = points([500, 300])
     full = ops.knn(pos, 8, batch, backend="torch")
     knn_module = importlib.import_module("pcattn.ops.knn")
     monkeypatch.setattr(knn_module, "_CHUNK_ELEMS", 1000)  # forces many row chunks
@@ -73,7 +67,7 @@ def test_torch_backend_chunks_give_same_answer(monkeypatch):
 
 def test_knn_matches_open3d_kdtree():
     o3d = pytest.importorskip("open3d")
-    pos, _ = random_batch([400], seed=3)
+    pos, _ = points([400], seed=3)
     idx = ops.knn(pos, 10, backend="torch")
     tree = o3d.geometry.KDTreeFlann(o3d.geometry.PointCloud(
         o3d.utility.Vector3dVector(pos.double().numpy())))
@@ -83,7 +77,7 @@ def test_knn_matches_open3d_kdtree():
 
 
 def test_knn_cuda_or_cpu_device(device):
-    pos, batch = random_batch([64, 20])
+    pos, batch = points([64, 20])
     idx = ops.knn(pos.to(device), 8, batch.to(device))
     assert idx.device.type == device.type
     check_against_brute(idx.cpu(), pos, 8, batch, pos, batch)
@@ -108,7 +102,7 @@ def test_knn_permutation_permutes_result(n, k, seed):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ball_query_respects_radius(backend):
-    pos, batch = random_batch([200, 50])
+    pos, batch = points([200, 50])
     r = 0.15
     idx = ops.ball_query(pos, r, 12, batch, backend=backend)
     valid = idx >= 0

@@ -11,15 +11,9 @@ import torch
 
 from pcattn import ops
 from pcattn.nn import GroupedVectorAttention, LocalSelfAttention
+from helpers import points
 
 BACKENDS = ["torch", "open3d"]
-
-
-def random_batch(sizes, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    pos = torch.rand(sum(sizes), 3, generator=g)
-    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    return pos, batch
 
 
 def brute_dilated(pos, k, d, batch, query, query_batch):
@@ -38,7 +32,7 @@ def brute_dilated(pos, k, d, batch, query, query_batch):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sizes,k,d", [([40], 4, 2), ([30, 5, 17], 4, 3), ([25], 3, 1)])
 def test_dilated_knn_matches_brute_force(backend, sizes, k, d):
-    pos, batch = random_batch(sizes)
+    pos, batch = points(sizes)
     idx = ops.knn(pos, k, batch, dilation=d, backend=backend)
     assert idx.shape == (pos.shape[0], k)
     assert torch.equal(idx, brute_dilated(pos, k, d, batch, pos, batch))
@@ -47,7 +41,7 @@ def test_dilated_knn_matches_brute_force(backend, sizes, k, d):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_small_cloud_pads_the_ranks_it_lacks(backend):
-    pos, batch = random_batch([20, 5])
+    pos, batch = points([20, 5])
     idx = ops.knn(pos, 4, batch, dilation=2, backend=backend)  # ranks 0, 2, 4, 6
     assert (idx[:20] >= 0).all()
     assert (idx[20:, :3] >= 20).all() and (idx[20:, 3] == -1).all()  # rank 6 >= 5 points
@@ -56,7 +50,7 @@ def test_small_cloud_pads_the_ranks_it_lacks(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_strided_queries_with_dilation(backend):
     """Strided (FPS-sampled) centres can use dilated neighbourhoods too."""
-    pos, batch = random_batch([30, 12])
+    pos, batch = points([30, 12])
     s = ops.farthest_point_sample(pos, batch, ratio=0.25)
     idx = ops.knn(pos, 3, batch, query=pos[s], query_batch=batch[s], dilation=2,
                   backend=backend)
@@ -64,7 +58,7 @@ def test_strided_queries_with_dilation(backend):
 
 
 def test_dilation_widens_the_neighbourhood_at_the_same_k():
-    pos, batch = random_batch([200])
+    pos, batch = points([200])
     radius = []
     for d in (1, 2, 4):
         idx = ops.knn(pos, 8, batch, dilation=d)
@@ -77,7 +71,7 @@ def test_dilation_widens_the_neighbourhood_at_the_same_k():
 @pytest.mark.parametrize("block", ["local", "grouped"])
 def test_local_blocks_on_dilated_neighbourhoods(device, block):
     """A block on a dilated idx reads exactly those neighbours and stays per cloud."""
-    pos, batch = random_batch([24, 6])
+    pos, batch = points([24, 6])
     pos, batch = pos.to(device), batch.to(device)
     x = torch.randn(30, 4, device=device)
     if block == "local":
