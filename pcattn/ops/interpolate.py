@@ -27,7 +27,10 @@ def interpolate(
     """
     if mode not in ("inverse_distance", "nadaraya_watson"):
         raise ValueError(f"mode must be 'inverse_distance' or 'nadaraya_watson', got {mode!r}")
-    if batch_query is None and batch is not None and pos_query is pos:
+    if batch is not None and batch_query is None:
+        if pos_query is not pos:
+            raise ValueError("batch is given but batch_query is not: pass the cloud id of each "
+                             "query point too (batch_query [M_q])")
         batch_query = batch
     idx, _ = knn_with_distance(pos, k, batch, query=pos_query, query_batch=batch_query)
     valid = idx >= 0  # [M_q, K]

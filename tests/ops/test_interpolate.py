@@ -36,3 +36,11 @@ def test_interpolate_stays_within_cloud():
     q = torch.tensor([[0.04, 0.04, 0.0], [0.0, 0.0, 0.0]])
     out = ops.interpolate(x, pos, q, batch, torch.tensor([0, 1]), k=3)
     torch.testing.assert_close(out, torch.tensor([[1.0], [-7.0]]))
+
+
+def test_missing_query_batch_is_a_clear_error():
+    import pytest
+
+    pos, batch = torch.rand(6, 3), torch.tensor([0, 0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match="batch_query"):
+        ops.interpolate(torch.rand(6, 2), pos, torch.rand(2, 3), batch)
