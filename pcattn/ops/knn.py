@@ -80,6 +80,9 @@ def knn_with_distance(
         raise ValueError(f"k must be >= 1, got {k}")
     if pos.dim() != 2 or pos.shape[1] != 3:
         raise ValueError(f"pos must be [M, 3], got {tuple(pos.shape)}")
+    if query is not None and query_batch is None and batch is not None:
+        raise ValueError("batch is given but query_batch is not: pass the cloud id of each "
+                         "query (query_batch [M_q])")
     batch = check_batch(batch, pos.shape[0], pos.device)
     if query is None:
         if query_batch is not None:

@@ -122,3 +122,5 @@ def test_knn_errors():
         ops.knn(torch.rand(10, 2), 2)
     with pytest.raises(ValueError, match="backend"):
         ops.knn(pos, 2, backend="faiss")
+    with pytest.raises(ValueError, match="query_batch"):
+        ops.knn(pos, 2, torch.tensor([0] * 5 + [1] * 5), query=pos[:3])
