@@ -41,29 +41,25 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 
 
 def load_or_build(path: str | os.PathLike, build: Callable[[], Any], *,
-                  options: dict[str, Any] | None = None) -> Any:
-    """Load ``path`` if present, else ``build()`` it and save it atomically.
+                  options: dict[str, Any]) -> Any:
+    """Load ``path`` if it was built with ``options``, else ``build()`` it and save it
+    atomically together with the options.
 
-    With ``options`` the file also records them: a cache whose recorded options differ
-    (another option under a colliding name, a hand-copied file) or that cannot be read (a
-    truncated copy) is rebuilt with a warning, never returned.
+    A cache whose recorded options differ (another option under a colliding name, a
+    hand-copied file) or that cannot be read (a truncated copy) is rebuilt with a warning,
+    never returned.
     """
     path = Path(path)
-    wanted = None if options is None else json.loads(json.dumps(options, sort_keys=True,
-                                                                default=str))
+    wanted = json.loads(json.dumps(options, sort_keys=True, default=str))
     if path.exists():
         try:
             obj = torch.load(path, weights_only=False)
         except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt
-            if wanted is None:
-                raise
             warnings.warn(f"cache {path} is unreadable ({type(err).__name__}); rebuilding it")
         else:
-            if wanted is None:
-                return obj
             if isinstance(obj, dict) and obj.get("options") == wanted and "content" in obj:
                 return obj["content"]
             warnings.warn(f"cache {path} was built with other options; rebuilding it")
     obj = build()
-    atomic_save(obj if wanted is None else {"options": wanted, "content": obj}, path)
+    atomic_save({"options": wanted, "content": obj}, path)
     return obj

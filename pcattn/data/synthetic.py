@@ -163,7 +163,7 @@ class _CachedList(torch.utils.data.Dataset):
                  transform: Callable | None) -> None:
         self.options = options
         path = Path(root) / "synthetic" / f"{name}_{cache_key(options)}.pt"
-        self.items: list[Data] = load_or_build(path, build)
+        self.items: list[Data] = load_or_build(path, build, options=options)
         self.path, self.transform = path, transform
 
     def __len__(self) -> int:

@@ -76,8 +76,3 @@ def test_killed_preparer_leaves_only_a_temporary_file_that_is_never_read(tmp_pat
     out = load_or_build(path, lambda: torch.zeros(3), options={"n": 1})
     assert torch.equal(out, torch.zeros(3))
 
-
-def test_without_options_the_file_holds_the_object_itself(tmp_path):
-    path = tmp_path / "s.pt"
-    assert load_or_build(path, lambda: [1, 2]) == [1, 2]
-    assert torch.load(path, weights_only=False) == [1, 2]
