@@ -57,7 +57,7 @@ def build_model_for(run: RunConfig, train_set) -> nn.Module:
     for key, value in wanted.items():
         if hasattr(run.model, key):
             setattr(run.model, key, value)
-    return create_model(run.model_name, **{k: v for k, v in vars(run.model).items()})
+    return create_model(run.model_name, **vars(run.model))
 
 
 def train(run: RunConfig, *, progress: bool = True) -> dict:

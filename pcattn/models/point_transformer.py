@@ -23,8 +23,8 @@ from pcattn.ops.knn import knn
 class PointTransformerConfig:
     """Hyper-parameters of the Point Transformer family; YAML ``model:`` keys are these."""
 
-    num_classes: int = 10
-    in_channels: int = 0  # extra per-point features in ``data.x`` (3 for normals)
+    num_classes: int = 10  # `pcattn train` fills it in from the data
+    in_channels: int = 0  # extra features in ``data.x`` (3 for normals); filled in likewise
     channels: tuple[int, ...] = (32, 64, 128)  # one stage each; stages after the first downsample
     blocks: tuple[int, ...] = (1, 1, 1)  # Point Transformer blocks per stage
     k: int = 16  # neighbours for attention and for transition down
