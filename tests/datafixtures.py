@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REALDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"
+REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 needs_realdata = pytest.mark.skipif(
     not (REALDATA / "README.md").is_file(),
     reason=f"real benchmark files not found at {REALDATA} (../shared/realdata from the repo)")

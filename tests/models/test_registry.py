@@ -1,0 +1,30 @@
+"""The model registry: names, overrides, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from pcattn.models import PointTransformerCls, create_model, list_models, register_model
+from pcattn.models.registry import model_config_class
+
+
+def test_list_and_create():
+    assert "point_transformer_cls" in list_models()
+    model = create_model("point_transformer_cls", num_classes=7, channels=(8, 16), blocks=(1, 2))
+    assert isinstance(model, PointTransformerCls)
+    assert model.config.num_classes == 7 and len(model.stages[1]) == 2
+    assert model_config_class("point_transformer_cls") is type(model.config)
+
+
+def test_unknown_name_and_key_are_clear_errors():
+    with pytest.raises(ValueError, match="available: .*point_transformer_cls"):
+        create_model("point_transformer_xl")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['head'\].*valid keys: .*channels"):
+        create_model("point_transformer_cls", head=3)
+    with pytest.raises(ValueError, match="same length"):
+        create_model("point_transformer_cls", channels=(8, 16), blocks=(1,))
+
+
+def test_a_name_registers_once():
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("point_transformer_cls", object)(PointTransformerCls)
