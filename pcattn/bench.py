@@ -24,10 +24,11 @@ def _rss_mb(field: str) -> float:
     return float("nan")
 
 
-def measure(fn: Callable[[], object], *, device: str = "cpu", repeat: int = 3
-            ) -> tuple[float, float]:
+def measure(fn: Callable[[], object], *, device: str = "cpu", repeat: int = 3,
+            warmup: bool = True) -> tuple[float, float]:
     """Best wall time (s) of ``fn`` and its peak memory above the level before it (MB)."""
-    fn()  # warm-up
+    if warmup:
+        fn()
     best, peak = float("inf"), 0.0
     for _ in range(repeat):
         if device.startswith("cuda"):
