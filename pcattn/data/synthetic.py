@@ -156,15 +156,47 @@ def _finish(xyz, normals, rng, *, scale_range, noise, rotation
     return xyz.astype(np.float32), normals.astype(np.float32)
 
 
-class _CachedList(torch.utils.data.Dataset):
-    """A list of ``Data`` built once, cached under ``root``, with an optional transform."""
+class _SyntheticSet(torch.utils.data.Dataset):
+    """Clouds built once from meshes, cached under ``root/synthetic``, optionally transformed.
 
-    def __init__(self, root, name: str, options: dict, build: Callable[[], list],
+    Subclasses name their groups (classes or categories), the meshes of one object and the
+    ``Data`` made of its sampled points.
+    """
+
+    kind: str
+    names: tuple[str, ...]
+    stream: int  # the train split draws from seed stream ``stream``, the test one the next
+
+    def __init__(self, root, split: str, *, num_points: int, per_class: int, seed: int,
+                 noise: float, scale_range: tuple[float, float], rotation: str,
                  transform: Callable | None) -> None:
-        self.options = options
-        path = Path(root) / "synthetic" / f"{name}_{cache_key(options)}.pt"
-        self.items: list[Data] = load_or_build(path, build, options=options)
-        self.path, self.transform = path, transform
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        self.options = dict(kind=self.kind, version=1, split=split, num_points=num_points,
+                            per_class=per_class, seed=seed, noise=noise,
+                            scale_range=list(scale_range), rotation=rotation)
+
+        def build() -> list[Data]:
+            rng = np.random.default_rng([seed, self.stream + (split != "train")])
+            items = []
+            for label, name in enumerate(self.names):
+                for _ in range(per_class):
+                    xyz, nrm, owner = sample_surface(self._meshes(name, rng), num_points, rng)
+                    xyz, nrm = _finish(xyz, nrm, rng, scale_range=scale_range, noise=noise,
+                                       rotation=rotation)
+                    items.append(self._item(label, name, torch.from_numpy(xyz),
+                                            torch.from_numpy(nrm), torch.from_numpy(owner)))
+            return items
+
+        self.path = Path(root) / "synthetic" / f"{self.kind}_{split}_{cache_key(self.options)}.pt"
+        self.items: list[Data] = load_or_build(self.path, build, options=self.options)
+        self.transform = transform
+
+    def _meshes(self, name: str, rng: np.random.Generator) -> list:
+        raise NotImplementedError
+
+    def _item(self, label: int, name: str, pos, normals, owner) -> Data:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.items)
@@ -174,7 +206,7 @@ class _CachedList(torch.utils.data.Dataset):
         return self.transform(data) if self.transform is not None else data
 
 
-class SyntheticShapes(_CachedList):
+class SyntheticShapes(_SyntheticSet):
     """Classification clouds of ``len(SHAPE_CLASSES)`` primitive shapes.
 
     Args:
@@ -191,75 +223,48 @@ class SyntheticShapes(_CachedList):
     Items are ``Data(pos [N, 3], x [N, 3] normals, y [1])``.
     """
 
+    kind, names, stream = "shapes", SHAPE_CLASSES, 0
     classes = SHAPE_CLASSES
+    num_classes = len(SHAPE_CLASSES)
 
     def __init__(self, root="data", split: str = "train", *, num_points: int = 512,
                  per_class: int = 100, seed: int = 0, noise: float = 0.01,
                  scale_range: tuple[float, float] = (0.6, 1.4), rotation: str = "so3",
                  transform: Callable | None = None) -> None:
-        _check_split(split)
-        opts = dict(kind="shapes", version=1, split=split, num_points=num_points,
-                    per_class=per_class, seed=seed, noise=noise, scale_range=list(scale_range),
-                    rotation=rotation)
+        super().__init__(root, split, num_points=num_points, per_class=per_class, seed=seed,
+                         noise=noise, scale_range=scale_range, rotation=rotation,
+                         transform=transform)
 
-        def build() -> list[Data]:
-            rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-            items = []
-            for label, name in enumerate(SHAPE_CLASSES):
-                for _ in range(per_class):
-                    xyz, nrm, _ = sample_surface([_primitive(name, rng)], num_points, rng)
-                    xyz, nrm = _finish(xyz, nrm, rng, scale_range=scale_range, noise=noise,
-                                       rotation=rotation)
-                    items.append(Data(pos=torch.from_numpy(xyz), x=torch.from_numpy(nrm),
-                                      y=torch.tensor([label])))
-            return items
+    def _meshes(self, name, rng):
+        return [_primitive(name, rng)]
 
-        super().__init__(root, f"shapes_{split}", opts, build, transform)
-
-    @property
-    def num_classes(self) -> int:
-        return len(SHAPE_CLASSES)
+    def _item(self, label, name, pos, normals, owner):
+        return Data(pos=pos, x=normals, y=torch.tensor([label]))
 
 
-class SyntheticParts(_CachedList):
+class SyntheticParts(_SyntheticSet):
     """Part-segmentation clouds of composite objects (``PART_CATEGORIES``).
 
     Items are ``Data(pos [N, 3], x [N, 3] normals, y [N] global part id, category [1])``.
     Arguments as for :class:`SyntheticShapes`, ``per_class`` objects per category.
     """
 
+    kind, names, stream = "parts", tuple(PART_CATEGORIES), 2
     categories = tuple(PART_CATEGORIES)
+    num_classes = sum(len(p) for p in PART_CATEGORIES.values())
 
     def __init__(self, root="data", split: str = "train", *, num_points: int = 512,
                  per_class: int = 100, seed: int = 0, noise: float = 0.005,
                  scale_range: tuple[float, float] = (0.8, 1.2), rotation: str = "so3",
                  transform: Callable | None = None) -> None:
-        _check_split(split)
-        opts = dict(kind="parts", version=1, split=split, num_points=num_points,
-                    per_class=per_class, seed=seed, noise=noise, scale_range=list(scale_range),
-                    rotation=rotation)
-        ids = part_ids()
+        self._ids = part_ids()
+        super().__init__(root, split, num_points=num_points, per_class=per_class, seed=seed,
+                         noise=noise, scale_range=scale_range, rotation=rotation,
+                         transform=transform)
 
-        def build() -> list[Data]:
-            rng = np.random.default_rng([seed, 2 if split == "train" else 3])
-            items = []
-            for cat_id, cat in enumerate(PART_CATEGORIES):
-                for _ in range(per_class):
-                    xyz, nrm, owner = sample_surface(_composite(cat, rng), num_points, rng)
-                    xyz, nrm = _finish(xyz, nrm, rng, scale_range=scale_range, noise=noise,
-                                       rotation=rotation)
-                    y = torch.tensor(ids[cat], dtype=torch.long)[torch.from_numpy(owner)]
-                    items.append(Data(pos=torch.from_numpy(xyz), x=torch.from_numpy(nrm),
-                                      y=y, category=torch.tensor([cat_id])))
-            return items
+    def _meshes(self, name, rng):
+        return _composite(name, rng)
 
-        super().__init__(root, f"parts_{split}", opts, build, transform)
-
-    @property
-    def num_classes(self) -> int:
-        return sum(len(p) for p in PART_CATEGORIES.values())
-
-
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    def _item(self, label, name, pos, normals, owner):
+        y = torch.tensor(self._ids[name], dtype=torch.long)[owner]  # [N] global part ids
+        return Data(pos=pos, x=normals, y=y, category=torch.tensor([label]))
