@@ -14,7 +14,12 @@ def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
 
 def classification_metrics(pred: Tensor, target: Tensor, num_classes: int) -> dict:
     """Overall accuracy, mean per-class accuracy (over classes present) and per-class."""
-    cm = confusion_matrix(pred, target, num_classes).double()
+    return classification_metrics_from_confusion(confusion_matrix(pred, target, num_classes))
+
+
+def classification_metrics_from_confusion(confusion: Tensor) -> dict:
+    """The metrics of :func:`classification_metrics` from summed confusion counts."""
+    cm = confusion.double()
     support = cm.sum(1)
     per_class = cm.diag() / support.clamp_min(1)
     present = support > 0
