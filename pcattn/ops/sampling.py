@@ -18,8 +18,9 @@ def farthest_point_sample(
     """Farthest point sampling (PointNet++), per cloud, all clouds stepped together.
 
     Each chosen point is the one farthest from those chosen before it in its cloud. The
-    first point is the cloud's first node, or a random one with ``random_start=True``
-    (drawn from ``generator``), so the default is deterministic.
+    first point is the one farthest from the cloud's centroid, so the selected set does not
+    depend on the order of the points (a model built on it is permutation-invariant), or a
+    random one with ``random_start=True`` (drawn from ``generator``; for training).
 
     Args:
         pos: points, sorted by ``batch``.
@@ -61,7 +62,7 @@ def farthest_point_sample(
     if random_start:
         start = (torch.rand(b, generator=generator).to(pos.device) * counts).long()
     else:
-        start = torch.zeros(b, dtype=torch.long, device=pos.device)
+        start = _farthest_from_centroid(dense, mask, counts)
     if backend == "auto":
         backend = "open3d" if pos.device.type == "cpu" and _has_open3d() else "torch"
     if backend == "open3d":
@@ -71,6 +72,12 @@ def farthest_point_sample(
     keep = torch.arange(s_max, device=pos.device)[None, :] < take[:, None]  # [B, S_max]
     return (out + ptr[:-1, None])[keep].sort().values  # [S], clouds stay grouped
 
+def _farthest_from_centroid(dense: Tensor, mask: Tensor, counts: Tensor) -> Tensor:
+    """Per cloud, the index of the point farthest from its centroid: an order-free start."""
+    weight = mask.unsqueeze(-1).to(dense.dtype)  # [B, N, 1]
+    centroid = (dense * weight).sum(1, keepdim=True) / counts.clamp(min=1)[:, None, None]
+    dist = ((dense - centroid) ** 2).sum(-1).masked_fill(~mask, -1.0)  # [B, N]
+    return dist.argmax(dim=1)  # [B]
 
 
 def _fps_torch(dense: Tensor, mask: Tensor, start: Tensor, s_max: int) -> Tensor:

@@ -64,3 +64,15 @@ def test_wrong_feature_count_is_a_clear_error():
     model = small(in_channels=0)
     with pytest.raises(ValueError, match="model.in_channels"):
         model(make_batch([10]))
+
+
+def test_eval_logits_invariant_to_the_order_of_points():
+    torch.manual_seed(0)
+    model = small().eval()
+    batch = make_batch([40, 33], seed=2)
+    g = torch.Generator().manual_seed(5)
+    perm = torch.cat([torch.randperm(40, generator=g), 40 + torch.randperm(33, generator=g)])
+    shuffled = batch.clone()
+    shuffled.pos, shuffled.x = batch.pos[perm], batch.x[perm]
+    with torch.no_grad():
+        torch.testing.assert_close(model(shuffled), model(batch), atol=1e-5, rtol=1e-5)

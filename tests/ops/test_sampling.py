@@ -12,9 +12,12 @@ from pcattn import ops
 BACKENDS = ["torch", "open3d"]
 
 
-def brute_fps(pos: torch.Tensor, num: int, start: int = 0) -> list[int]:
-    """Greedy max-min selection in float64: each pick is farthest from the picks before."""
+def brute_fps(pos: torch.Tensor, num: int, start: int | None = None) -> list[int]:
+    """Greedy max-min selection in float64: each pick is farthest from the picks before;
+    the first is the point farthest from the centroid unless ``start`` is given."""
     pos = pos.double()
+    if start is None:
+        start = int(((pos - pos.mean(0)) ** 2).sum(1).argmax())
     chosen = [start]
     dist = ((pos - pos[start]) ** 2).sum(1)
     for _ in range(min(num, len(pos)) - 1):
@@ -99,3 +102,14 @@ def test_fps_errors():
         ops.farthest_point_sample(torch.rand(5, 3), ratio=1.5)
     with pytest.raises(ValueError, match="backend"):
         ops.farthest_point_sample(torch.rand(5, 3), num=2, backend="cuda")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fps_selects_the_same_points_whatever_their_order(backend):
+    g = torch.Generator().manual_seed(3)
+    pos = torch.rand(70, 3, generator=g)
+    batch = torch.tensor([0] * 30 + [1] * 40)
+    perm = torch.cat([torch.randperm(30, generator=g), 30 + torch.randperm(40, generator=g)])
+    a = ops.farthest_point_sample(pos, batch, num=9, backend=backend)
+    b = ops.farthest_point_sample(pos[perm], batch, num=9, backend=backend)
+    assert sorted(a.tolist()) == sorted(perm[b].tolist())
