@@ -53,7 +53,8 @@ def fresh_run_dir(out_dir: Path, name: str) -> Path:
 def build_model_for(run: RunConfig, train_set) -> nn.Module:
     """Create the model, filling ``num_classes`` / ``in_channels`` from the data."""
     wanted = {"num_classes": train_set.num_classes,
-              "in_channels": 3 if run.data.use_normals else 0}
+              "in_channels": 3 if run.data.use_normals else 0,
+              "feature_channels": 3 if run.data.use_normals else 0}
     for key, value in wanted.items():
         if hasattr(run.model, key):
             setattr(run.model, key, value)
