@@ -87,7 +87,8 @@ class GraphAttentionBlock(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None, *,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
-        h = self.attn(self.norm(x), edge_index, edge_attr, return_attention=return_attention)
+        h = self.attn(self.norm(x), edge_index, edge_attr=edge_attr,
+                      return_attention=return_attention)
         h, weight = h if return_attention else (h, None)  # [M, C], [E, H]
         out = self.skip(x) + F.elu(h)  # [M, C]
         if not return_attention:

@@ -155,7 +155,7 @@ class NadarayaWatsonLayer(nn.Module):
         super().__init__()
         if sigma <= 0:
             raise ValueError(f"sigma must be > 0, got {sigma}")
-        self.learn_sigma = learn_sigma
+        self.learn_sigma, self.sigma_init = learn_sigma, sigma
         log_sigma = torch.tensor(math.log(sigma))
         if learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)
@@ -165,6 +165,11 @@ class NadarayaWatsonLayer(nn.Module):
     @property
     def sigma(self) -> Tensor:
         return self.log_sigma.exp()
+
+    def reset_parameters(self) -> None:
+        """The bandwidth back to its initial ``sigma``."""
+        with torch.no_grad():
+            self.log_sigma.fill_(math.log(self.sigma_init))
 
     def forward(self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
                 ) -> Tensor | tuple[Tensor, AttentionMap]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from pcattn.nn import NadarayaWatsonLayer
@@ -40,3 +41,11 @@ def test_equivariant_and_only_sigma_learns(device):
     torch.testing.assert_close(layer(x[perm], pos[perm], idx_p), out[perm])
     out.sum().backward()
     assert layer.log_sigma.grad is not None and layer.log_sigma.grad != 0
+
+
+def test_reset_parameters_restores_the_initial_sigma():
+    layer = NadarayaWatsonLayer(sigma=0.3, learn_sigma=True)
+    with torch.no_grad():
+        layer.log_sigma.add_(1.0)
+    layer.reset_parameters()
+    assert float(layer.sigma.detach()) == pytest.approx(0.3)
