@@ -52,7 +52,7 @@ def test_unknown_override_and_bad_value(tmp_path, capsys):
     assert main(["train", "--config", str(path), "--set", "data.name=modelnet9"]) != 0
     assert "unknown dataset" in capsys.readouterr().err
     assert main(["train", "--config", str(path), "--set", "data.name=synthetic_parts"]) != 0
-    assert "classification only" in capsys.readouterr().err
+    assert "needs a *_seg model" in capsys.readouterr().err
 
 
 def test_short_train_beats_chance(tmp_path, capsys):
