@@ -1,4 +1,5 @@
-"""Command line: ``pcattn train | eval | predict | bench | models | data`` (also ``python -m pcattn``)."""
+"""Command line: ``pcattn train | eval | predict | bench | models | data``
+(also ``python -m pcattn``)."""
 
 from __future__ import annotations
 
