@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from pcattn.models.registry import register_model
 from pcattn.nn import (
     ClassificationHead,
+    LayerAttention,
     PointEmbedding,
     PointTransformerBlock,
     TransitionDown,
@@ -75,9 +76,11 @@ class PointTransformerCls(nn.Module):
         """Run the backbone.
 
         Returns a dict with ``"pooled" [B, C]`` and ``"stages"``: per stage a dict of
-        ``x, pos, batch, idx`` and, with ``return_attention=True``, ``attention`` (a list of
-        ``[M_s, K, C_s]`` weights, one per block) and ``sample`` (indices into the
-        previous stage's nodes).
+        ``x, pos, batch, idx``, ``sample`` (indices into the previous stage's nodes, ``None``
+        for the first) and ``index`` (indices of the stage's nodes into the input points).
+        With ``return_attention=True`` also ``"attention"``: one :class:`LayerAttention` per
+        Point Transformer block in forward order, its ``local`` map on the stage's ``idx``
+        and ``query_index = source_index`` the stage's ``index``.
         """
         pos, batch = data.pos, _batch_of(data)
         feats = pos if getattr(data, "x", None) is None else torch.cat([pos, data.x], -1)
@@ -86,26 +89,28 @@ class PointTransformerCls(nn.Module):
                              f"channels in data.x, got {feats.shape[1] - 3}; set "
                              "model.in_channels to match the data")
         x = self.embed(feats)  # [M, C0]
-        stages = []
+        index = torch.arange(pos.shape[0], device=pos.device)  # [M] into the input points
+        stages, attention = [], []
         for i, (down, blocks) in enumerate(zip(self.downs, self.stages)):
             sample = None
             if i > 0:
                 x, pos, batch, sample = down(x, pos, batch)  # [S, C_i]
+                index = index[sample]  # [S]
             idx = knn(pos, self.config.k, batch)  # [M_i, K]
-            attn = []
-            for block in blocks:
+            for j, block in enumerate(blocks):
                 if return_attention:
-                    x, w = block(x, pos, idx, return_attention=True)  # w: [M_i, K, C_i]
-                    attn.append(w)
+                    x, amap = block(x, pos, idx, return_attention=True)  # [M_i, C_i]
+                    attention.append(LayerAttention(f"stages.{i}.{j}", amap, index, index))
                 else:
                     x = block(x, pos, idx)  # [M_i, C_i]
-            stage = {"x": x, "pos": pos, "batch": batch, "idx": idx, "sample": sample}
-            if return_attention:
-                stage["attention"] = attn
-            stages.append(stage)
+            stages.append({"x": x, "pos": pos, "batch": batch, "idx": idx, "sample": sample,
+                           "index": index})
         num_clouds = int(data.num_graphs) if hasattr(data, "num_graphs") else None
         pool = global_max_pool if self.config.pool == "max" else global_mean_pool
-        return {"pooled": pool(x, batch, num_clouds), "stages": stages}
+        out = {"pooled": pool(x, batch, num_clouds=num_clouds), "stages": stages}
+        if return_attention:
+            out["attention"] = attention
+        return out
 
     def forward_head(self, pooled: Tensor, pre_logits: bool = False) -> Tensor:
         return self.head(pooled, pre_logits=pre_logits)

@@ -28,9 +28,14 @@ def test_logits_and_features(device):
     feats = model.forward_features(batch, return_attention=True)
     assert feats["pooled"].shape == (2, 16)
     s0, s1 = feats["stages"]
-    assert s0["attention"][0].shape == (33, 4, 8)
-    assert s1["x"].shape == (5 + 4, 16) and s1["attention"][0].shape == (9, 4, 16)
+    a0, a1 = feats["attention"]
+    assert a0.map.kind == "local" and a0.map.weight.shape == (33, 4, 8)
+    assert torch.equal(a0.map.idx, s0["idx"]) and torch.equal(a0.query_index.cpu(), torch.arange(33))
+    assert s1["x"].shape == (5 + 4, 16) and a1.map.weight.shape == (9, 4, 16)
     assert torch.equal(s1["pos"], s0["pos"][s1["sample"]])
+    # stage 1's nodes, through its query/source index, are input points
+    assert torch.equal(a1.query_index, s1["index"]) and torch.equal(a1.source_index, s1["index"])
+    torch.testing.assert_close(s1["pos"], batch.pos[a1.query_index])
     assert model.forward_head(feats["pooled"], pre_logits=True).shape == (2, 8)
 
 

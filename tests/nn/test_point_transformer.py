@@ -60,6 +60,7 @@ def test_padding_gets_zero_weight_and_no_gradient():
     idx_pad = torch.cat([idx, torch.full((10, 3), -1)], dim=1)  # [M, 7] with 3 padded
     layer = PointTransformerLayer(8, 8)
     out, w = layer(x, pos, idx_pad, return_attention=True)
+    w = w.weight
     assert w.shape == (10, 7, 8)
     assert (w[:, 4:] == 0).all()
     torch.testing.assert_close(w.sum(1), torch.ones(10, 8))
@@ -76,6 +77,7 @@ def test_attention_rows_sum_to_one_over_valid():
     x, pos, batch = cloud([20, 3])
     idx = ops.knn(pos, 5, batch)
     _, w = PointTransformerLayer(8, 4)(x, pos, idx, return_attention=True)
+    w = w.weight
     valid = (idx >= 0)[..., None]
     torch.testing.assert_close(w.sum(1), torch.ones(23, 4))
     assert (w[~valid.expand_as(w)] == 0).all()
