@@ -51,9 +51,11 @@ def fresh_run_dir(out_dir: Path, name: str) -> Path:
 
 
 def build_model_for(run: RunConfig, train_set) -> nn.Module:
-    """Create the model, filling ``num_classes`` / ``in_channels`` from the data."""
+    """Create the model, filling ``num_classes`` / ``feature_channels`` (the width of
+    ``data.x``) from the data."""
+    x = getattr(train_set[0], "x", None) if len(train_set) else None
     wanted = {"num_classes": train_set.num_classes,
-              "in_channels": 3 if run.data.use_normals else 0}
+              "feature_channels": 0 if x is None else x.shape[-1]}
     for key, value in wanted.items():
         if hasattr(run.model, key):
             setattr(run.model, key, value)

@@ -25,7 +25,7 @@ class PointTransformerConfig:
     """Hyper-parameters of the Point Transformer family; YAML ``model:`` keys are these."""
 
     num_classes: int = 10  # `pcattn train` fills it in from the data
-    in_channels: int = 0  # extra features in ``data.x`` (3 for normals); filled in likewise
+    feature_channels: int = 0  # width of ``data.x`` beyond xyz (3 for normals); filled in likewise
     channels: tuple[int, ...] = (32, 64, 128)  # one stage each; stages after the first downsample
     blocks: tuple[int, ...] = (1, 1, 1)  # Point Transformer blocks per stage
     k: int = 16  # neighbours for attention and for transition down
@@ -62,7 +62,7 @@ class PointTransformerCls(nn.Module):
     def __init__(self, config: PointTransformerConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        self.embed = PointEmbedding(3 + cfg.in_channels, cfg.channels[0])
+        self.embed = PointEmbedding(3 + cfg.feature_channels, cfg.channels[0])
         self.downs = nn.ModuleList()
         self.stages = nn.ModuleList()
         for i, (c, n) in enumerate(zip(cfg.channels, cfg.blocks)):
@@ -84,10 +84,10 @@ class PointTransformerCls(nn.Module):
         """
         pos, batch = data.pos, _batch_of(data)
         feats = pos if getattr(data, "x", None) is None else torch.cat([pos, data.x], -1)
-        if feats.shape[1] != 3 + self.config.in_channels:
-            raise ValueError(f"the model expects {self.config.in_channels} extra feature "
+        if feats.shape[1] != 3 + self.config.feature_channels:
+            raise ValueError(f"the model expects {self.config.feature_channels} extra feature "
                              f"channels in data.x, got {feats.shape[1] - 3}; set "
-                             "model.in_channels to match the data")
+                             "model.feature_channels to match the data")
         x = self.embed(feats)  # [M, C0]
         index = torch.arange(pos.shape[0], device=pos.device)  # [M] into the input points
         stages, attention = [], []

@@ -9,7 +9,7 @@ from pcattn.models import create_model
 
 
 def small(**kw):
-    cfg = dict(num_classes=5, in_channels=3, channels=(8, 16), blocks=(1, 1), k=4,
+    cfg = dict(num_classes=5, feature_channels=3, channels=(8, 16), blocks=(1, 1), k=4,
                head_hidden=(8,))
     cfg.update(kw)
     return create_model("point_transformer_cls", **cfg)
@@ -66,8 +66,8 @@ def test_invariant_to_point_order_that_keeps_the_fps_start():
 def test_wrong_feature_count_is_a_clear_error():
     import pytest
 
-    model = small(in_channels=0)
-    with pytest.raises(ValueError, match="model.in_channels"):
+    model = small(feature_channels=0)
+    with pytest.raises(ValueError, match="model.feature_channels"):
         model(make_batch([10]))
 
 
