@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from pcattn import ops
-from pcattn.nn import PointTransformerBlock, PointTransformerLayer, masked_softmax
+from pcattn.nn import PointTransformerBlock, PointTransformerLayer
 
 
 def cloud(sizes, c=8, seed=0, dtype=torch.float32):
@@ -98,15 +98,6 @@ def test_gradcheck_float64():
     idx = torch.cat([ops.knn(pos.detach(), 3), torch.full((6, 1), -1)], dim=1)
     layer = PointTransformerLayer(3, 4).double()
     assert torch.autograd.gradcheck(lambda a, b: layer(a, b, idx), (x, pos))
-
-
-def test_masked_softmax_empty_row_is_zero_not_nan():
-    logits = torch.randn(3, 4, 2, requires_grad=True)
-    valid = torch.tensor([[True, True, False, False], [False] * 4, [True] * 4])
-    w = masked_softmax(logits, valid)
-    assert torch.isfinite(w).all() and (w[1] == 0).all()
-    w.sum().backward()
-    assert torch.isfinite(logits.grad).all() and (logits.grad[1] == 0).all()
 
 
 def test_bad_idx_shape_is_a_clear_error():
