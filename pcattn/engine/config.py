@@ -86,44 +86,13 @@ def config_from_dict(raw: dict, run_name: str = "") -> RunConfig:
     model_cls = model_config_class(name)
     run = RunConfig(
         model_name=name,
-        model=build_config(model_cls, _typed(model_cls, model, "model"), f"model ({name})"),
-        data=build_config(DataConfig, _typed(DataConfig, raw.get("data") or {}, "data"), "data"),
-        train=build_config(TrainConfig, _typed(TrainConfig, raw.get("train") or {}, "train"),
-                           "train"),
+        model=build_config(model_cls, model, f"model ({name})", "model."),
+        data=build_config(DataConfig, raw.get("data") or {}, "data", "data."),
+        train=build_config(TrainConfig, raw.get("train") or {}, "train", "train."),
     )
     if not run.train.run_name:
         run.train.run_name = run_name or "run"
     return run
-
-
-def _typed(config_cls: type, values: dict, section: str) -> dict:
-    """Check each value against the type of the field's default; say what was expected."""
-    defaults = config_cls()  # every config field has a default
-    out = {}
-    for key, value in values.items():
-        if not hasattr(defaults, key):
-            out[key] = value
-            continue
-        expected = getattr(defaults, key)
-        if isinstance(expected, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(expected, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        elif isinstance(expected, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif isinstance(expected, (tuple, list)):
-            ok = isinstance(value, (list, tuple))
-            value = tuple(value) if ok else value
-        elif isinstance(expected, str):
-            ok = isinstance(value, str)
-        else:
-            ok = True
-        if not ok:
-            raise ValueError(f"{section}.{key} must be a {type(expected).__name__} "
-                             f"(like {expected!r}), got {value!r}")
-        out[key] = value
-    return out
 
 
 def _plain(d: dict) -> dict:

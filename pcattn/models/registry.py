@@ -6,10 +6,11 @@ builds the config from the overrides (unknown keys are an error naming the valid
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable
 
 from torch import nn
+
+from pcattn.config_check import check_config_values
 
 _REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
 
@@ -36,13 +37,13 @@ def model_config_class(name: str) -> type:
     return _lookup(name)[1]
 
 
-def build_config(config_cls: type, values: dict[str, Any], where: str) -> Any:
-    """Instantiate a config dataclass, with clear errors for unknown keys or bad types."""
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(fields)}")
-    return config_cls(**values)
+def build_config(config_cls: type, values: dict[str, Any], where: str, label: str = "") -> Any:
+    """Instantiate a config dataclass, with clear errors for unknown keys or bad types.
+
+    The one path for YAML sections and ``create_model`` keywords alike
+    (:func:`pcattn.config_check.check_config_values`; ``label`` prefixes keys in messages).
+    """
+    return config_cls(**check_config_values(config_cls, values, where, label))
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:
