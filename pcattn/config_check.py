@@ -48,6 +48,20 @@ def check_config_values(config_cls: type, values: dict[str, Any], where: str,
     return out
 
 
+def parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load(text)``; a syntax error names ``source`` (a file or a ``--set``
+    item), the line and the column, on one line."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"{where}: YAML syntax error: {problem}") from None
+
+
 def _convert(hint, value) -> tuple[bool, Any]:
     """(whether ``value`` fits ``hint``, the value converted: int -> float, list -> tuple)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)

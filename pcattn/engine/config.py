@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
+from pcattn.config_check import parse_yaml
 from pcattn.data.registry import DataConfig
+from pcattn.devices import check_device_name
 from pcattn.models.registry import build_config, model_config_class
 
 
@@ -38,6 +40,7 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("train.epochs and train.batch_size must be >= 1 and train.lr > 0, "
                              f"got {self.epochs}, {self.batch_size}, {self.lr}")
+        check_device_name(self.device, "train.device")
 
 
 @dataclass
@@ -60,7 +63,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **defaults) 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path} (see configs/ for examples)")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = parse_yaml(path.read_text(), str(path)) or {}
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: expected a mapping with sections model/data/train")
         defaults.setdefault("run_name", path.stem)
@@ -72,7 +75,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **defaults) 
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):
             raise ValueError(f"section {section!r} must be a mapping")
-        raw[section][name] = yaml.safe_load(value)
+        raw[section][name] = parse_yaml(value, f"--set {item}")
     return config_from_dict(raw, **defaults)
 
 

@@ -15,6 +15,7 @@ from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
 from pcattn.data.registry import build_dataset
+from pcattn.devices import resolve_device
 from pcattn.engine.checkpoint import load_checkpoint, save_checkpoint
 from pcattn.engine.config import RunConfig, config_from_dict, save_config
 from pcattn.engine.metrics import classification_metrics
@@ -25,15 +26,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but CUDA is not available; use 'auto' or 'cpu'")
-    return device
 
 
 def fresh_run_dir(out_dir: Path, name: str) -> Path:
@@ -69,7 +61,7 @@ def train(run: RunConfig, *, progress: bool = True) -> dict:
     """
     cfg = run.train
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "train.device")
     train_set, test_set = build_dataset(run.data, "train"), build_dataset(run.data, "test")
     if len(train_set) and train_set[0].y.numel() != 1:
         raise ValueError(f"data.name={run.data.name!r} has a label per point (segmentation); "
