@@ -26,7 +26,9 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temp_files(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.pcattn-{os.getpid()}-", suffix=".tmp",
+                               dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -38,6 +40,42 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_save` left beside ``path`` when its
+    process was killed (``.<name>.pcattn-<pid>-*.tmp`` of a process that no longer runs).
+
+    Files of a running process (another writer of the same file) are kept. Returns the
+    removed paths.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.pcattn-*-*.tmp"):
+        pid = tmp.name[len(path.name) + 9:].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _safe_load(path: Path) -> Any:
+    """``torch.load`` of tensors, plain data and PyG ``Data`` only: a cache cannot run code."""
+    from torch_geometric.data.data import Data, DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import GlobalStorage
+
+    with torch.serialization.safe_globals([Data, DataEdgeAttr, DataTensorAttr, GlobalStorage]):
+        return torch.load(path, weights_only=True)
 
 
 def load_or_build(path: str | os.PathLike, build: Callable[[], Any], *,
@@ -53,7 +91,7 @@ def load_or_build(path: str | os.PathLike, build: Callable[[], Any], *,
     wanted = json.loads(json.dumps(options, sort_keys=True, default=str))
     if path.exists():
         try:
-            obj = torch.load(path, weights_only=False)
+            obj = _safe_load(path)
         except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt
             warnings.warn(f"cache {path} is unreadable ({type(err).__name__}); rebuilding it")
         else:
