@@ -98,9 +98,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     if args.command == "train":
-        from pcattn.engine import load_config, train
+        from pcattn.engine.config import load_config
 
-        run = load_config(args.config, args.set)
+        run = load_config(args.config, args.set)  # config errors before the heavy imports
+        from pcattn.engine.train import train
+
         metrics = train(run, progress=not args.no_progress)
         keys = (("overall_accuracy", "mean_class_accuracy") if metrics["task"] ==
                 "classification" else ("instance_miou", "class_miou"))

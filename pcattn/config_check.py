@@ -17,6 +17,12 @@ from typing import Any
 _NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
+def build_config(config_cls: type, values: dict[str, Any], where: str, label: str = "") -> Any:
+    """``config_cls(**values)`` after :func:`check_config_values` (the one path for YAML
+    sections and ``create_model`` keywords alike)."""
+    return config_cls(**check_config_values(config_cls, values, where, label))
+
+
 def check_config_values(config_cls: type, values: dict[str, Any], where: str,
                         label: str = "") -> dict[str, Any]:
     """``values`` converted to the field types of the dataclass ``config_cls``.

@@ -14,10 +14,9 @@ from typing import Any
 
 import yaml
 
-from pcattn.config_check import parse_yaml
+from pcattn.config_check import build_config, parse_yaml
 from pcattn.data.registry import DataConfig
 from pcattn.devices import check_device_name
-from pcattn.models.registry import build_config, model_config_class
 
 
 @dataclass
@@ -84,15 +83,15 @@ def config_from_dict(raw: dict, run_name: str = "") -> RunConfig:
     unknown = sorted(set(raw) - sections)
     if unknown:
         raise ValueError(f"unknown section(s) {unknown}; valid sections: {sorted(sections)}")
+    train = build_config(TrainConfig, raw.get("train") or {}, "train", "train.")
+    data = build_config(DataConfig, raw.get("data") or {}, "data", "data.")
+    from pcattn.models.registry import model_config_class  # imports torch and the models
+
     model = dict(raw.get("model") or {})
     name = model.pop("name", "point_transformer_cls")
     model_cls = model_config_class(name)
-    run = RunConfig(
-        model_name=name,
-        model=build_config(model_cls, model, f"model ({name})", "model."),
-        data=build_config(DataConfig, raw.get("data") or {}, "data", "data."),
-        train=build_config(TrainConfig, raw.get("train") or {}, "train", "train."),
-    )
+    run = RunConfig(model_name=name, data=data, train=train,
+                    model=build_config(model_cls, model, f"model ({name})", "model."))
     if not run.train.run_name:
         run.train.run_name = run_name or "run"
     return run

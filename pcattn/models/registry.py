@@ -6,11 +6,12 @@ builds the config from the overrides (unknown keys are an error naming the valid
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from torch import nn
+from pcattn.config_check import build_config
 
-from pcattn.config_check import check_config_values
+if TYPE_CHECKING:
+    from torch import nn
 
 _REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
 
@@ -35,15 +36,6 @@ def list_models() -> list[str]:
 def model_config_class(name: str) -> type:
     """The config dataclass of a registered model."""
     return _lookup(name)[1]
-
-
-def build_config(config_cls: type, values: dict[str, Any], where: str, label: str = "") -> Any:
-    """Instantiate a config dataclass, with clear errors for unknown keys or bad types.
-
-    The one path for YAML sections and ``create_model`` keywords alike
-    (:func:`pcattn.config_check.check_config_values`; ``label`` prefixes keys in messages).
-    """
-    return config_cls(**check_config_values(config_cls, values, where, label))
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:
