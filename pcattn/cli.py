@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from pcattn import __version__
@@ -15,15 +16,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
-    t.add_argument("--config", required=True, help="YAML file (see configs/)")
-    t.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override config values, e.g. train.epochs=2 model.k=8")
+    t.add_argument("--config", help="YAML file (see configs/); optional with --resume")
+    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override config values, e.g. train.epochs=2 model.k=8 (repeatable)")
+    t.add_argument("--resume", metavar="RUN_DIR|CKPT",
+                   help="continue a stopped run from its last.pt (bit-exact); with "
+                        "--set train.epochs=N, extend a finished one")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on a split of its dataset")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", metavar="RUN_DIR|CKPT", help="a .pt file or a run folder "
+                   "(its best.pt)")
     e.add_argument("--split", default="test")
     e.add_argument("--device", default="auto")
+    e.add_argument("--votes", type=int, default=1,
+                   help="average the logits of N randomly scaled copies (PointNeXt voting)")
 
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
     b.add_argument("what", choices=["ops", "blocks", "large"],
@@ -44,7 +51,7 @@ def _data_parser(sub) -> None:
     i.add_argument("--json", action="store_true", help="print JSON")
     pr = dsub.add_parser("prepare", help="build the cache of ROOT's train and test splits")
     pr.add_argument("root")
-    pr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    pr.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                     help="data config fields, e.g. num_points=1024 name=modelnet10 "
                          "(use the values your run config uses so that it finds the cache)")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -52,8 +59,13 @@ def _data_parser(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from pcattn.engine.interrupt import TrainingInterrupted
+
     try:
         return _run(args)
+    except TrainingInterrupted as stop:
+        print(f"pcattn {args.command}: {stop}", file=sys.stderr)
+        return stop.exit_code
     except (FileNotFoundError, PermissionError, ValueError) as err:
         print(f"pcattn {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -61,17 +73,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     if args.command == "train":
-        from pcattn.engine import load_config, train
+        from pcattn.engine import load_config, resume_config, train
 
-        run = load_config(args.config, args.set)
-        metrics = train(run, progress=not args.no_progress)
-        print(f"test overall accuracy {metrics['overall_accuracy']:.4f}, mean class accuracy "
-              f"{metrics['mean_class_accuracy']:.4f}; run folder: {metrics['run_dir']}")
+        if args.resume:
+            run, ckpt = resume_config(args.resume, args.config, args.set)
+        elif args.config:
+            run, ckpt = load_config(args.config, args.set), None
+        else:
+            raise ValueError("give --config FILE (a new run) or --resume RUN_DIR")
+        metrics = train(run, progress=not args.no_progress, resume=ckpt)
+        if metrics["best"] is not None and int(os.environ.get("RANK", "0")) == 0:
+            best = metrics["best"]
+            print(f"best {metrics['eval_split']} {best['metric']} {best['value']:.4f} (epoch "
+                  f"{best['epoch']}); run folder: {metrics['run_dir']}")
     elif args.command == "eval":
         from pcattn.engine import evaluate_checkpoint
 
         print(json.dumps(evaluate_checkpoint(args.checkpoint, split=args.split,
-                                             device=args.device), indent=2))
+                                             device=args.device, votes=args.votes),
+                         indent=2))
     elif args.command == "bench":
         from pcattn import bench
 

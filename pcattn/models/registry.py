@@ -7,6 +7,7 @@ builds the config from the overrides (unknown keys are an error naming the valid
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from typing import Any, Callable
 
 from torch import nn
@@ -41,7 +42,10 @@ def build_config(config_cls: type, values: dict[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(fields)}")
+        close = {k: difflib.get_close_matches(k, fields, n=1) for k in unknown}
+        hint = "".join(f" (did you mean {m[0]!r} for {k!r}?)" for k, m in close.items() if m)
+        raise ValueError(f"unknown key(s) {unknown} in {where}{hint}; valid keys: "
+                         f"{sorted(fields)}")
     return config_cls(**values)
 
 
