@@ -234,7 +234,7 @@ class Trainer:
     def _non_finite(self, loss: torch.Tensor) -> None:
         cfg = self.cfg
         raise ValueError(
-            f"the loss is {float(loss)} at epoch {self.epoch + 1}, step {self.step + 1}; "
+            f"the loss is {float(loss.detach())} at epoch {self.epoch + 1}, step {self.step + 1}; "
             f"stopped without saving (last.pt / best.pt in {self.run_dir} keep the last "
             f"finished epoch). Usual causes: too high a learning rate (train.lr={cfg.lr}: "
             f"lower it, or lengthen train.warmup_epochs={cfg.warmup_epochs}, or set "
