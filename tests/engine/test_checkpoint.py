@@ -72,3 +72,16 @@ def test_kill_9_mid_save_leaves_a_loadable_checkpoint(tmp_path):
         if list(tmp_path.glob(".last.pt.*.tmp")):  # killed while writing: the half file
             return  # is a temporary one, last.pt was untouched
     pytest.fail("no kill landed during a save in 3 attempts")
+
+
+def test_a_checkpoint_whose_head_disagrees_with_the_dataset(tmp_path, data_root):
+    from enginefixtures import tiny_run
+
+    from pcattn.engine import evaluate_checkpoint, train
+
+    train(tiny_run(tmp_path, data_root, epochs=1), progress=False)
+    ckpt = load_checkpoint(tmp_path / "runs" / "tiny" / "last.pt")
+    ckpt["config"]["model"]["num_classes"] = 5
+    save_checkpoint(tmp_path / "five.pt", ckpt)
+    with pytest.raises(ValueError, match="head for 5 classes.*has 10"):
+        evaluate_checkpoint(tmp_path / "five.pt")

@@ -65,7 +65,8 @@ def test_short_train_beats_chance(tmp_path, capsys):
     assert final["overall_accuracy"] >= 0.4, final  # chance is 0.1; seeds 0-2 gave 0.6-0.7
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["num_classes"] == 10 and saved["data"]["num_points"] == 128
-    assert saved["model"]["in_channels"] == 3  # normals, filled in from data.x
+    model = saved["model"]  # normals: 3 channels filled in from data.x (the field's name
+    assert model.get("feature_channels", model.get("in_channels")) == 3  # before/after rename
     # eval rebuilds the model from the checkpoint and gets the same number
     capsys.readouterr()
     assert main(["eval", str(run / "last.pt")]) == 0
