@@ -1,4 +1,4 @@
-"""Command line: ``pcattn train | eval | bench | models | data`` (also ``python -m pcattn``)."""
+"""Command line: ``pcattn train | eval | predict | bench | models | data`` (also ``python -m pcattn``)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("--votes", type=int, default=1,
                    help="average the logits of N randomly scaled copies (PointNeXt voting)")
+
+    pd = sub.add_parser("predict", help="class probabilities of cloud files (a classifier)")
+    pd.add_argument("checkpoint", metavar="RUN_DIR|CKPT")
+    pd.add_argument("files", nargs="+", metavar="FILE", help="any file read_cloud reads")
+    pd.add_argument("--device", default="auto")
+    pd.add_argument("--json", action="store_true", help="print JSON")
 
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
     b.add_argument("what", choices=["ops", "blocks", "large"],
@@ -92,6 +98,14 @@ def _run(args) -> int:
         print(json.dumps(evaluate_checkpoint(args.checkpoint, split=args.split,
                                              device=args.device, votes=args.votes),
                          indent=2))
+    elif args.command == "predict":
+        from pcattn.engine.predict import predict_files
+
+        found = predict_files(args.checkpoint, args.files, device=args.device)
+        print(json.dumps(found, indent=2) if args.json else "\n".join(
+            f"{r['file']}: {r['class']}  (" + ", ".join(
+                f"{t['class']} {t['probability']:.3f}" for t in r["top"]) + ")"
+            for r in found))
     elif args.command == "bench":
         from pcattn import bench
 

@@ -148,6 +148,7 @@ class Trainer:
             "train_seconds": self.train_seconds, "seen": self.seen,
             "rng": gather_objects(rng, self.env), "partial": partial,
             "config": self.run.to_dict(), "task": self.task.name,
+            "class_names": [str(c) for c in getattr(self.train_set, "classes", ())],
         }
 
     def _save(self, *names: str, partial: dict | None = None) -> None:

@@ -145,3 +145,21 @@ def test_sigterm_from_outside_saves_and_the_cli_resumes(tmp_path, data_root, cap
                  "--set", f"train.epochs={ckpt['epoch'] + 1}"]) == 0
     assert load_checkpoint(tmp_path / "runs" / "tiny" / "last.pt")["epoch"] == ckpt["epoch"] + 1
     assert "best test overall_accuracy" in capsys.readouterr().out
+
+
+def test_predict_prints_top_5_of_a_cloud_file(tmp_path, data_root, capsys):
+    from pcattn.data import SyntheticShapes
+
+    train(tiny_run(tmp_path, data_root, epochs=1), progress=False)
+    cloud = SyntheticShapes(data_root, "test", num_points=64, per_class=1, rotation="z")[3]
+    f = tmp_path / "cloud.xyz"
+    np.savetxt(f, torch.cat([cloud.pos, cloud.x], 1).numpy())
+    np.savetxt(tmp_path / "bare.xyz", cloud.pos.numpy())
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "runs" / "tiny"), str(f), "--json"]) == 0
+    (found,) = json.loads(capsys.readouterr().out)
+    probs = [t["probability"] for t in found["top"]]
+    assert len(probs) == 5 and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
+    assert found["class"] == found["top"][0]["class"] in SyntheticShapes.classes
+    assert main(["predict", str(tmp_path / "runs" / "tiny"), str(tmp_path / "bare.xyz")]) != 0
+    assert "has no normals" in capsys.readouterr().err
