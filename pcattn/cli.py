@@ -17,13 +17,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
-    t.add_argument("--config", required=True, help="YAML file (see configs/)")
-    t.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override config values, e.g. train.epochs=2 model.k=8")
+    t.add_argument("--config", help="YAML file (see configs/); optional with --resume")
+    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override config values, e.g. train.epochs=2 model.k=8 (repeatable)")
+    t.add_argument("--resume", metavar="RUN_DIR|CKPT",
+                   help="continue a stopped run from its last.pt (bit-exact); with "
+                        "--set train.epochs=N, extend a finished one")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on a split of its dataset")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", metavar="RUN_DIR|CKPT", help="a .pt file or a run folder "
+                   "(its best.pt)")
     e.add_argument("--split", default="test")
     e.add_argument("--device", default="auto", type=_device,
                    help="auto (default), cpu, cuda, cuda:N or mps")
@@ -70,7 +74,7 @@ def _data_parser(sub) -> None:
     i.add_argument("--json", action="store_true", help="print JSON")
     pr = dsub.add_parser("prepare", help="build the cache of ROOT's train and test splits")
     pr.add_argument("root")
-    pr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    pr.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                     help="data config fields, e.g. num_points=1024 name=modelnet10 "
                          "(use the values your run config uses so that it finds the cache)")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -80,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; a user error (bad config, file, data or device) is one message and
     exit status 2, Ctrl-C is one line and 130, a closed pipe (``| head``) exits quietly."""
     args = _parser().parse_args(argv)
+    from pcattn.engine.interrupt import TrainingInterrupted
+
     try:
         code = _run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
@@ -88,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         # the reader went away: print nothing more (also not at interpreter exit)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports a process ended by the closed pipe
+    except TrainingInterrupted as stop:
+        print(f"pcattn {args.command}: {stop}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print(f"\npcattn {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -98,16 +107,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     if args.command == "train":
-        from pcattn.engine.config import load_config
+        from pcattn.engine.config import load_config  # config errors before heavy imports
 
-        run = load_config(args.config, args.set)  # config errors before the heavy imports
-        from pcattn.engine.train import train
+        if args.resume:
+            from pcattn.engine.resume import resume_config
 
-        metrics = train(run, progress=not args.no_progress)
-        keys = (("overall_accuracy", "mean_class_accuracy") if metrics["task"] ==
-                "classification" else ("instance_miou", "class_miou"))
-        print("test " + ", ".join(f"{k.replace('_', ' ')} {metrics[k]:.4f}" for k in keys)
-              + f"; run folder: {metrics['run_dir']}")
+            run, ckpt = resume_config(args.resume, args.config, args.set)
+        elif args.config:
+            run, ckpt = load_config(args.config, args.set), None
+        else:
+            raise ValueError("give --config FILE (a new run) or --resume RUN_DIR")
+        from pcattn.engine.loop import train
+
+        metrics = train(run, progress=not args.no_progress, resume=ckpt)
+        if metrics["best"] is not None and int(os.environ.get("RANK", "0")) == 0:
+            best = metrics["best"]
+            print(f"best {metrics['eval_split']} {best['metric']} {best['value']:.4f} (epoch "
+                  f"{best['epoch']}); run folder: {metrics['run_dir']}")
     elif args.command == "eval":
         from pcattn.engine import evaluate_checkpoint
 
