@@ -1,0 +1,151 @@
+"""``pcattn visualize``: a trained model's attention on one cloud, written as PNG, PLY, HTML.
+
+The model is rebuilt from a checkpoint (``weights_only`` loading) and run once on the cloud
+with ``forward_features(data, return_attention=True)``; everything drawn comes from the
+``"attention"`` list it returns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch_geometric.data import Batch, Data
+
+CHECKPOINT_NAMES = ("best.pt", "last.pt", "checkpoint.pt")  # looked for in a run folder
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """``path`` itself, or the first of :data:`CHECKPOINT_NAMES` in the run folder ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        for name in CHECKPOINT_NAMES:
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"no checkpoint in {path}: looked for {', '.join(CHECKPOINT_NAMES)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such run folder or checkpoint: {path}")
+    return path
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """The model of a run folder or checkpoint, in eval mode, and its run config."""
+    from pcattn.engine.config import config_from_dict
+    from pcattn.models.registry import create_model
+
+    ckpt_path = find_checkpoint(path)
+    try:
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
+        raise ValueError(f"{ckpt_path} does not load as a pcattn checkpoint with "
+                         f"weights_only=True: {str(err).splitlines()[0]}") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{ckpt_path} is not a pcattn checkpoint (needs 'model' and 'config')")
+    run = config_from_dict(ckpt["config"])
+    model = create_model(run.model_name, **vars(run.model))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), run
+
+
+def load_sample(run, sample: str | None = None, file: str | Path | None = None):
+    """One cloud: ``sample="test:17"`` (item 17 of the run's test split) or a file read
+    like the run's data (sampled to ``num_points`` by FPS, centred and scaled to the unit
+    sphere). Returns ``(data, names)`` with ``names`` the class or part names when known."""
+    from pcattn.data.registry import build_dataset
+
+    if (sample is None) == (file is None):
+        raise ValueError("give one cloud: --sample SPLIT:INDEX (e.g. test:17) or --file PATH")
+    if file is not None:
+        return _file_sample(run, Path(file)), None
+    split, sep, index = str(sample).partition(":")
+    if not sep or not index.lstrip("-").isdigit():
+        raise ValueError(f"--sample expects SPLIT:INDEX, like test:17, got {sample!r}")
+    dataset = build_dataset(run.data, split)
+    i = int(index)
+    if not -len(dataset) <= i < len(dataset):
+        raise ValueError(f"--sample {sample}: the {split} split has clouds 0..{len(dataset) - 1}")
+    return dataset[i], getattr(dataset, "classes", None)
+
+
+def _file_sample(run, path: Path) -> Data:
+    from pcattn.data.base import normalize_unit_sphere
+    from pcattn.data.io import read_cloud
+    from pcattn.ops import farthest_point_sample
+
+    data = read_cloud(path, num_points=run.data.num_points)
+    if data.pos.shape[0] > run.data.num_points:
+        keep = farthest_point_sample(data.pos, num=run.data.num_points)
+        data = Data(pos=data.pos[keep], x=None if data.x is None else data.x[keep])
+    data.pos = torch.from_numpy(normalize_unit_sphere(data.pos.double().numpy())).float()
+    if not run.data.use_normals:
+        data.x = None
+    elif data.x is None:
+        raise ValueError(f"{path} has no normals but the model reads them (data.use_normals); "
+                         "give a file with normals (.ply with normals, or x y z nx ny nz rows)")
+    return data
+
+
+@torch.no_grad()
+def run_model(model: nn.Module, data: Data) -> dict:
+    """One forward of ``model`` on the cloud ``data``: ``{"attention": [...], "logits"}``."""
+    device = next(model.parameters()).device
+    batch = Batch.from_data_list([data]).to(device)
+    feats = model.forward_features(batch, return_attention=True)
+    if not isinstance(feats, dict) or "attention" not in feats:
+        raise ValueError(f"{type(model).__name__}.forward_features(data, return_attention=True) "
+                         "returned no 'attention' list; this model cannot be visualized yet")
+    return {"attention": feats["attention"], "logits": model(batch), "pos": batch.pos}
+
+
+def visualize(path: str | Path, *, sample: str | None = None, file: str | Path | None = None,
+              layer: int | str | None = None, head: int | None = None,
+              query: str | None = None, mode: str = "map", out: str | Path | None = None,
+              formats: tuple[str, ...] = ("png", "ply", "html"),
+              device: str = "cpu") -> dict[str, Path]:
+    """Write the attention of the model at ``path`` on one cloud; returns ``{format: path}``.
+
+    Files go to ``out`` (default: ``<run folder>/attention``), named for the cloud, mode and
+    layer. The page opens on the same choices and offers every layer, head and mode.
+    """
+    from pcattn.viz.html import save_html
+    from pcattn.viz.ply import save_ply
+    from pcattn.viz.png import save_png
+    from pcattn.viz.quantities import point_layers
+    from pcattn.viz.view import make_view
+
+    ckpt = find_checkpoint(path)
+    model, run = load_model(ckpt, device)
+    data, names = load_sample(run, sample, file)
+    result = run_model(model, data)
+    layers, pos = point_layers(result["attention"]), result["pos"]
+    view = make_view(layers, pos, mode, layer, head, query)
+    title = f"{run.model_name}: {view.label}"
+    logits = result["logits"]
+    parts = None
+    if logits.shape[0] == pos.shape[0]:  # per-point logits: segmentation
+        parts = (logits.argmax(-1).cpu(), data.y.cpu())
+    else:
+        title += f"; predicted {_name(names, int(logits.argmax(-1)[0]))}"
+        if getattr(data, "y", None) is not None:
+            title += f", true {_name(names, int(data.y.reshape(-1)[0]))}"
+    where = Path(out) if out is not None else ckpt.parent / "attention"
+    cloud = Path(file).stem if file is not None else str(sample).replace(":", "")
+    stem = where / f"{cloud}_{mode}_layer{view.layer}"
+    written = {}
+    if "png" in formats:
+        written["png"] = save_png(stem.with_suffix(".png"), pos, view.values,
+                                  active=view.active, queries=view.queries, title=title,
+                                  parts=parts)
+    if "ply" in formats:
+        written["ply"] = save_ply(stem.with_suffix(".ply"), pos, view.values, active=view.active)
+    if "html" in formats:
+        first = int(view.queries[0]) if view.queries.numel() else 0
+        written["html"] = save_html(where / f"{cloud}.html", pos, layers,
+                                    title=f"{run.model_name} on {cloud}", layer=view.layer,
+                                    head=view.head, mode=mode, query=first)
+    return written
+
+
+def _name(names, i: int) -> str:
+    return names[i] if names is not None and 0 <= i < len(names) else str(i)
