@@ -10,14 +10,14 @@ from torch import Tensor
 from pcattn.viz.colors import CMAP, colorize, value_range
 
 VIEWPOINTS = ((20, -60), (20, 30), (90, -90))  # (elevation, azimuth): two sides and the top
-PANEL_INCHES, DPI = 4.0, 100
+PANEL_INCHES, BAR_INCHES, DPI = 4.0, 1.0, 100
 
 
 def plot_attention(pos: Tensor, values: Tensor, *, active: Tensor | None = None,
                    queries: Tensor | None = None, title: str = "",
                    parts: tuple[Tensor, Tensor] | None = None):
     """A matplotlib figure of the cloud from :data:`VIEWPOINTS`, points coloured by
-    ``values`` (faded outside ``active``), ``queries`` marked with red crosses, a colour bar
+    ``values`` (faded outside ``active``), ``queries`` circled in red, a colour bar
     and ``title``; ``parts=(predicted, truth)`` (segmentation) adds two panels of part ids.
 
     Shape:
@@ -34,15 +34,15 @@ def plot_attention(pos: Tensor, values: Tensor, *, active: Tensor | None = None,
     xyz = pos.detach().float().cpu().numpy()
     rgb = colorize(values, active)
     panels = len(VIEWPOINTS) + (2 if parts is not None else 0)
-    fig = plt.figure(figsize=(PANEL_INCHES * panels + 0.8, PANEL_INCHES + 0.6), dpi=DPI)
+    fig = plt.figure(figsize=(PANEL_INCHES * panels + BAR_INCHES, PANEL_INCHES + 0.6), dpi=DPI)
     for p, (elev, azim) in enumerate(VIEWPOINTS):
         ax = _axes(fig, panels, p, elev, azim, xyz)
         ax.scatter(*xyz.T, c=rgb, s=_size(len(xyz)), depthshade=False,
                    linewidths=0)
         if queries is not None and queries.numel():
             q = xyz[queries.cpu().numpy()]
-            ax.scatter(*q.T, marker="X", s=90, c="red", edgecolors="white", linewidths=0.8,
-                       depthshade=False)
+            ax.scatter(*q.T, marker="o", s=160, facecolors="none", edgecolors="red",
+                       linewidths=1.6, depthshade=False)
     if parts is not None:
         cmap = colormaps["tab20"]
         for p, (labels, name) in enumerate(zip(parts, ("predicted parts", "ground truth"))):
@@ -51,7 +51,8 @@ def plot_attention(pos: Tensor, values: Tensor, *, active: Tensor | None = None,
                        depthshade=False, linewidths=0)
             ax.set_title(name, fontsize=10)
     lo, hi = value_range(values, active)
-    bar = fig.add_axes((1 - 0.5 / fig.get_figwidth(), 0.12, 0.12 / fig.get_figwidth(), 0.7))
+    width = fig.get_figwidth()
+    bar = fig.add_axes((1 - 0.8 / width, 0.12, 0.12 / width, 0.7))
     fig.colorbar(ScalarMappable(Normalize(lo, hi), colormaps[CMAP]), cax=bar)
     fig.suptitle(title, fontsize=11)
     return fig
@@ -70,13 +71,13 @@ def save_png(path: str | Path, pos: Tensor, values: Tensor, **kwargs) -> Path:
 
 
 def _axes(fig, panels: int, p: int, elev: float, azim: float, xyz: np.ndarray):
-    width = (fig.get_figwidth() - 0.8) / fig.get_figwidth() / panels
+    width = (fig.get_figwidth() - BAR_INCHES) / fig.get_figwidth() / panels
     ax = fig.add_axes((p * width, 0.0, width, 0.9), projection="3d")
     ax.view_init(elev=elev, azim=azim)
     centre, half = xyz.mean(0), np.abs(xyz - xyz.mean(0)).max()
     for set_lim, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre):
         set_lim(c - half, c + half)
-    ax.set_box_aspect((1, 1, 1))
+    ax.set_box_aspect((1, 1, 1), zoom=1.35)
     ax.set_axis_off()
     return ax
 
