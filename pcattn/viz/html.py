@@ -119,10 +119,11 @@ _TEMPLATE = """<!DOCTYPE html>
 <meta http-equiv="Content-Security-Policy"
       content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; worker-src blob:">
 <style>
-body {{ font-family: sans-serif; margin: 0; }}
+body {{ font-family: sans-serif; margin: 0; height: 100vh; display: flex;
+       flex-direction: column; }}
 #bar {{ padding: 6px 10px; background: #f3f3f3; display: flex; gap: 14px; align-items: center;
        flex-wrap: wrap; font-size: 14px; }}
-#plot {{ width: 100vw; height: calc(100vh - 44px); }}
+#plot {{ flex: 1; min-height: 0; }}
 #status {{ color: #444; }}
 </style></head>
 <body>

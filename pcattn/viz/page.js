@@ -116,7 +116,7 @@
       for (const v of c) top = Math.max(top, v);
       const q = state.mode === "received" ? [] : [snap(layers[state.layer], state.query)];
       const pick = (A, I) => Array.from(I, (i) => A[i]);
-      const size = Math.max(2, Math.min(8, 3000 / N));
+      const size = Math.max(2, Math.min(6, 2000 / N));
       const data = [
         { type: "scatter3d", mode: "markers", name: "input cloud", x: X, y: Y, z: Z,
           marker: { size: size, color: "rgb(209,209,209)" }, opacity: 0.35, hoverinfo: "none" },
@@ -126,7 +126,7 @@
                     showscale: true, colorbar: { thickness: 14 } },
           hovertemplate: "point %{customdata}<br>%{marker.color:.4f}<extra></extra>" },
         { type: "scatter3d", mode: "markers", name: "query", x: pick(X, q), y: pick(Y, q),
-          z: pick(Z, q), marker: { size: 9, color: "red", symbol: "diamond" }, hoverinfo: "none" },
+          z: pick(Z, q), marker: { size: 12, color: "red", symbol: "circle-open", line: { width: 3 } }, hoverinfo: "none" },
       ];
       const layout = { uirevision: "keep", showlegend: false, margin: { l: 0, r: 0, t: 0, b: 0 },
                        scene: { aspectmode: "data", xaxis: { visible: false },
@@ -174,13 +174,15 @@
   api.ready = render().then(() => {
     plot.on("plotly_click", (ev) => {
       const pt = ev.points[0];
-      if (pt.curveNumber === 2) return;
-      state.query = pt.curveNumber === 1 ? pt.customdata : pt.pointNumber;
+      const query = pt.curveNumber === 1 ? pt.customdata : pt.pointNumber;
+      if (pt.curveNumber === 2 || query === state.query) return; // plotly repeats a held click
+      state.query = query;
       render();
     });
     plot.on("plotly_hover", (ev) => {
       const pt = ev.points[0];
       api.hovered = pt.curveNumber === 1 ? pt.customdata : pt.curveNumber === 0 ? pt.pointNumber : null;
+      api.hoveredAt = pt.bbox ? [(pt.bbox.x0 + pt.bbox.x1) / 2, (pt.bbox.y0 + pt.bbox.y1) / 2] : null;
     });
     plot.on("plotly_unhover", () => { api.hovered = null; });
   });
