@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what is missing, quickly when it is all there: the system library open3d needs,
 # a virtual environment in .venv, the CPU build of torch 2.13.0, and pcattn (editable, with
-# its test extras); with PCATTN_BROWSER_TESTS=1 also Debian's chromium. Sourced by tools/train_default.sh and tools/test.sh.
+# its test extras); with PCATTN_BROWSER_TESTS=1 also Debian's chromium. Sourced by
+# tools/train_default.sh and tools/test.sh.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
