@@ -1,4 +1,5 @@
-"""Command line: ``pcattn train | eval | bench | models | data`` (also ``python -m pcattn``)."""
+"""Command line: ``pcattn train | eval | predict | bench | models | data``
+(also ``python -m pcattn``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,19 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("--split", default="test")
     e.add_argument("--device", default="auto")
+    e.add_argument("--votes", type=int, default=1,
+                   help="average the logits of N copies (the cloud, then N-1 randomly scaled)")
+    e.add_argument("--vote-rotation", default="none", choices=["none", "x", "y", "z", "so3"],
+                   help="also rotate the voting copies (for models trained with rotations)")
+
+    pr = sub.add_parser("predict", help="predict the class, or the parts, of clouds in files")
+    pr.add_argument("checkpoint")
+    pr.add_argument("files", nargs="+", metavar="FILE", help="any file read_cloud reads")
+    pr.add_argument("--out", help="segmentation: output PLY (one FILE only); default "
+                                  "FILE.parts.ply")
+    pr.add_argument("--category", help="segmentation: the object category (name or index)")
+    pr.add_argument("--device", default="auto")
+    pr.add_argument("--json", action="store_true", help="print JSON")
 
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
     b.add_argument("what", choices=["ops", "blocks", "large"],
@@ -65,13 +79,18 @@ def _run(args) -> int:
 
         run = load_config(args.config, args.set)
         metrics = train(run, progress=not args.no_progress)
-        print(f"test overall accuracy {metrics['overall_accuracy']:.4f}, mean class accuracy "
-              f"{metrics['mean_class_accuracy']:.4f}; run folder: {metrics['run_dir']}")
+        keys = (("overall_accuracy", "mean_class_accuracy") if metrics["task"] ==
+                "classification" else ("instance_miou", "class_miou"))
+        print("test " + ", ".join(f"{k.replace('_', ' ')} {metrics[k]:.4f}" for k in keys)
+              + f"; run folder: {metrics['run_dir']}")
     elif args.command == "eval":
         from pcattn.engine import evaluate_checkpoint
 
         print(json.dumps(evaluate_checkpoint(args.checkpoint, split=args.split,
-                                             device=args.device), indent=2))
+                                             device=args.device, votes=args.votes,
+                                             vote_rotation=args.vote_rotation), indent=2))
+    elif args.command == "predict":
+        return _run_predict(args)
     elif args.command == "bench":
         from pcattn import bench
 
@@ -82,6 +101,25 @@ def _run(args) -> int:
         print("\n".join(list_models()))
     elif args.command == "data":
         return _run_data(args)
+    return 0
+
+
+def _run_predict(args) -> int:
+    from pcattn.engine.predict import predict_file
+
+    if args.out and len(args.files) > 1:
+        raise ValueError("--out names one output file; give one FILE or leave --out out")
+    for f in args.files:
+        res = predict_file(args.checkpoint, f, out=args.out, category=args.category,
+                           device=args.device)
+        if args.json:
+            print(json.dumps(res))
+        elif "class" in res:
+            print(f"{f}: {res['class']}  (" + ", ".join(f"{c} {p:.3f}" for c, p in res["top5"])
+                  + ")")
+        else:
+            print(f"{f}: wrote {res['out']}; points per part: " +
+                  ", ".join(f"{p}: {n}" for p, n in res["part_counts"].items()))
     return 0
 
 

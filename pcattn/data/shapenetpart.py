@@ -173,6 +173,12 @@ class ShapeNetPart(CloudDataset):
     def num_categories(self) -> int:
         return len(SHAPENETPART_CATEGORIES)
 
+    @property
+    def part_mask(self) -> torch.Tensor:
+        """``[16, 50]`` bool: True where a part belongs to a category (all 16 categories,
+        whichever are selected, since part ids stay global)."""
+        return category_part_mask()
+
     def _add(self, clouds, name, cat, xyz, nrm, seg, where):
         allowed = SHAPENETPART_PARTS[self.categories[cat]]
         bad = np.nonzero((seg < allowed[0]) | (seg > allowed[-1]))[0]

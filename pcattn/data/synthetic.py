@@ -38,6 +38,16 @@ def part_ids() -> dict[str, list[int]]:
     return out
 
 
+def category_part_mask() -> torch.Tensor:
+    """``mask[c, p]`` is True where part ``p`` belongs to category ``c``.
+    Shape: [num_categories, num_parts]."""
+    ids = part_ids()
+    mask = torch.zeros(len(ids), sum(len(p) for p in ids.values()), dtype=torch.bool)
+    for c, parts in enumerate(ids.values()):
+        mask[c, parts] = True
+    return mask
+
+
 def _primitive(name: str, rng: np.random.Generator):
     import open3d as o3d
 
@@ -245,13 +255,19 @@ class SyntheticShapes(_SyntheticSet):
 class SyntheticParts(_SyntheticSet):
     """Part-segmentation clouds of composite objects (``PART_CATEGORIES``).
 
-    Items are ``Data(pos [N, 3], x [N, 3] normals, y [N] global part id, category [1])``.
+    Items are ``Data(pos [N, 3], x [N, 3] normals, y [N] global part id, category [1])``;
+    ``part_mask [num_categories, num_classes]`` says which parts each category has.
     Arguments as for :class:`SyntheticShapes`, ``per_class`` objects per category.
     """
 
     kind, names, stream = "parts", tuple(PART_CATEGORIES), 2
     categories = tuple(PART_CATEGORIES)
     num_classes = sum(len(p) for p in PART_CATEGORIES.values())
+    num_categories = len(PART_CATEGORIES)
+
+    @property
+    def part_mask(self) -> torch.Tensor:
+        return category_part_mask()
 
     def __init__(self, root="data", split: str = "train", *, num_points: int = 512,
                  per_class: int = 100, seed: int = 0, noise: float = 0.005,
