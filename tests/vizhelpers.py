@@ -36,12 +36,15 @@ def two_stage(n=8, seed=0):
 
 
 def point_transformer_attention(model, batch):
-    """LayerAttention list of a ``point_transformer_cls`` forward, built from its stage dicts
-    (until the model returns the list itself)."""
+    """LayerAttention list of a ``point_transformer_cls`` forward (see :func:`stage_layers`)."""
     feats = model.forward_features(batch, return_attention=True)
-    if "attention" in feats:
-        return feats["attention"]
-    layers, nodes = [], torch.arange(batch.pos.shape[0])
+    return feats["attention"] if "attention" in feats else stage_layers(feats, batch.pos.shape[0])
+
+
+def stage_layers(feats, num_points):
+    """LayerAttention list built from the classifier's per-stage dicts (``sample``, ``idx``,
+    ``attention``), until the model returns the list itself."""
+    layers, nodes = [], torch.arange(num_points)
     for s, stage in enumerate(feats["stages"]):
         if stage["sample"] is not None:
             nodes = nodes[stage["sample"]]

@@ -15,10 +15,11 @@ PANEL_INCHES, BAR_INCHES, DPI = 4.0, 1.0, 100
 
 def plot_attention(pos: Tensor, values: Tensor, *, active: Tensor | None = None,
                    queries: Tensor | None = None, title: str = "",
-                   parts: tuple[Tensor, Tensor] | None = None):
+                   parts: tuple[Tensor, Tensor | None] | None = None):
     """A matplotlib figure of the cloud from :data:`VIEWPOINTS`, points coloured by
     ``values`` (faded outside ``active``), ``queries`` circled in red, a colour bar
-    and ``title``; ``parts=(predicted, truth)`` (segmentation) adds two panels of part ids.
+    and ``title``; ``parts=(predicted, truth)`` (segmentation) adds panels of part ids
+    (``truth`` may be None).
 
     Shape:
         pos: [N, 3], values: [N], active: [N] bool, queries: [Q], parts: ([N], [N])
@@ -33,7 +34,10 @@ def plot_attention(pos: Tensor, values: Tensor, *, active: Tensor | None = None,
 
     xyz = pos.detach().float().cpu().numpy()
     rgb = colorize(values, active)
-    panels = len(VIEWPOINTS) + (2 if parts is not None else 0)
+    labelled = [] if parts is None else [
+        (labels, name) for labels, name in zip(parts, ("predicted parts", "ground truth"))
+        if labels is not None]
+    panels = len(VIEWPOINTS) + len(labelled)
     fig = plt.figure(figsize=(PANEL_INCHES * panels + BAR_INCHES, PANEL_INCHES + 0.6), dpi=DPI)
     for p, (elev, azim) in enumerate(VIEWPOINTS):
         ax = _axes(fig, panels, p, elev, azim, xyz)
@@ -43,9 +47,9 @@ def plot_attention(pos: Tensor, values: Tensor, *, active: Tensor | None = None,
             q = xyz[queries.cpu().numpy()]
             ax.scatter(*q.T, marker="o", s=160, facecolors="none", edgecolors="red",
                        linewidths=1.6, depthshade=False)
-    if parts is not None:
+    if labelled:
         cmap = colormaps["tab20"]
-        for p, (labels, name) in enumerate(zip(parts, ("predicted parts", "ground truth"))):
+        for p, (labels, name) in enumerate(labelled):
             ax = _axes(fig, panels, len(VIEWPOINTS) + p, *VIEWPOINTS[0], xyz)
             ax.scatter(*xyz.T, c=cmap(labels.cpu().numpy() % 20), s=_size(len(xyz)),
                        depthshade=False, linewidths=0)

@@ -29,15 +29,18 @@ def find_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """The model of a run folder or checkpoint, in eval mode, and its run config."""
+def load_model(path: str | Path, device: str = "auto"):
+    """The eval-mode model of a run folder or checkpoint, its run config and the checkpoint
+    dict, loaded with ``weights_only=True`` (a checkpoint cannot run code)."""
     from pcattn.engine.config import config_from_dict
+    from pcattn.engine.train import resolve_device
     from pcattn.models.registry import create_model
 
+    device = resolve_device(device)
     ckpt_path = find_checkpoint(path)
     try:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
+    except Exception as err:  # noqa: BLE001 - unpickling fails in many types
         raise ValueError(f"{ckpt_path} does not load as a pcattn checkpoint with "
                          f"weights_only=True: {str(err).splitlines()[0]}") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
@@ -45,19 +48,25 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     run = config_from_dict(ckpt["config"])
     model = create_model(run.model_name, **vars(run.model))
     model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), run
+    return model.to(device).eval(), run, ckpt
 
 
-def load_sample(run, sample: str | None = None, file: str | Path | None = None):
+def load_sample(run, sample: str | None = None, file: str | Path | None = None,
+                category: str | None = None, categories: list[str] | None = None) -> Data:
     """One cloud: ``sample="test:17"`` (item 17 of the run's test split) or a file read
-    like the run's data (sampled to ``num_points`` by FPS, centred and scaled to the unit
-    sphere). Returns ``(data, names)`` with ``names`` the class or part names when known."""
+    like the run's data (more than ``num_points`` points are cut to ``num_points`` by FPS;
+    centred and scaled to the unit sphere). A part-segmentation model needs the object
+    ``category`` of a file (a name of ``categories`` or an index)."""
     from pcattn.data.registry import build_dataset
 
     if (sample is None) == (file is None):
         raise ValueError("give one cloud: --sample SPLIT:INDEX (e.g. test:17) or --file PATH")
     if file is not None:
-        return _file_sample(run, Path(file)), None
+        data = _file_sample(run, Path(file))
+        needed = getattr(run.model, "num_categories", 0)
+        if needed:
+            data.category = torch.tensor([_category(category, categories, needed)])
+        return data
     split, sep, index = str(sample).partition(":")
     if not sep or not index.lstrip("-").isdigit():
         raise ValueError(f"--sample expects SPLIT:INDEX, like test:17, got {sample!r}")
@@ -65,25 +74,39 @@ def load_sample(run, sample: str | None = None, file: str | Path | None = None):
     i = int(index)
     if not -len(dataset) <= i < len(dataset):
         raise ValueError(f"--sample {sample}: the {split} split has clouds 0..{len(dataset) - 1}")
-    return dataset[i], getattr(dataset, "classes", None)
+    return dataset[i]
 
 
 def _file_sample(run, path: Path) -> Data:
-    from pcattn.data.base import normalize_unit_sphere
     from pcattn.data.io import read_cloud
+    from pcattn.data.transforms import NormalizeUnitSphere
     from pcattn.ops import farthest_point_sample
 
     data = read_cloud(path, num_points=run.data.num_points)
     if data.pos.shape[0] > run.data.num_points:
         keep = farthest_point_sample(data.pos, num=run.data.num_points)
         data = Data(pos=data.pos[keep], x=None if data.x is None else data.x[keep])
-    data.pos = torch.from_numpy(normalize_unit_sphere(data.pos.double().numpy())).float()
+    data = NormalizeUnitSphere()(data)
     if not run.data.use_normals:
         data.x = None
     elif data.x is None:
         raise ValueError(f"{path} has no normals but the model reads them (data.use_normals); "
                          "give a file with normals (.ply with normals, or x y z nx ny nz rows)")
     return data
+
+
+def _category(category: str | None, names: list[str] | None, needed: int) -> int:
+    names = list(names or [])
+    if category is None:
+        raise ValueError(f"a part-segmentation model needs the object category of a file: "
+                         f"pass --category, one of {names or list(range(needed))}")
+    lower = [n.lower() for n in names]
+    if str(category).lower() in lower:
+        return lower.index(str(category).lower())
+    if str(category).isdigit() and int(category) < needed:
+        return int(category)
+    raise ValueError(f"unknown category {category!r}; the model knows "
+                     f"{names or list(range(needed))}")
 
 
 @torch.no_grad()
@@ -101,8 +124,8 @@ def run_model(model: nn.Module, data: Data) -> dict:
 def visualize(path: str | Path, *, sample: str | None = None, file: str | Path | None = None,
               layer: int | str | None = None, head: int | None = None,
               query: str | None = None, mode: str = "map", out: str | Path | None = None,
-              formats: tuple[str, ...] = ("png", "ply", "html"),
-              device: str = "cpu") -> dict[str, Path]:
+              category: str | None = None, formats: tuple[str, ...] = ("png", "ply", "html"),
+              device: str = "auto") -> dict[str, Path]:
     """Write the attention of the model at ``path`` on one cloud; returns ``{format: path}``.
 
     Files go to ``out`` (default: ``<run folder>/attention``), named for the cloud, mode and
@@ -114,31 +137,36 @@ def visualize(path: str | Path, *, sample: str | None = None, file: str | Path |
     from pcattn.viz.quantities import point_layers
     from pcattn.viz.view import make_view
 
-    ckpt = find_checkpoint(path)
-    model, run = load_model(ckpt, device)
-    data, names = load_sample(run, sample, file)
+    ckpt_path = find_checkpoint(path)
+    model, run, ckpt = load_model(ckpt_path, device)
+    info = ckpt.get("dataset") or {}
+    data = load_sample(run, sample, file, category, info.get("categories"))
     result = run_model(model, data)
     layers, pos = point_layers(result["attention"]), result["pos"]
     view = make_view(layers, pos, mode, layer, head, query)
     title = f"{run.model_name}: {view.label}"
-    logits = result["logits"]
+    logits = result["logits"].cpu()
     parts = None
-    if logits.shape[0] == pos.shape[0]:  # per-point logits: segmentation
-        parts = (logits.argmax(-1).cpu(), data.y.cpu())
+    if logits.shape[0] == pos.shape[0]:  # a part per point
+        mask = info.get("part_mask")
+        if mask is not None and getattr(data, "category", None) is not None:
+            logits = logits.masked_fill(~mask[int(data.category.reshape(-1)[0])], float("-inf"))
+        truth = getattr(data, "y", None)
+        parts = (logits.argmax(-1), None if truth is None else truth.cpu())
     else:
+        names = info.get("classes")
         title += f"; predicted {_name(names, int(logits.argmax(-1)[0]))}"
         if getattr(data, "y", None) is not None:
             title += f", true {_name(names, int(data.y.reshape(-1)[0]))}"
-    where = Path(out) if out is not None else ckpt.parent / "attention"
+    where = Path(out) if out is not None else ckpt_path.parent / "attention"
     cloud = Path(file).stem if file is not None else str(sample).replace(":", "")
-    stem = where / f"{cloud}_{mode}_layer{view.layer}"
+    stem = f"{cloud}_{mode}_layer{view.layer}"
     written = {}
     if "png" in formats:
-        written["png"] = save_png(stem.with_suffix(".png"), pos, view.values,
-                                  active=view.active, queries=view.queries, title=title,
-                                  parts=parts)
+        written["png"] = save_png(where / f"{stem}.png", pos, view.values, active=view.active,
+                                  queries=view.queries, title=title, parts=parts)
     if "ply" in formats:
-        written["ply"] = save_ply(stem.with_suffix(".ply"), pos, view.values, active=view.active)
+        written["ply"] = save_ply(where / f"{stem}.ply", pos, view.values, active=view.active)
     if "html" in formats:
         first = int(view.queries[0]) if view.queries.numel() else 0
         written["html"] = save_html(where / f"{cloud}.html", pos, layers,
