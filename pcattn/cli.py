@@ -58,7 +58,7 @@ def _visualize_parser(sub) -> None:
     v.add_argument("checkpoint", metavar="RUN_DIR|CKPT")
     cloud = v.add_mutually_exclusive_group(required=True)
     cloud.add_argument("--sample", metavar="SPLIT:INDEX", help="a cloud of the run's data, "
-                                                               "e.g. test:17")
+                       "e.g. test:17, or the first of a class: test:torus")
     cloud.add_argument("--file", help="a cloud or mesh file (any file read_cloud reads)")
     v.add_argument("--layer", help="index (negative from the end) or name; default: the "
                                    "first, the last for rollout")

@@ -53,7 +53,8 @@ def load_model(path: str | Path, device: str = "auto"):
 
 def load_sample(run, sample: str | None = None, file: str | Path | None = None,
                 category: str | None = None, categories: list[str] | None = None) -> Data:
-    """One cloud: ``sample="test:17"`` (item 17 of the run's test split) or a file read
+    """One cloud: ``sample="test:17"`` (item 17 of the run's test split; ``"test:torus"``:
+    its first cloud of that class or category) or a file read
     like the run's data (more than ``num_points`` points are cut to ``num_points`` by FPS;
     centred and scaled to the unit sphere). A part-segmentation model needs the object
     ``category`` of a file (a name of ``categories`` or an index)."""
@@ -68,13 +69,29 @@ def load_sample(run, sample: str | None = None, file: str | Path | None = None,
             data.category = torch.tensor([_category(category, categories, needed)])
         return data
     split, sep, index = str(sample).partition(":")
-    if not sep or not index.lstrip("-").isdigit():
-        raise ValueError(f"--sample expects SPLIT:INDEX, like test:17, got {sample!r}")
+    if not sep or not index:
+        raise ValueError(f"--sample expects SPLIT:INDEX or SPLIT:CLASS, like test:17 or "
+                         f"test:torus, got {sample!r}")
     dataset = build_dataset(run.data, split)
+    if not index.lstrip("-").isdigit():
+        return dataset[_first_of_class(dataset, index, sample)]
     i = int(index)
     if not -len(dataset) <= i < len(dataset):
         raise ValueError(f"--sample {sample}: the {split} split has clouds 0..{len(dataset) - 1}")
     return dataset[i]
+
+
+def _first_of_class(dataset, name: str, sample: str) -> int:
+    """Index of the first cloud of class (or category) ``name`` in ``dataset``."""
+    names = list(getattr(dataset, "classes", None) or getattr(dataset, "categories", None) or [])
+    if name not in names:
+        raise ValueError(f"--sample {sample}: no class {name!r} in this data; classes: {names}")
+    for i in range(len(dataset)):
+        item = dataset[i]
+        label = item.category if getattr(item, "category", None) is not None else item.y
+        if int(label.reshape(-1)[0]) == names.index(name):
+            return i
+    raise ValueError(f"--sample {sample}: the split has no cloud of class {name!r}")
 
 
 def _file_sample(run, path: Path) -> Data:
@@ -159,7 +176,7 @@ def visualize(path: str | Path, *, sample: str | None = None, file: str | Path |
         if getattr(data, "y", None) is not None:
             title += f", true {_name(names, int(data.y.reshape(-1)[0]))}"
     where = Path(out) if out is not None else ckpt_path.parent / "attention"
-    cloud = Path(file).stem if file is not None else str(sample).replace(":", "")
+    cloud = Path(file).stem if file is not None else str(sample).replace(":", "_")
     stem = f"{cloud}_{mode}_layer{view.layer}"
     written = {}
     if "png" in formats:

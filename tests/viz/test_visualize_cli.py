@@ -64,10 +64,19 @@ def test_visualize_writes_png_ply_and_page_of_a_classifier(classifier_run, capsy
     assert set(printed) == {"png", "ply", "html"}
     with Image.open(printed["png"]) as im:
         assert im.size == (1300, 460)
-    assert (out / "test3.html").stat().st_size < 15e6
-    assert main(["visualize", str(classifier_run), "--sample", "test:3", "--out", str(out),
+    assert (out / "test_3.html").stat().st_size < 15e6
+    assert main(["visualize", str(classifier_run), "--sample", "test:cone", "--out", str(out),
                  "--mode", "rollout"]) == 0
-    assert (out / "test3_rollout_layer1.png").is_file()
+    assert (out / "test_cone_rollout_layer1.png").is_file()
+
+
+def test_sample_by_class_name(classifier_run):
+    from pcattn.viz.run import load_model, load_sample
+
+    _, run, _ = load_model(classifier_run, "cpu")
+    assert int(load_sample(run, "test:cone").y) == 3  # SHAPE_CLASSES[3]
+    with pytest.raises(ValueError, match="classes:.*torus"):
+        load_sample(run, "test:teapot")
 
 
 def test_visualize_names_the_valid_range(classifier_run, capsys):
