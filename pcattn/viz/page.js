@@ -112,9 +112,9 @@
       const vals = compute(state);
       const idx = shown(state) || Array.from({ length: N }, (_, i) => i);
       const c = Array.from(idx, (i) => vals[i]);
-      let top = 0;
-      for (const v of c) top = Math.max(top, v);
       const q = state.mode === "received" ? [] : [snap(layers[state.layer], state.query)];
+      let top = 0; // over the points but the query (colors.value_range of the Python side)
+      for (const i of idx) if (i !== q[0]) top = Math.max(top, vals[i]);
       const pick = (A, I) => Array.from(I, (i) => A[i]);
       const size = Math.max(2, Math.min(6, 2000 / N));
       const data = [

@@ -11,17 +11,17 @@ from pcattn.viz.colors import colorize
 
 
 def save_ply(path: str | Path, pos: Tensor, values: Tensor, *,
-             active: Tensor | None = None) -> Path:
+             active: Tensor | None = None, queries: Tensor | None = None) -> Path:
     """Write the cloud with the colours of :func:`~pcattn.viz.colors.colorize`.
 
     Shape:
-        pos: [N, 3], values: [N], active: [N] bool
+        pos: [N, 3], values: [N], active: [N] bool, queries: [Q]
     """
     import open3d as o3d
 
     cloud = o3d.geometry.PointCloud()
     cloud.points = o3d.utility.Vector3dVector(pos.detach().cpu().double().numpy())
-    cloud.colors = o3d.utility.Vector3dVector(np.ascontiguousarray(colorize(values, active),
+    cloud.colors = o3d.utility.Vector3dVector(np.ascontiguousarray(colorize(values, active, queries),
                                                                    dtype=np.float64))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,8 @@ def plot_attention(pos: Tensor, values: Tensor, *, active: Tensor | None = None,
                    queries: Tensor | None = None, title: str = "",
                    parts: tuple[Tensor, Tensor | None] | None = None):
     """A matplotlib figure of the cloud from :data:`VIEWPOINTS`, points coloured by
-    ``values`` (faded outside ``active``), ``queries`` circled in red, a colour bar
+    ``values`` (faded outside ``active``; the scale spans the points other than the
+    queries, :func:`~pcattn.viz.colors.value_range`), ``queries`` circled in red, a colour bar
     and ``title``; ``parts=(predicted, truth)`` (segmentation) adds panels of part ids
     (``truth`` may be None).
 
@@ -33,7 +34,7 @@ def plot_attention(pos: Tensor, values: Tensor, *, active: Tensor | None = None,
     from matplotlib.colors import Normalize
 
     xyz = pos.detach().float().cpu().numpy()
-    rgb = colorize(values, active)
+    rgb = colorize(values, active, queries)
     labelled = [] if parts is None else [
         (labels, name) for labels, name in zip(parts, ("predicted parts", "ground truth"))
         if labels is not None]
@@ -54,7 +55,7 @@ def plot_attention(pos: Tensor, values: Tensor, *, active: Tensor | None = None,
             ax.scatter(*xyz.T, c=cmap(labels.cpu().numpy() % 20), s=_size(len(xyz)),
                        depthshade=False, linewidths=0)
             ax.set_title(name, fontsize=10)
-    lo, hi = value_range(values, active)
+    lo, hi = value_range(values, active, queries)
     width = fig.get_figwidth()
     bar = fig.add_axes((1 - 0.8 / width, 0.12, 0.12 / width, 0.7))
     fig.colorbar(ScalarMappable(Normalize(lo, hi), colormaps[CMAP]), cax=bar)

@@ -183,7 +183,8 @@ def visualize(path: str | Path, *, sample: str | None = None, file: str | Path |
         written["png"] = save_png(where / f"{stem}.png", pos, view.values, active=view.active,
                                   queries=view.queries, title=title, parts=parts)
     if "ply" in formats:
-        written["ply"] = save_ply(where / f"{stem}.ply", pos, view.values, active=view.active)
+        written["ply"] = save_ply(where / f"{stem}.ply", pos, view.values, active=view.active,
+                                  queries=view.queries)
     if "html" in formats:
         first = int(view.queries[0]) if view.queries.numel() else 0
         written["html"] = save_html(where / f"{cloud}.html", pos, layers,

@@ -14,6 +14,7 @@ from vizhelpers import local_layer
 
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.viz import attention_map, attention_received, attention_rollout, save_html
+from pcattn.viz.colors import value_range
 
 BROWSER = os.environ.get("PCATTN_CHROMIUM") or shutil.which("chromium")
 REQUIRED = os.environ.get("PCATTN_BROWSER_TESTS") == "1"  # set by tools/test.sh (and so CI)
@@ -98,6 +99,9 @@ def test_page_offline_click_menus_and_same_numbers_as_python(browser, tmp_path):
     page.wait_for_function(f"window.pcattn.renders > {renders}", timeout=30_000)
     assert page.evaluate("window.pcattn.state.query") == hovered
     np.testing.assert_allclose(shown(), python_map(0, hovered), atol=2e-3)
+    _, top = value_range(torch.from_numpy(python_map(0, hovered)), None, torch.tensor([hovered]))
+    cmax = page.evaluate("document.getElementById('plot').data[1].marker.cmax")
+    assert cmax == pytest.approx(top, abs=2e-3)
     page.mouse.move(0, 0)
     after_click = page.screenshot()
     assert _changed_pixels(before, after_click) > 100

@@ -49,6 +49,10 @@ def test_top_weighted_neighbour_gets_the_top_colour():
     unread = sorted(set(range(10)) - {int(j) for j in idx[q]})
     assert np.allclose(colours[unread], viridis(0.0)[:3])
     assert torch.allclose(values[idx[q]], mean)
+    # with the query left out of the scale, the top neighbour other than it gets the top
+    others = [(float(m), int(j)) for m, j in zip(mean, idx[q]) if int(j) != q]
+    second = max(others)[1]
+    assert np.allclose(colorize(values, exclude=torch.tensor([q]))[second], viridis(1.0)[:3])
 
 
 def test_map_of_one_head():
