@@ -12,6 +12,7 @@ from pcattn.nn.linear_attention import LinearAttention
 from pcattn.nn.local_attention import LocalSelfAttention
 from pcattn.nn.mlp import mlp
 from pcattn.nn.nadaraya_watson import NadarayaWatsonPool
+from pcattn.nn.nadaraya_watson import NadarayaWatsonLayer
 from pcattn.nn.offset_attention import OffsetAttention
 from pcattn.nn.point_transformer import (
     PointTransformerBlock,
@@ -40,6 +41,7 @@ __all__ = [
     "LearnedPositionalEncoding",
     "LinearAttention",
     "LocalSelfAttention",
+    "NadarayaWatsonLayer",
     "NadarayaWatsonPool",
     "NeighborEmbedding",
     "OffsetAttention",

@@ -1,4 +1,5 @@
-"""Nadaraya-Watson kernel regression as pooling and upsampling: the non-parametric baseline."""
+"""Nadaraya-Watson kernel regression as pooling, upsampling and local attention: the
+non-parametric baseline."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import math
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.point_transformer import masked_softmax
 from pcattn.nn.pool import global_mean_pool
-from pcattn.ops.batching import batch_size, check_batch, counts_and_ptr
+from pcattn.ops.batching import batch_size, check_batch, check_neighbors, counts_and_ptr
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
 
@@ -120,3 +122,66 @@ def _cloud_index(batch: Tensor, query_batch: Tensor, num_clouds: int) -> Tensor:
     slot = torch.arange(n_max, device=batch.device)  # [N_max]
     idx = ptr[query_batch][:, None] + slot  # [M_q, N_max]
     return idx.masked_fill(slot >= counts[query_batch][:, None], -1)
+
+
+class NadarayaWatsonLayer(nn.Module):
+    r"""Gaussian-kernel attention from each node to its neighbours ``idx``: the local,
+    non-parametric counterpart of a learned local attention layer.
+
+    Nadaraya-Watson kernel regression (Nadaraya 1964; Watson 1964) over the neighbourhood
+    ``N(i)`` that a local attention layer would use:
+
+    .. math::
+        y_i = \sum_{j \in N(i)} \operatorname{softmax}_j\Big(
+              -\frac{\lVert p_i - p_j \rVert^2}{2 \sigma^2}\Big)\, x_j
+
+    The weights depend on the positions only; ``sigma`` is fixed, or learned with
+    ``learn_sigma=True`` (stored as ``log sigma``; the parametric kernel regression of the
+    attention literature, e.g. Zhang et al., *Dive into Deep Learning*, sec. 11.2). It has no
+    other parameter: put it where a :class:`~pcattn.nn.PointTransformerLayer` was to see what
+    the learned weights add over the geometry alone.
+
+    Args:
+        sigma: kernel bandwidth (initial value when learned), in units of ``pos``.
+        learn_sigma: make ``log sigma`` a parameter.
+
+    Shape:
+        x: [M, C], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C]; with
+        ``return_attention=True`` also an ``AttentionMap`` of kind ``"local"`` with
+        ``weight [M, K, 1]`` (zero at padding) and ``idx``.
+    """
+
+    def __init__(self, *, sigma: float = 1.0, learn_sigma: bool = False) -> None:
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        self.learn_sigma, self.sigma_init = learn_sigma, sigma
+        log_sigma = torch.tensor(math.log(sigma))
+        if learn_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    @property
+    def sigma(self) -> Tensor:
+        return self.log_sigma.exp()
+
+    def reset_parameters(self) -> None:
+        """The bandwidth back to its initial ``sigma``."""
+        with torch.no_grad():
+            self.log_sigma.fill_(math.log(self.sigma_init))
+
+    def forward(self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+                ) -> Tensor | tuple[Tensor, AttentionMap]:
+        check_neighbors(idx, x.shape[0])
+        diff = gather(pos, idx) - pos[:, None, :]  # [M, K, 3]
+        d2 = (diff * diff).sum(-1)  # [M, K]
+        sigma = self.sigma.to(pos.dtype)
+        weight = masked_softmax(-d2 / (2 * sigma * sigma), idx >= 0)  # [M, K]
+        out = torch.einsum("mk,mkc->mc", weight, gather(x, idx))  # [M, C]
+        if not return_attention:
+            return out
+        return out, AttentionMap("local", weight[..., None], idx=idx)  # weight [M, K, 1]
+
+    def extra_repr(self) -> str:
+        return f"sigma={float(self.sigma):.4g}, learn_sigma={self.learn_sigma}"
