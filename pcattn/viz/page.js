@@ -66,9 +66,14 @@
     return out;
   }
   function rolloutValues(l, p) { // row of S_l ... S_1 (rollout_step of quantities.py)
-    let r = new Float64Array(N);
-    r[snap(layers[l], p)] = 1;
-    for (let j = l; j >= 0; j--) {
+    let r = new Float64Array(N), from = l;
+    if (layers[l].kind === "pool") { // the cloud is the query: its pooling weights, rolled out
+      r = Float64Array.from(mapValues(l, null, p));
+      from = l - 1;
+    } else {
+      r[snap(layers[l], p)] = 1;
+    }
+    for (let j = from; j >= 0; j--) {
       const L = layers[j];
       if (L.kind === "pool") continue;
       const next = new Float64Array(N);
@@ -101,18 +106,16 @@
   window.pcattn = api;
 
   function shown(s) { // input points drawn in colour: the layer's sources, or all
-    if (s.mode === "rollout" || layers[s.layer].kind === "pool") return null;
+    if (s.mode === "rollout") return null;
     return layers[s.layer].sources;
   }
   function render() {
     try {
-      if (state.mode === "rollout" && layers[state.layer].kind === "pool") {
-        throw new Error("layer " + layers[state.layer].name + " pools the cloud: roll out to another layer");
-      }
       const vals = compute(state);
       const idx = shown(state) || Array.from({ length: N }, (_, i) => i);
       const c = Array.from(idx, (i) => vals[i]);
-      const q = state.mode === "received" ? [] : [snap(layers[state.layer], state.query)];
+      const pooled = layers[state.layer].kind === "pool"; // its query is the cloud
+      const q = state.mode === "received" || pooled ? [] : [snap(layers[state.layer], state.query)];
       let top = 0; // over the points but the query (colors.value_range of the Python side)
       for (const i of idx) if (i !== q[0]) top = Math.max(top, vals[i]);
       const pick = (A, I) => Array.from(I, (i) => A[i]);

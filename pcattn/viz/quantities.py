@@ -88,13 +88,14 @@ def snap_queries(layer: LayerAttention, pos: Tensor, query: Tensor) -> Tensor:
     return nodes[d.argmin(dim=1)]
 
 
-def attention_map(layers: Sequence[LayerAttention], pos: Tensor, query: Tensor,
+def attention_map(layers: Sequence[LayerAttention], pos: Tensor, query: Tensor | None,
                   layer: int | str = 0, head: int | None = None) -> Tensor:
     """The attention the query point(s) give to the points they read in one layer.
 
     Each query is first snapped to the layer's nearest query node (:func:`snap_queries`);
     with several queries a point gets the largest weight any of them gives it. A ``pool``
-    layer's one query per cloud reads all its points: its weights are returned whole.
+    layer's one query per cloud reads all its points: its weights are returned whole
+    (``query`` is not used).
 
     Shape:
         pos: [N, 3], query: [Q] -> [N]
@@ -168,19 +169,24 @@ def rollout_matrix(layers: Sequence[LayerAttention], num_points: int,
     return out
 
 
-def attention_rollout(layers: Sequence[LayerAttention], pos: Tensor, query: Tensor,
+def attention_rollout(layers: Sequence[LayerAttention], pos: Tensor, query: Tensor | None,
                       layer: int | str = -1) -> Tensor:
     """Which input points reach the query point(s)' feature after ``layer``: rows of
     :func:`rollout_matrix` (largest over several queries), queries snapped to that layer's
-    nodes.
+    nodes. When ``layer`` is a ``pool`` map the cloud is the query: its pooling weights
+    composed with the rollout of the layers before it (``query`` is not used).
 
     Shape:
         pos: [N, 3], query: [Q] -> [N]
     """
     i = select_layer(layers, layer)
+    n = pos.shape[0]
     if layers[i].map.kind == "pool":
-        raise ValueError(f"layer {layers[i].name!r} pools each cloud to one query; roll out "
-                         "to a layer whose queries are points")
+        pooled = attention_map(layers, pos, None, i)  # [N]
+        if i == 0:
+            return pooled
+        r = rollout_matrix(layers, n, i - 1)
+        return torch.sparse.mm(r.t(), pooled[:, None]).squeeze(1)  # [N]
     rows = snap_queries(layers[i], pos, query)
-    r = rollout_matrix(layers, pos.shape[0], i).index_select(0, rows.to(pos.device))
+    r = rollout_matrix(layers, n, i).index_select(0, rows.to(pos.device))
     return r.to_dense().amax(dim=0)

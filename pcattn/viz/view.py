@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 from pcattn.nn.attention_map import LayerAttention
@@ -66,10 +67,20 @@ def make_view(layers: Sequence[LayerAttention], pos: Tensor, mode: str = "map",
         values = attention_received(layers, n, i, head)
         return View(values.cpu(), active_points(n, la.source_index), pos.new_zeros(0).long(),
                     mode, i, la.name, head)
+    if la.map.kind == "pool":  # one query per cloud: the cloud itself
+        if query is not None:
+            raise ValueError(f"layer {la.name!r} pools the cloud (its query is the cloud, not "
+                             "a point); leave --query unset")
+        if mode == "map":
+            values, active = attention_map(layers, pos, None, i, head), la.source_index
+        else:
+            values, active = attention_rollout(layers, pos, None, i), None
+        return View(values.cpu(), active_points(n, active), torch.zeros(0, dtype=torch.long),
+                    mode, i, la.name, head)
     q = parse_query(DEFAULT_QUERY[mode] if query is None else query, pos)
     if mode == "map":
         values = attention_map(layers, pos, q, i, head)
-        active = active_points(n, None if la.map.kind == "pool" else la.source_index)
+        active = active_points(n, la.source_index)
     else:
         values = attention_rollout(layers, pos, q, i)
         active = active_points(n, None)

@@ -47,7 +47,7 @@ def _has_playwright() -> bool:
 
 def model_layers(n=300, seed=0):
     """Stage 0: local attention over all points (4 heads); stage 1: global attention over
-    a quarter of them, as a down-sampling model returns them."""
+    a quarter of them, as a down-sampling model returns them; then attention pooling."""
     g = torch.Generator().manual_seed(seed)
     pos = torch.randn(n, 3, generator=g)
     pos = pos / pos.norm(dim=1, keepdim=True) * (1 + 0.3 * torch.rand(n, 1, generator=g))
@@ -56,8 +56,11 @@ def model_layers(n=300, seed=0):
     w = torch.softmax(torch.randn(n, 12, 4, generator=g) * 2, dim=1)
     sampled = torch.arange(0, n, 4)
     wg = torch.softmax(torch.randn(1, 2, sampled.numel(), sampled.numel(), generator=g) * 3, -1)
+    wp = torch.softmax(torch.randn(sampled.numel(), 1, generator=g), dim=0)
+    pool = AttentionMap("pool", wp, batch=torch.zeros(sampled.numel(), dtype=torch.long))
     layers = [local_layer("stage0.block0", w, idx, torch.arange(n)),
-              LayerAttention("stage1.global", AttentionMap("global", wg), sampled, sampled)]
+              LayerAttention("stage1.global", AttentionMap("global", wg), sampled, sampled),
+              LayerAttention("pool", pool, torch.zeros(1, dtype=torch.long), sampled, False)]
     return layers, pos
 
 
@@ -85,6 +88,9 @@ def test_page_offline_click_menus_and_same_numbers_as_python(browser, tmp_path):
                            f" head: null, query: {q}}}))")
         np.testing.assert_allclose(js, attention_rollout(layers, pos, torch.tensor([q]),
                                                          layer).numpy(), atol=2e-3)
+    js = page.evaluate("Array.from(window.pcattn.compute({mode: 'rollout', layer: 2, "
+                       "head: null, query: 0}))")
+    np.testing.assert_allclose(js, attention_rollout(layers, pos, None, 2).numpy(), atol=2e-3)
     js = page.evaluate("Array.from(window.pcattn.compute({mode: 'received', layer: 0, "
                        "head: 2, query: 0}))")
     np.testing.assert_allclose(js, attention_received(layers, 300, 0, head=2).numpy(),

@@ -121,6 +121,22 @@ def test_global_rollout_equals_the_dense_product_without_residual():
     assert np.allclose(row.numpy(), expect[3], atol=1e-6)
 
 
+def test_rollout_to_a_pool_is_its_weights_through_the_rollout_before_it():
+    layers, pos = two_stage()
+    sampled = layers[1].query_index
+    w = torch.softmax(torch.randn(4, 1), dim=0)  # one cloud pools the 4 sampled points
+    pool = LayerAttention("pool", AttentionMap("pool", w, batch=torch.zeros(4, dtype=torch.long)),
+                          torch.zeros(1, dtype=torch.long), sampled, residual=False)
+    layers = [*layers, pool]
+    pooled = np.zeros(8)
+    pooled[sampled.numpy()] = w[:, 0].numpy()
+    expect = pooled @ rollout_matrix(layers, 8, layer=1).to_dense().numpy()
+    assert np.allclose(attention_rollout(layers, pos, None, layer=2).numpy(), expect, atol=1e-6)
+    assert np.allclose(attention_map(layers, pos, None, layer="pool").numpy(), pooled)
+    assert expect.sum() == pytest.approx(1.0, abs=1e-5)
+    assert rollout_matrix(layers, 8).to_dense().allclose(rollout_matrix(layers, 8, 1).to_dense())
+
+
 def test_out_of_range_choices_name_the_valid_range():
     layers, pos = two_stage()
     with pytest.raises(ValueError, match=r"0\.\.1"):
