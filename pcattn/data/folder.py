@@ -16,8 +16,9 @@ from typing import Callable
 import numpy as np
 
 from pcattn.data.base import (Clouds, CloudDataset, SAMPLINGS, cache_file, downsample,
-                              fingerprint, normalize_unit_sphere, read_all)
+                              fingerprint, read_all)
 from pcattn.data.errors import DataFormatError, DatasetNotFoundError
+from pcattn.data.geometry import normalize_unit_sphere
 from pcattn.data.io import CLOUD_SUFFIXES, read_cloud
 from pcattn.data.layouts import CACHE_DIRNAME
 

@@ -17,6 +17,7 @@ import torch
 from torch_geometric.data import Data
 
 from pcattn.data.errors import DataFormatError
+from pcattn.data.geometry import sample_surface
 
 CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".xyzn", ".pts", ".txt", ".off", ".obj", ".stl")
 
@@ -153,30 +154,6 @@ def read_rows(path: str | os.PathLike, *, min_columns: int = 3, skip_count_line:
         raise
 
 
-def sample_surface(vertices: np.ndarray, faces: np.ndarray, num_points: int,
-                   rng: np.random.Generator, *, name: str = "mesh"
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Points drawn uniformly by area over the triangles, with each triangle's normal.
-
-    Shape:
-        vertices [V, 3], faces [F, 3] -> xyz [num_points, 3], normals [num_points, 3]
-    """
-    tri = vertices[faces]  # [F, 3, 3]
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # [F, 3]
-    area = np.linalg.norm(cross, axis=1)  # [F]
-    total = area.sum()
-    if not np.isfinite(total) or total <= 0:
-        raise DataFormatError(f"{name}: the mesh has no surface area (no faces, or all "
-                              "degenerate); it cannot be sampled")
-    normals = cross / np.maximum(area, 1e-300)[:, None]
-    pick = rng.choice(len(tri), size=num_points, p=area / total)  # [S]
-    r1, r2 = rng.random(num_points), rng.random(num_points)
-    s = np.sqrt(r1)
-    w = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)  # [S, 3] uniform barycentric
-    xyz = np.einsum("sk,skd->sd", w, tri[pick])  # [S, 3]
-    return xyz, normals[pick]
-
-
 def _open3d_mesh(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     import open3d as o3d
 
@@ -237,8 +214,8 @@ def read_cloud(path: str | os.PathLike, *, num_points: int = 2048,
         if suffix != ".pts" and rows.shape[1] >= 6:
             normals = rows[:, 3:6]
     if mesh is not None:
-        xyz, normals = sample_surface(*mesh, num_points, np.random.default_rng(seed),
-                                      name=str(path))
+        xyz, normals, _ = sample_surface(*mesh, num_points, np.random.default_rng(seed),
+                                         name=str(path))
     if not np.isfinite(xyz).all():
         raise DataFormatError(f"{path}: contains NaN or infinite coordinates")
     pos = torch.from_numpy(np.ascontiguousarray(xyz, dtype=np.float32))

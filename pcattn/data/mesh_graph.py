@@ -22,7 +22,8 @@ import torch
 from torch_geometric.data import Data
 from tqdm import tqdm
 
-from pcattn.data.base import CloudDataset, cache_file, fingerprint, normalize_unit_sphere
+from pcattn.data.base import CloudDataset, cache_file, fingerprint
+from pcattn.data.geometry import normalize_unit_sphere
 from pcattn.data.errors import DataFormatError, DatasetNotFoundError
 from pcattn.data.io import read_off
 from pcattn.data.layouts import choose_layout

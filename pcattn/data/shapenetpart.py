@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from pcattn.data.base import (Clouds, CloudDataset, cache_file, fingerprint,
-                              normalize_unit_sphere, read_all)
+                              read_all)
 from pcattn.data.errors import DataFormatError, DatasetNotFoundError
+from pcattn.data.geometry import normalize_unit_sphere
 from pcattn.data.io import read_rows
 from pcattn.data.layouts import SHAPENETPART_KINDS, Layout, choose_layout
-from pcattn.data.modelnet import h5_files, read_h5
+from pcattn.data.h5 import h5_files, read_h5
 from pcattn.data.transforms import Resample
 
 # category -> synset id (synsetoffset2category.txt), in label order

@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from pcattn.data.geometry import normalize_unit_sphere
+
 GeneratorLike = torch.Generator | int | None
 
 
@@ -119,9 +121,7 @@ class NormalizeUnitSphere(Transform):
     """Centre on the mean and scale the farthest point to radius 1 (normals unchanged)."""
 
     def forward(self, data, generator):
-        pos = data.pos - data.pos.mean(0)
-        radius = pos.norm(dim=1).max().clamp(min=1e-12)
-        data.pos = pos / radius
+        data.pos = normalize_unit_sphere(data.pos)
         return data
 
 

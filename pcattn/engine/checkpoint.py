@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pcattn.data.cache import atomic_save
+from pcattn.fileio import atomic_save
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, config: dict, **extra) -> None:

@@ -52,7 +52,7 @@ def predict_file(checkpoint: str | Path, file: str | Path, *, out: str | Path | 
     dev = next(model.parameters()).device
     data = read_cloud(file, num_points=num_points or run.data.num_points)
     data = NormalizeUnitSphere()(data)
-    want = getattr(run.model, "feature_channels", getattr(run.model, "in_channels", 0))
+    want = getattr(run.model, "feature_channels", 0)
     if want == 0:
         data.x = None
     elif data.x is None or data.x.shape[1] != want:

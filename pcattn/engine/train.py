@@ -54,11 +54,10 @@ def fresh_run_dir(out_dir: Path, name: str) -> Path:
 
 def build_model_for(run: RunConfig, train_set) -> nn.Module:
     """Create the model, filling ``num_classes``, ``num_categories`` and the feature
-    width (``in_channels`` / ``feature_channels``) from the data."""
+    width ``feature_channels`` (of ``data.x``) from the data."""
     x = getattr(train_set[0], "x", None)
     width = 0 if x is None else x.shape[1]
-    wanted = {"num_classes": train_set.num_classes, "in_channels": width,
-              "feature_channels": width,
+    wanted = {"num_classes": train_set.num_classes, "feature_channels": width,
               "num_categories": getattr(train_set, "num_categories", None)}
     wanted = {k: v for k, v in wanted.items() if v is not None}
     for key, value in wanted.items():

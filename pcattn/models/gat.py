@@ -89,11 +89,9 @@ class GraphAttentionBlock(nn.Module):
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         h = self.attn(self.norm(x), edge_index, edge_attr=edge_attr,
                       return_attention=return_attention)
-        h, weight = h if return_attention else (h, None)  # [M, C], [E, H]
+        h, amap = h if return_attention else (h, None)  # [M, C], graph map [E, H]
         out = self.skip(x) + F.elu(h)  # [M, C]
-        if not return_attention:
-            return out
-        return out, AttentionMap("graph", weight, edge_index=edge_index)
+        return (out, amap) if return_attention else out
 
 
 class GraphAttentionBackbone(nn.Module):
@@ -144,10 +142,10 @@ class GraphAttentionBackbone(nn.Module):
         outs, maps = [], []
         for i, block in enumerate(self.blocks):
             if return_attention:
-                x, amap = block(x, edge_index, edge_attr, return_attention=True)
+                x, amap = block(x, edge_index, edge_attr=edge_attr, return_attention=True)
                 maps.append(LayerAttention(f"blocks.{i}", amap, nodes, nodes))
             else:
-                x = block(x, edge_index, edge_attr)  # [M, C_i]
+                x = block(x, edge_index, edge_attr=edge_attr)  # [M, C_i]
             outs.append(x)
         return outs, maps
 
@@ -174,8 +172,8 @@ class GraphAttentionCls(nn.Module):
         ``return_attention=True`` ``"attention"``: one graph map per block."""
         outs, maps = self.backbone(data, return_attention)
         batch, b = _batch_of(data), _num_clouds(data)
-        pooled = torch.cat([global_max_pool(outs[-1], batch, b),
-                            global_mean_pool(outs[-1], batch, b)], dim=-1)  # [B, 2C]
+        pooled = torch.cat([global_max_pool(outs[-1], batch, num_clouds=b),
+                            global_mean_pool(outs[-1], batch, num_clouds=b)], dim=-1)  # [B, 2C]
         out = {"pooled": pooled, "blocks": outs}
         if return_attention:
             out["attention"] = maps
@@ -212,7 +210,7 @@ class GraphAttentionSeg(nn.Module):
         ``return_attention=True`` ``"attention"``: one graph map per block."""
         outs, maps = self.backbone(data, return_attention)
         batch = _batch_of(data)
-        glob = global_max_pool(outs[-1], batch, _num_clouds(data))[batch]  # [M, C_last]
+        glob = global_max_pool(outs[-1], batch, num_clouds=_num_clouds(data))[batch]  # [M, C_last]
         out = {"point": torch.cat(outs + [glob], dim=-1), "blocks": outs}
         if return_attention:
             out["attention"] = maps
@@ -220,7 +218,7 @@ class GraphAttentionSeg(nn.Module):
 
     def forward_head(self, point: Tensor, category: Tensor | None = None,
                      batch: Tensor | None = None, pre_logits: bool = False) -> Tensor:
-        return self.head(point, category, batch, pre_logits=pre_logits)
+        return self.head(point, batch, category=category, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:
         point = self.forward_features(data)["point"]

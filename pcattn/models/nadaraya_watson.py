@@ -237,10 +237,8 @@ class NadarayaWatsonCls(nn.Module):
         pooled = self.pool(last["x"], unit, last["batch"], return_attention=return_attention)
         out = {"stages": stages}
         if return_attention:
-            pooled, weight = pooled  # [B, C], [B, N_max]
-            amap = AttentionMap("pool", _packed_pool_weight(weight, last["batch"], b),
-                                batch=last["batch"])
-            maps.append(LayerAttention("pool", amap, torch.arange(b, device=weight.device),
+            pooled, amap = pooled  # [B, C], local map: one row per cloud over its nodes
+            maps.append(LayerAttention("pool", amap, torch.arange(b, device=pooled.device),
                                        last["index"], residual=False))
             out["attention"] = maps
         out["pooled"] = pooled
@@ -301,12 +299,9 @@ class NadarayaWatsonSeg(nn.Module):
             x = interp(up.mlp(x), src, coarse["batch"], query=dst, query_batch=fine["batch"],
                        return_attention=return_attention)
             if return_attention:
-                x, weight = x  # [M_f, C], [M_f, interp_k]
-                idx = knn(src, interp.k, coarse["batch"], query=dst, query_batch=fine["batch"])
-                maps.append(LayerAttention(
-                    f"decoder.{level}.interpolate",
-                    AttentionMap("local", weight[..., None], idx=idx),
-                    fine["index"], coarse["index"], residual=False))
+                x, amap = x  # [M_f, C], local map [M_f, interp_k] over the coarse nodes
+                maps.append(LayerAttention(f"decoder.{level}.interpolate", amap,
+                                           fine["index"], coarse["index"], residual=False))
             x = x + up.mlp_skip(fine["x"])  # [M_f, C_f]
             unit = fine["pos"] / fine["scale"][fine["batch"]][:, None]
             for j, block in enumerate(blocks):
@@ -323,7 +318,7 @@ class NadarayaWatsonSeg(nn.Module):
 
     def forward_head(self, point: Tensor, category: Tensor | None = None,
                      batch: Tensor | None = None, pre_logits: bool = False) -> Tensor:
-        return self.head(point, category, batch, pre_logits=pre_logits)
+        return self.head(point, batch, category=category, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:
         point = self.forward_features(data)["point"]
@@ -333,18 +328,6 @@ class NadarayaWatsonSeg(nn.Module):
 
 register_model("nw_cls_base", NadarayaWatsonBaseConfig)(NadarayaWatsonCls)
 register_model("nw_seg_base", NadarayaWatsonBaseConfig)(NadarayaWatsonSeg)
-
-
-def _packed_pool_weight(weight: Tensor, batch: Tensor, num_clouds: int) -> Tensor:
-    """``NadarayaWatsonPool``'s ``[B, N_max]`` weights (column n: the cloud's n-th node) as
-    one weight per packed node.
-
-    Shape:
-        weight: [B, N_max], batch: [M] -> [M, 1]
-    """
-    _, ptr = counts_and_ptr(batch, num_clouds)
-    slot = torch.arange(batch.numel(), device=batch.device) - ptr[batch]  # [M]
-    return weight[batch, slot][:, None]
 
 
 def _batch_of(data) -> Tensor:

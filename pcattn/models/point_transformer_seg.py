@@ -7,10 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from pcattn.models.point_transformer import PointTransformerEncoder, _batch_of
+from pcattn.models.point_transformer import PointTransformerEncoder, _batch_of, stage_attention
 from pcattn.models.registry import register_model
-from pcattn.nn import PointTransformerBlock, SegmentationHead, TransitionUp
-from pcattn.nn.attention_map import AttentionMap, LayerAttention
+from pcattn.nn import LayerAttention, PointTransformerBlock, SegmentationHead, TransitionUp
 
 
 @dataclass
@@ -93,23 +92,17 @@ class PointTransformerSeg(nn.Module):
                              f"in data.x, got {feats.shape[1] - 3}; set "
                              "model.feature_channels to match the data")
         stages = self.encoder(feats, pos, batch, return_attention=return_attention)
-        nodes = [torch.arange(pos.shape[0], device=pos.device)]  # input index of each node
-        for stage in stages[1:]:
-            nodes.append(nodes[-1][stage["sample"]])  # [M_s]
-        maps = []
-        if return_attention:
-            for s, stage in enumerate(stages):
-                maps += [_layer(f"encoder.{s}.{b}", w, stage["idx"], nodes[s])
-                         for b, w in enumerate(stage["attention"])]
+        maps = stage_attention(stages) if return_attention else []
         x = stages[-1]["x"]
         for i in reversed(range(len(self.ups))):
             fine, coarse = stages[i], stages[i + 1]
-            x = self.ups[i](x, coarse["pos"], coarse["batch"], fine["x"], fine["pos"],
-                            fine["batch"])  # [M_i, C_i]
+            x = self.ups[i](x, coarse["pos"], coarse["batch"], x_skip=fine["x"],
+                            query=fine["pos"], query_batch=fine["batch"])  # [M_i, C_i]
             for b, block in enumerate(self.decoders[i]):
                 if return_attention:
-                    x, w = block(x, fine["pos"], fine["idx"], return_attention=True)
-                    maps.append(_layer(f"decoder.{i}.{b}", w, fine["idx"], nodes[i]))
+                    x, amap = block(x, fine["pos"], fine["idx"], return_attention=True)
+                    maps.append(LayerAttention(f"decoder.{i}.{b}", amap, fine["index"],
+                                               fine["index"]))
                 else:
                     x = block(x, fine["pos"], fine["idx"])  # [M_i, C_i]
         out = {"point": x}
@@ -132,16 +125,10 @@ class PointTransformerSeg(nn.Module):
                                  "model.num_categories to the dataset's")
         else:
             category = None
-        return self.head(point, category.view(-1) if category is not None else None, batch,
-                         pre_logits=pre_logits)
+        return self.head(point, batch, category=category.view(-1) if category is not None
+                         else None, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:
         return self.forward_head(self.forward_features(data)["point"],
                                  getattr(data, "category", None), _batch_of(data))
 
-
-def _layer(name: str, weight: Tensor, idx: Tensor, nodes: Tensor) -> LayerAttention:
-    """A Point Transformer block's weights ``[M_s, K, C]`` on a stage's kNN ``idx [M_s, K]``
-    as a local map; channels play the role of heads (vector attention)."""
-    return LayerAttention(name, AttentionMap("local", weight, idx=idx,
-                                             num_sources=idx.shape[0]), nodes, nodes)

@@ -1,10 +1,11 @@
 """Importable blocks: embeddings, attention layers, pooling, transitions and heads."""
 
-from pcattn.nn.attention_pool import AttentionPool, segment_softmax
+from pcattn.nn.attention_map import AttentionMap, LayerAttention
+from pcattn.nn.attention_pool import AttentionPool
 from pcattn.nn.channel_attention import EfficientChannelAttention, SqueezeExcitation
 from pcattn.nn.embedding import NeighborEmbedding, PointEmbedding
 from pcattn.nn.global_attention import GlobalSelfAttention
-from pcattn.nn.global_tokens import GlobalTokenAttention, GlobalTokens
+from pcattn.nn.global_tokens import GlobalTokens
 from pcattn.nn.graph_attention import GraphAttention
 from pcattn.nn.grouped_vector_attention import GroupedVectorAttention
 from pcattn.nn.head import ClassificationHead, SegmentationHead
@@ -14,11 +15,7 @@ from pcattn.nn.mlp import mlp
 from pcattn.nn.nadaraya_watson import NadarayaWatsonPool
 from pcattn.nn.nadaraya_watson import NadarayaWatsonLayer
 from pcattn.nn.offset_attention import OffsetAttention
-from pcattn.nn.point_transformer import (
-    PointTransformerBlock,
-    PointTransformerLayer,
-    masked_softmax,
-)
+from pcattn.nn.point_transformer import PointTransformerBlock, PointTransformerLayer
 from pcattn.nn.pool import global_max_pool, global_mean_pool
 from pcattn.nn.positional_encoding import (
     FourierPositionalEncoding,
@@ -27,17 +24,19 @@ from pcattn.nn.positional_encoding import (
 )
 from pcattn.nn.tnet import TNet, apply_transform, orthogonality_loss
 from pcattn.nn.transition import TransitionDown, TransitionUp
+from pcattn.ops.softmax import masked_softmax, segment_softmax
 
 __all__ = [
+    "AttentionMap",
     "AttentionPool",
     "ClassificationHead",
     "EfficientChannelAttention",
     "FourierPositionalEncoding",
     "GlobalSelfAttention",
-    "GlobalTokenAttention",
     "GlobalTokens",
     "GraphAttention",
     "GroupedVectorAttention",
+    "LayerAttention",
     "LearnedPositionalEncoding",
     "LinearAttention",
     "LocalSelfAttention",

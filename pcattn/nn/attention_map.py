@@ -4,21 +4,32 @@ A block called with ``return_attention=True`` returns ``(out, AttentionMap)``. R
 queries, columns are the sources the queries read; which tensors are set depends on ``kind``:
 
 ``local``  (kNN / ball neighbourhoods, interpolation): ``weight [M_q, K, H]``, ``idx [M_q, K]``
-           into the source nodes, ``-1`` (weight 0) at padding.
+           into the source nodes, ``-1`` (weight 0) at padding. Queries are the rows; they
+           are the source nodes themselves unless ``num_sources`` is set (transitions up,
+           Nadaraya-Watson pooling: ``idx`` then indexes the ``num_sources`` source nodes).
 ``global`` (all pairs within a cloud): ``weight [B, H, N_max, N_max]`` and ``mask [B, N_max]``
            (True at real nodes), rows and columns in the order of the packed nodes of each cloud.
 ``graph``  (edges): ``weight [E, H]`` on ``edge_index [2, E]`` (row 0 source, row 1 target;
-           the target is the query).
+           the target is the query). ``GlobalTokens`` returns a graph map over its ``M`` nodes
+           followed by the ``T`` tokens of each cloud (token ``t`` of cloud ``b`` is node
+           ``M + b T + t``; ``num_sources = M + B T``).
 ``pool``   (one query per cloud reading its nodes): ``weight [M, H]``, ``batch [M]``.
 ``channel`` (gates over channels, no point-to-point weight): ``weight [B, C]``.
+
+The head axis ``H`` is the last one (the second for ``global``): heads of scalar attention,
+groups of grouped vector attention, channels of Point Transformer's vector attention, 1 for
+kernels and interpolation. Weights that come from a softmax sum to 1 over each query's valid
+sources; :class:`~pcattn.nn.OffsetAttention` is the exception that its docstring describes
+(PCT's orientation: rows are the queries of the softmax, the columns are normalised after).
 
 :meth:`AttentionMap.to_sparse` turns every kind but ``channel`` into one list of
 ``(query, source, weight)`` triples over packed node indices, which is what consumers
 (``pcattn.viz``, attention rollout) read.
 
-A model's ``forward_features(data, return_attention=True)`` returns ``(features, maps)`` with
-``maps`` a list of :class:`LayerAttention` in forward order: each map together with the input
-points its queries and sources sit at, so maps of down-sampled stages can be drawn and composed.
+A model's ``forward_features(data, return_attention=True)`` returns its dict of features with
+``"attention"``: a list of :class:`LayerAttention` in forward order, each map together with
+the input points its queries and sources sit at, so maps of down-sampled stages can be drawn
+and composed.
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.point_transformer import masked_softmax
 from pcattn.nn.pool import global_mean_pool
 from pcattn.ops.batching import batch_size, check_batch, check_neighbors, counts_and_ptr
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
+from pcattn.ops.softmax import masked_softmax
 
 
 class NadarayaWatsonPool(nn.Module):
@@ -54,12 +54,13 @@ class NadarayaWatsonPool(nn.Module):
         k: nodes per query (``None``: every node of the query's cloud).
 
     Shape:
-        x: [M, C], pos: [M, 3], batch: [M], query: [M_q, 3], query_batch: [M_q] -> [M_q, C];
-        without ``query``: -> [B, C]. With ``return_attention=True`` also the weights
-        ``[M_q, K]`` (or ``[B, K]``), zero at padding: with ``k=None`` column ``n`` is the
-        ``n``-th node of the query's cloud (``K = N_max``, the layout of
-        ``pcattn.ops.unpack``, so ``w[mask]`` lists one weight per node); with ``k`` set,
-        the columns follow ``pcattn.ops.knn(pos, k, batch, query=..., query_batch=...)``.
+        x: [M, C], pos: [M, 3], batch: [M] (``None``: one cloud), query: [M_q, 3],
+        query_batch: [M_q] -> [M_q, C]; without ``query``: -> [B, C]. With
+        ``return_attention=True`` also a ``local`` :class:`AttentionMap` whose rows are the
+        queries (the clouds without ``query``): weights [M_q, K, 1] on ``idx [M_q, K]``
+        into the ``M`` nodes (``num_sources = M``), zero at ``-1``. With ``k=None``
+        ``idx`` lists every node of the query's cloud in order (``K = N_max``); with ``k``
+        set, it is ``pcattn.ops.knn(pos, k, batch, query=..., query_batch=...)``.
     """
 
     def __init__(self, *, sigma: float = 0.1, learn_sigma: bool = False,
@@ -69,7 +70,7 @@ class NadarayaWatsonPool(nn.Module):
             raise ValueError(f"sigma must be > 0, got {sigma}")
         if k is not None and k < 1:
             raise ValueError(f"k must be >= 1 or None, got {k}")
-        self.k, self.learn_sigma = k, learn_sigma
+        self.k, self.learn_sigma, self.sigma_init = k, learn_sigma, sigma
         log_sigma = torch.tensor(math.log(sigma))
         if learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)
@@ -80,17 +81,23 @@ class NadarayaWatsonPool(nn.Module):
     def sigma(self) -> Tensor:
         return self.log_sigma.exp()
 
+    def reset_parameters(self) -> None:
+        """The bandwidth back to its initial ``sigma``."""
+        with torch.no_grad():
+            self.log_sigma.fill_(math.log(self.sigma_init))
+
     def forward(
-        self, x: Tensor, pos: Tensor, batch: Tensor | None = None, query: Tensor | None = None,
-        query_batch: Tensor | None = None, *, return_attention: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        self, x: Tensor, pos: Tensor, batch: Tensor | None = None, *,
+        query: Tensor | None = None, query_batch: Tensor | None = None,
+        return_attention: bool = False,
+    ) -> Tensor | tuple[Tensor, AttentionMap]:
         multi = batch is not None and batch.numel() > 0 and int(batch[-1]) > 0
         batch = check_batch(batch, pos.shape[0], pos.device)
         b = batch_size(batch)
         if query is None:
             if query_batch is not None:
                 raise ValueError("query_batch given without query")
-            query = global_mean_pool(pos, batch, b)  # [B, 3] centroids
+            query = global_mean_pool(pos, batch, num_clouds=b)  # [B, 3] centroids
             query_batch = torch.arange(b, device=pos.device)  # [B]
         elif query_batch is None and multi:
             raise ValueError("query_batch is needed with query when batch has several clouds")
@@ -105,7 +112,10 @@ class NadarayaWatsonPool(nn.Module):
         sigma = self.sigma.to(pos.dtype)
         weight = masked_softmax(-d2 / (2 * sigma * sigma), valid)  # [M_q, K]
         out = torch.einsum("qk,qkc->qc", weight, gather(x, idx))  # [M_q, C]
-        return (out, weight) if return_attention else out
+        if not return_attention:
+            return out
+        return out, AttentionMap("local", weight[..., None], idx=idx,
+                                 num_sources=pos.shape[0])  # weight [M_q, K, 1]
 
     def extra_repr(self) -> str:
         return f"sigma={float(self.sigma):.4g}, learn_sigma={self.learn_sigma}, k={self.k}"

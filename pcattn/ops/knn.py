@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pcattn.ops.backend import has_open3d
 from pcattn.ops.batching import check_batch, counts_and_ptr, unpack
 
 _CHUNK_ELEMS = 1 << 24  # distances held at once by the torch path (64 MB in float32)
@@ -93,7 +94,7 @@ def knn_with_distance(
     num_clouds = max(int(batch[-1]) + 1 if batch.numel() else 0,
                      int(query_batch[-1]) + 1 if query_batch.numel() else 0)
     if backend == "auto":
-        backend = "open3d" if pos.device.type == "cpu" and _has_open3d() else "torch"
+        backend = "open3d" if pos.device.type == "cpu" and has_open3d() else "torch"
     if backend == "open3d" and pos.device.type != "cpu":
         raise ValueError("backend='open3d' runs on CPU tensors only; use backend='torch' "
                          f"for tensors on {pos.device.type}")
@@ -153,18 +154,3 @@ def _knn_open3d(pos, k, batch, query, query_batch, num_clouds):
         idx[qs:qe, :kk] = torch.from_numpy(ind.numpy()).long() + s
         dist[qs:qe, :kk] = torch.from_numpy(d2.numpy()).to(pos.dtype)
     return idx, dist
-
-
-_OPEN3D: bool | None = None
-
-
-def _has_open3d() -> bool:
-    global _OPEN3D
-    if _OPEN3D is None:
-        try:
-            import open3d.core  # noqa: F401
-
-            _OPEN3D = True
-        except ImportError:
-            _OPEN3D = False
-    return _OPEN3D

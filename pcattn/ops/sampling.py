@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pcattn.ops.backend import has_open3d
 from pcattn.ops.batching import check_batch, counts_and_ptr, unpack
-from pcattn.ops.knn import _has_open3d
 
 
 def farthest_point_sample(
@@ -64,7 +64,7 @@ def farthest_point_sample(
     else:
         start = _farthest_from_centroid(dense, mask, counts)
     if backend == "auto":
-        backend = "open3d" if pos.device.type == "cpu" and _has_open3d() else "torch"
+        backend = "open3d" if pos.device.type == "cpu" and has_open3d() else "torch"
     if backend == "open3d":
         out = _fps_open3d(dense, counts, take, start, s_max)
     else:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pcattn.data.cache import atomic_save, cache_key, load_or_build
+from pcattn.data.cache import cache_key, load_or_build
+from pcattn.fileio import atomic_save
 
 
 def test_cache_key_is_stable_and_changes_with_any_option():

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pcattn.data.errors import DataFormatError
-from pcattn.data.io import read_cloud, read_off, read_rows, sample_surface
+from pcattn.data.io import read_cloud, read_off, read_rows
 
 from datafixtures import CUBE_V, REALDATA, cloud_rows, needs_realdata, write_off, write_rows
 
@@ -60,27 +60,6 @@ def test_read_rows_too_few_columns_everywhere_and_non_numbers(tmp_path):
     p.write_text("1 2 3\n4 five 6\n")
     with pytest.raises(DataFormatError, match="line 2: not a row of numbers"):
         read_rows(p)
-
-
-def test_sample_surface_is_uniform_by_area_with_face_normals():
-    # two triangles in z=0 (area 0.5) and x=5 (area 1.5)
-    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [5, 0, 0], [5, 1, 0], [5, 0, 3.0]])
-    f = np.array([[0, 1, 2], [3, 4, 5]])
-    xyz, nrm = sample_surface(v, f, 20000, np.random.default_rng(0))
-    on_big = np.isclose(xyz[:, 0], 5.0)
-    assert abs(on_big.mean() - 0.75) < 0.015
-    small = xyz[~on_big]
-    assert np.allclose(small[:, 2], 0) and (small[:, :2].sum(1) <= 1 + 1e-9).all()
-    np.testing.assert_allclose(np.abs(nrm[~on_big]), [[0, 0, 1]] * len(small), atol=1e-12)
-    np.testing.assert_allclose(np.abs(nrm[on_big]), [[1, 0, 0]] * on_big.sum(), atol=1e-12)
-    again = sample_surface(v, f, 20000, np.random.default_rng(0))[0]
-    np.testing.assert_array_equal(xyz, again)
-
-
-def test_sample_surface_rejects_a_mesh_without_area():
-    v = np.zeros((3, 3))
-    with pytest.raises(DataFormatError, match="no surface area"):
-        sample_surface(v, np.array([[0, 1, 2]]), 10, np.random.default_rng(0))
 
 
 def _o3d_cloud(xyz, nrm):

@@ -111,8 +111,9 @@ def test_block_and_pool_weights_equal_the_kernel_by_hand():
     d2 = [sum((p[a] - c[a]) ** 2 for a in range(3)) for p in pts]
     r = math.sqrt(sum(d2) / 6)  # RMS radius: the pool's scale
     ws = [math.exp(-d / (2 * (sigma * r) ** 2)) for d in d2]
-    assert pool.map.kind == "pool"
-    assert pool.map.weight[:, 0].tolist() == pytest.approx([w / sum(ws) for w in ws], rel=1e-4)
+    assert pool.map.kind == "local"  # one row per cloud over its nodes
+    got = dict(zip(pool.map.idx[0].tolist(), pool.map.weight[0, :, 0].tolist()))
+    assert got == pytest.approx({j: w / sum(ws) for j, w in enumerate(ws)}, rel=1e-4)
 
 
 def test_decoder_interpolation_weights_equal_the_kernel_by_hand():
