@@ -34,20 +34,3 @@ def two_stage(n=8, seed=0):
     glob = LayerAttention("stage2.global", AttentionMap("global", wg), sampled, sampled, True)
     return [local_layer("stage1.local", w, idx, nodes), glob], pos
 
-
-def point_transformer_attention(model, batch):
-    """LayerAttention list of a ``point_transformer_cls`` forward (see :func:`stage_layers`)."""
-    feats = model.forward_features(batch, return_attention=True)
-    return feats["attention"] if "attention" in feats else stage_layers(feats, batch.pos.shape[0])
-
-
-def stage_layers(feats, num_points):
-    """LayerAttention list built from the classifier's per-stage dicts (``sample``, ``idx``,
-    ``attention``), until the model returns the list itself."""
-    layers, nodes = [], torch.arange(num_points)
-    for s, stage in enumerate(feats["stages"]):
-        if stage["sample"] is not None:
-            nodes = nodes[stage["sample"]]
-        for b, w in enumerate(stage["attention"]):
-            layers.append(local_layer(f"stage{s}.block{b}", w, stage["idx"], nodes))
-    return layers

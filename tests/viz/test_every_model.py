@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
-from vizhelpers import stage_layers
 
 from pcattn.models import create_model, list_models
 from pcattn.models.registry import model_config_class
@@ -24,8 +23,6 @@ def test_every_model_is_drawn(name):
     with torch.no_grad():
         feats = model.forward_features(Batch.from_data_list([Data(pos=pos)]),
                                        return_attention=True)
-    if "attention" not in feats and name == "point_transformer_cls":  # until api lands
-        feats["attention"] = stage_layers(feats, 64)
     layers = point_layers(feats["attention"])
     assert layers, f"{name} returned no maps that weigh points"
     for mode in ("map", "received", "rollout"):

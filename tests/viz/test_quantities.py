@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
-from vizhelpers import local_layer, point_transformer_attention, random_local, two_stage
+from vizhelpers import local_layer, random_local, two_stage
 
 from pcattn.models import create_model
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
@@ -169,7 +169,8 @@ def test_point_transformer_rollout_is_sparse_and_row_stochastic():
     g = torch.Generator().manual_seed(0)
     data = Data(pos=torch.rand(64, 3, generator=g))
     with torch.no_grad():
-        layers = point_transformer_attention(model, Batch.from_data_list([data]))
+        layers = model.forward_features(Batch.from_data_list([data]),
+                                        return_attention=True)["attention"]
     assert [la.query_index.numel() for la in layers] == [64, 16]
     r = rollout_matrix(layers, 64)
     assert torch.allclose(torch.sparse.sum(r, 1).to_dense(), torch.ones(64), atol=1e-5)

@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from vizhelpers import stage_layers
 
 from pcattn.cli import main
 from pcattn.data.registry import build_dataset
 from pcattn.engine.checkpoint import save_checkpoint
 from pcattn.engine.config import config_from_dict
 from pcattn.engine.train import build_model_for, dataset_info
-from pcattn.models.point_transformer import PointTransformerCls
 
 
 def write_run(folder, model, data, name):
@@ -28,32 +26,11 @@ def write_run(folder, model, data, name):
 
 
 @pytest.fixture
-def classifier_run(tmp_path, monkeypatch):
-    if "attention" not in _classifier_features():  # until the classifier returns LayerAttention
-        original = PointTransformerCls.forward_features
-
-        def with_layers(self, data, return_attention=False):
-            out = original(self, data, return_attention=return_attention)
-            if return_attention:
-                out["attention"] = stage_layers(out, data.pos.shape[0])
-            return out
-
-        monkeypatch.setattr(PointTransformerCls, "forward_features", with_layers)
+def classifier_run(tmp_path):
     return write_run(tmp_path / "cls", {"name": "point_transformer_cls", "channels": [16, 32],
                                         "blocks": [1, 1], "k": 8, "head_hidden": [16]},
                      {"name": "synthetic_shapes", "root": str(tmp_path / "data"),
                       "num_points": 128, "per_class": 4, "rotation": "z"}, "checkpoint.pt")
-
-
-def _classifier_features():
-    from torch_geometric.data import Batch, Data
-
-    from pcattn.models import create_model
-
-    model = create_model("point_transformer_cls", num_classes=2, channels=(8,), blocks=(1,),
-                         k=4, head_hidden=(8,))
-    return model.forward_features(Batch.from_data_list([Data(pos=torch.rand(16, 3))]),
-                                  return_attention=True)
 
 
 def test_visualize_writes_png_ply_and_page_of_a_classifier(classifier_run, capsys):
