@@ -117,7 +117,8 @@ def _escape(text: str) -> str:
 _TEMPLATE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 <meta http-equiv="Content-Security-Policy"
-      content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; worker-src blob:">
+      content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval';
+               style-src 'unsafe-inline'; img-src data: blob:; worker-src blob:">
 <style>
 body {{ font-family: sans-serif; margin: 0; height: 100vh; display: flex;
        flex-direction: column; }}

@@ -24,7 +24,9 @@
 
   const pos = new Float32Array(bytes(D.pos));
   const X = [], Y = [], Z = [];
-  for (let i = 0; i < N; i++) { X.push(pos[3 * i]); Y.push(pos[3 * i + 1]); Z.push(pos[3 * i + 2]); }
+  for (let i = 0; i < N; i++) {
+    X.push(pos[3 * i]); Y.push(pos[3 * i + 1]); Z.push(pos[3 * i + 2]);
+  }
 
   const layers = D.layers.map((L) => {
     const query = u32(L.query), rowptr = u32(L.rowptr), col = u32(L.col);
@@ -32,7 +34,9 @@
     const rowOf = new Int32Array(L.kind === "pool" ? 1 : N).fill(-1);
     query.forEach((p, r) => { rowOf[p] = r; });
     const nodes = L.query_nodes ? u32(L.query_nodes) : query;
-    if (L.kind !== "pool") nodes.forEach((p) => { if (rowOf[p] < 0) rowOf[p] = -2; }); // reads nothing
+    if (L.kind !== "pool") { // -2: a query node that reads nothing
+      nodes.forEach((p) => { if (rowOf[p] < 0) rowOf[p] = -2; });
+    }
     return { name: L.name, kind: L.kind, residual: L.residual, heads: L.heads, query, rowptr,
              col, mean, w, rowOf, nodes, sources: u32(L.sources) };
   });
@@ -57,7 +61,9 @@
     const L = layers[l], w = weights(L, head), out = new Float32Array(N);
     const r = L.kind === "pool" ? 0 : L.rowOf[snap(L, p)]; // -2: the query reads nothing
     if (r < 0) return out;
-    for (let e = L.rowptr[r]; e < L.rowptr[r + 1]; e++) out[L.col[e]] = Math.max(out[L.col[e]], w[e]);
+    for (let e = L.rowptr[r]; e < L.rowptr[r + 1]; e++) {
+      out[L.col[e]] = Math.max(out[L.col[e]], w[e]);
+    }
     return out;
   }
   function receivedValues(l, head) {
@@ -115,7 +121,8 @@
       const idx = shown(state) || Array.from({ length: N }, (_, i) => i);
       const c = Array.from(idx, (i) => vals[i]);
       const pooled = layers[state.layer].kind === "pool"; // its query is the cloud
-      const q = state.mode === "received" || pooled ? [] : [snap(layers[state.layer], state.query)];
+      const q = state.mode === "received" || pooled ? []
+        : [snap(layers[state.layer], state.query)];
       let top = 0; // over the points but the query (colors.value_range of the Python side)
       for (const i of idx) if (i !== q[0]) top = Math.max(top, vals[i]);
       const pick = (A, I) => Array.from(I, (i) => A[i]);
@@ -129,18 +136,19 @@
                     showscale: true, colorbar: { thickness: 14 } },
           hovertemplate: "point %{customdata}<br>%{marker.color:.4f}<extra></extra>" },
         { type: "scatter3d", mode: "markers", name: "query", x: pick(X, q), y: pick(Y, q),
-          z: pick(Z, q), marker: { size: 12, color: "red", symbol: "circle-open", line: { width: 3 } }, hoverinfo: "none" },
+          z: pick(Z, q), hoverinfo: "none",
+          marker: { size: 12, color: "red", symbol: "circle-open", line: { width: 3 } } },
       ];
       const layout = { uirevision: "keep", showlegend: false, margin: { l: 0, r: 0, t: 0, b: 0 },
                        scene: { aspectmode: "data", xaxis: { visible: false },
                                 yaxis: { visible: false }, zaxis: { visible: false } } };
       api.values = vals;
       api.error = null;
-      const head = state.head === null ? "mean of heads" : "head " + state.head;
+      const head = state.head === null || state.mode === "rollout" ? "mean of heads"
+        : "head " + state.head;
       document.getElementById("status").textContent =
         state.mode + ", layer " + state.layer + " (" + layers[state.layer].name + "), " + head +
-        (q.length ? ", query point " + q[0] : "") + (state.mode === "map" ? " (click a point)" :
-          state.mode === "rollout" ? " (click a point)" : "");
+        (q.length ? ", query point " + q[0] + " (click a point to change it)" : "");
       return Plotly.react(plot, data, layout, { displaylogo: false, responsive: true })
         .then(() => { api.renders += 1; });
     } catch (err) {
@@ -168,7 +176,9 @@
   document.getElementById("title").textContent = D.title;
   fillHeads();
 
-  layerSel.addEventListener("change", () => { state.layer = Number(layerSel.value); fillHeads(); render(); });
+  layerSel.addEventListener("change", () => {
+    state.layer = Number(layerSel.value); fillHeads(); render();
+  });
   modeSel.addEventListener("change", () => { state.mode = modeSel.value; fillHeads(); render(); });
   document.getElementById("head").addEventListener("change", (ev) => {
     state.head = ev.target.value === "" ? null : Number(ev.target.value); render();
@@ -184,8 +194,10 @@
     });
     plot.on("plotly_hover", (ev) => {
       const pt = ev.points[0];
-      api.hovered = pt.curveNumber === 1 ? pt.customdata : pt.curveNumber === 0 ? pt.pointNumber : null;
-      api.hoveredAt = pt.bbox ? [(pt.bbox.x0 + pt.bbox.x1) / 2, (pt.bbox.y0 + pt.bbox.y1) / 2] : null;
+      api.hovered = pt.curveNumber === 1 ? pt.customdata
+        : pt.curveNumber === 0 ? pt.pointNumber : null;
+      const box = pt.bbox;
+      api.hoveredAt = box ? [(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2] : null;
     });
     plot.on("plotly_unhover", () => { api.hovered = null; });
   });

@@ -21,8 +21,8 @@ def save_ply(path: str | Path, pos: Tensor, values: Tensor, *,
 
     cloud = o3d.geometry.PointCloud()
     cloud.points = o3d.utility.Vector3dVector(pos.detach().cpu().double().numpy())
-    cloud.colors = o3d.utility.Vector3dVector(np.ascontiguousarray(colorize(values, active, queries),
-                                                                   dtype=np.float64))
+    rgb = colorize(values, active, queries)  # [N, 3]
+    cloud.colors = o3d.utility.Vector3dVector(np.ascontiguousarray(rgb, dtype=np.float64))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not o3d.io.write_point_cloud(str(path), cloud):

@@ -23,7 +23,8 @@ def find_checkpoint(path: str | Path) -> Path:
         for name in CHECKPOINT_NAMES:
             if (path / name).is_file():
                 return path / name
-        raise FileNotFoundError(f"no checkpoint in {path}: looked for {', '.join(CHECKPOINT_NAMES)}")
+        raise FileNotFoundError(f"no checkpoint in {path}: looked for "
+                                f"{', '.join(CHECKPOINT_NAMES)}")
     if not path.is_file():
         raise FileNotFoundError(f"no such run folder or checkpoint: {path}")
     return path
