@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from pcattn import __version__
@@ -24,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a checkpoint on a split of its dataset")
     e.add_argument("checkpoint")
     e.add_argument("--split", default="test")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", default="auto", type=_device,
+                   help="auto (default), cpu, cuda, cuda:N or mps")
     e.add_argument("--votes", type=int, default=1,
                    help="average the logits of N copies (the cloud, then N-1 randomly scaled)")
     e.add_argument("--vote-rotation", default="none", choices=["none", "x", "y", "z", "so3"],
@@ -36,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", help="segmentation: output PLY (one FILE only); default "
                                   "FILE.parts.ply")
     pr.add_argument("--category", help="segmentation: the object category (name or index)")
-    pr.add_argument("--device", default="auto")
+    pr.add_argument("--device", default="auto", type=_device,
+                    help="auto (default), cpu, cuda, cuda:N or mps")
     pr.add_argument("--json", action="store_true", help="print JSON")
 
     _visualize_parser(sub)
@@ -68,7 +71,17 @@ def _visualize_parser(sub) -> None:
     v.add_argument("--mode", default="map", choices=["map", "received", "rollout"])
     v.add_argument("--category", help="segmentation with --file: the object category")
     v.add_argument("--out", help="output folder; default RUN_DIR/attention")
-    v.add_argument("--device", default="auto")
+    v.add_argument("--device", default="auto", type=_device,
+                   help="auto (default), cpu, cuda, cuda:N or mps")
+
+
+def _device(name: str) -> str:
+    from pcattn.devices import check_device_name
+
+    try:
+        return check_device_name(name, "--device")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _data_parser(sub) -> None:
@@ -86,19 +99,32 @@ def _data_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a user error (bad config, file, data or device) is one message and
+    exit status 2, Ctrl-C is one line and 130, a closed pipe (``| head``) exits quietly."""
     args = _parser().parse_args(argv)
     try:
-        return _run(args)
-    except (FileNotFoundError, PermissionError, ValueError) as err:
+        code = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
+    except BrokenPipeError:
+        # the reader went away: print nothing more (also not at interpreter exit)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a process ended by the closed pipe
+    except KeyboardInterrupt:
+        print(f"\npcattn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as err:  # FileNotFoundError, DataFormatError, ...
         print(f"pcattn {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 
 def _run(args) -> int:
     if args.command == "train":
-        from pcattn.engine import load_config, train
+        from pcattn.engine.config import load_config
 
-        run = load_config(args.config, args.set)
+        run = load_config(args.config, args.set)  # config errors before the heavy imports
+        from pcattn.engine.train import train
+
         metrics = train(run, progress=not args.no_progress)
         keys = (("overall_accuracy", "mean_class_accuracy") if metrics["task"] ==
                 "classification" else ("instance_miou", "class_miou"))
@@ -154,8 +180,7 @@ def _run_predict(args) -> int:
 
 
 def _run_data(args) -> int:
-    import yaml
-
+    from pcattn.config_check import parse_yaml
     from pcattn.data.info import describe, format_description, prepare
 
     if args.data_command == "info":
@@ -167,7 +192,7 @@ def _run_data(args) -> int:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--set expects key=value (e.g. num_points=1024), got {item!r}")
-        options[key.removeprefix("data.")] = yaml.safe_load(value)
+        options[key.removeprefix("data.")] = parse_yaml(value, f"--set {item}")
     from pcattn.data.info import guess_name
     from pcattn.engine.config import config_from_dict
 

@@ -21,6 +21,15 @@ def cache_key(options: dict[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+def _safe_load(path: Path) -> Any:
+    """``torch.load`` of tensors, plain data and PyG ``Data`` only: a cache cannot run code."""
+    from torch_geometric.data.data import Data, DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import GlobalStorage
+
+    with torch.serialization.safe_globals([Data, DataEdgeAttr, DataTensorAttr, GlobalStorage]):
+        return torch.load(path, weights_only=True)
+
+
 def load_or_build(path: str | os.PathLike, build: Callable[[], Any], *,
                   options: dict[str, Any]) -> Any:
     """Load ``path`` if it was built with ``options``, else ``build()`` it and save it
@@ -34,7 +43,7 @@ def load_or_build(path: str | os.PathLike, build: Callable[[], Any], *,
     wanted = json.loads(json.dumps(options, sort_keys=True, default=str))
     if path.exists():
         try:
-            obj = torch.load(path, weights_only=False)
+            obj = _safe_load(path)
         except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt
             warnings.warn(f"cache {path} is unreadable ({type(err).__name__}); rebuilding it")
         else:

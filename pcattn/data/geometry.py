@@ -29,7 +29,9 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, num_points: int,
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # [F, 3]
     area = np.linalg.norm(cross, axis=1)  # [F]
     total = area.sum()
-    if not np.isfinite(total) or total <= 0:
+    if not np.isfinite(total):
+        raise DataFormatError(f"{name}: the mesh has NaN or infinite vertex coordinates")
+    if total <= 0:
         raise DataFormatError(f"{name}: the mesh has no surface area (no faces, or all "
                               "degenerate); it cannot be sampled")
     normals = cross / np.maximum(area, 1e-300)[:, None]  # [F, 3]

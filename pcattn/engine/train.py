@@ -16,6 +16,7 @@ from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
 from pcattn.data.registry import build_dataset
+from pcattn.devices import resolve_device
 from pcattn.engine.checkpoint import load_checkpoint, save_checkpoint
 from pcattn.engine.config import RunConfig, config_from_dict, save_config
 from pcattn.engine.tasks import Task, task_for
@@ -27,15 +28,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but CUDA is not available; use 'auto' or 'cpu'")
-    return device
 
 
 def fresh_run_dir(out_dir: Path, name: str) -> Path:
@@ -75,7 +67,7 @@ def train(run: RunConfig, *, progress: bool = True) -> dict:
     """
     cfg = run.train
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "train.device")
     train_set, test_set = build_dataset(run.data, "train"), build_dataset(run.data, "test")
     task = task_for(train_set, label_smoothing=cfg.label_smoothing)
     if (task.name == "part_segmentation") != run.model_name.endswith("_seg"):

@@ -6,10 +6,12 @@ builds the config from the overrides (unknown keys are an error naming the valid
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from torch import nn
+from pcattn.config_check import build_config
+
+if TYPE_CHECKING:
+    from torch import nn
 
 _REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
 
@@ -34,15 +36,6 @@ def list_models() -> list[str]:
 def model_config_class(name: str) -> type:
     """The config dataclass of a registered model."""
     return _lookup(name)[1]
-
-
-def build_config(config_cls: type, values: dict[str, Any], where: str) -> Any:
-    """Instantiate a config dataclass, with clear errors for unknown keys or bad types."""
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(fields)}")
-    return config_cls(**values)
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:

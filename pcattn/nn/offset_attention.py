@@ -51,7 +51,8 @@ class OffsetAttention(nn.Module):
         orientation: weights [B, 1, N_max, N_max], ``[b, 0, i, j]`` being PCT's
         ``attention[i, j]`` (row ``i`` is the query of the softmax ``softmax_j(q_i . k_j)``,
         then each column ``j`` is L1-normalised, so columns sum to 1 and node ``j``
-        receives ``sum_i w[i, j] v_i``; zero at padding), and the mask [B, N_max].
+        receives ``sum_i w[i, j] v_i``; zero at padding), and the mask [B, N_max]; the map
+        is marked ``transposed``, so its ``to_sparse()`` gives ``j`` as the query.
     """
 
     def __init__(self, in_channels: int, *, qk_channels: int | None = None,
@@ -90,4 +91,5 @@ class OffsetAttention(nn.Module):
         out = x + self.lbr(x - pack(x_r, mask)[0])  # [M, C]
         if not return_attention:
             return out
-        return out, AttentionMap("global", attn[:, None], mask=mask)  # weight [B, 1, N, N]
+        return out, AttentionMap("global", attn[:, None], mask=mask,
+                                 transposed=True)  # weight [B, 1, N, N]

@@ -33,8 +33,8 @@ def find_checkpoint(path: str | Path) -> Path:
 def load_model(path: str | Path, device: str = "auto"):
     """The eval-mode model of a run folder or checkpoint, its run config and the checkpoint
     dict, loaded with ``weights_only=True`` (a checkpoint cannot run code)."""
+    from pcattn.devices import resolve_device
     from pcattn.engine.config import config_from_dict
-    from pcattn.engine.train import resolve_device
     from pcattn.models.registry import create_model
 
     device = resolve_device(device)

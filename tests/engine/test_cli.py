@@ -46,7 +46,7 @@ def test_unknown_override_and_bad_value(tmp_path, capsys):
     assert main(["train", "--config", str(path), "--set", "train.epoch=3"]) != 0
     assert "epochs" in capsys.readouterr().err
     assert main(["train", "--config", str(path), "--set", "train.epochs=many"]) != 0
-    assert "train.epochs must be a int" in capsys.readouterr().err
+    assert "train.epochs must be an integer" in capsys.readouterr().err
     assert main(["train", "--config", str(path), "--set", "model.pool=median"]) != 0
     assert "pool must be" in capsys.readouterr().err
     assert main(["train", "--config", str(path), "--set", "data.name=modelnet9"]) != 0

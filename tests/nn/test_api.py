@@ -84,10 +84,10 @@ def test_attention_map(name, device):
     if amap.num_sources is not None:
         assert (s < amap.num_sources).all()
     assert torch.equal(_cloud(q, p, name, amap, "query"), _cloud(s, p, name, amap, "source"))
-    # PCT normalises the columns of its softmax: the sources' weights sum to 1 there
-    rows = s if name == "OffsetAttention" else q
-    total = torch.zeros(int(rows.max()) + 1, w.shape[1], device=device).index_add_(0, rows, w)
-    present = rows.unique()
+    # every query's weights sum to 1 (OffsetAttention: its transposed map, PCT's columns)
+    assert amap.transposed == (name == "OffsetAttention")
+    total = torch.zeros(int(q.max()) + 1, w.shape[1], device=device).index_add_(0, q, w)
+    present = q.unique()
     torch.testing.assert_close(total[present], torch.ones_like(total[present]))
 
 
