@@ -1,4 +1,4 @@
-"""Command line: ``pcattn train | eval | predict | bench | models | data``
+"""Command line: ``pcattn train | eval | predict | visualize | bench | models | data``
 (also ``python -m pcattn``)."""
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="auto (default), cpu, cuda, cuda:N or mps")
     pr.add_argument("--json", action="store_true", help="print JSON")
 
+    _visualize_parser(sub)
+
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
     b.add_argument("what", choices=["ops", "blocks", "large"],
                    help="ops: kNN/FPS vs open3d; blocks: attention blocks vs PyG at "
@@ -55,6 +57,26 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list registered models")
     _data_parser(sub)
     return p
+
+
+def _visualize_parser(sub) -> None:
+    v = sub.add_parser("visualize", help="a trained model's attention on one cloud: PNG, "
+                                         "coloured PLY and an offline HTML page")
+    v.add_argument("checkpoint", metavar="RUN_DIR|CKPT")
+    cloud = v.add_mutually_exclusive_group(required=True)
+    cloud.add_argument("--sample", metavar="SPLIT:INDEX", help="a cloud of the run's data, "
+                       "e.g. test:17, or the first of a class: test:torus")
+    cloud.add_argument("--file", help="a cloud or mesh file (any file read_cloud reads)")
+    v.add_argument("--layer", help="index (negative from the end) or name; default: the "
+                                   "first, the last for rollout")
+    v.add_argument("--head", type=int, help="one head (channel group); default: their mean")
+    v.add_argument("--query", help="123 | fps:4 | xyz:0.1,0.2,0.0; default fps:4 (map), "
+                                   "fps:1 (rollout)")
+    v.add_argument("--mode", default="map", choices=["map", "received", "rollout"])
+    v.add_argument("--category", help="segmentation with --file: the object category")
+    v.add_argument("--out", help="output folder; default RUN_DIR/attention")
+    v.add_argument("--device", default="auto", type=_device,
+                   help="auto (default), cpu, cuda, cuda:N or mps")
 
 
 def _device(name: str) -> str:
@@ -132,6 +154,15 @@ def _run(args) -> int:
                                              vote_rotation=args.vote_rotation), indent=2))
     elif args.command == "predict":
         return _run_predict(args)
+    elif args.command == "visualize":
+        from pcattn.viz import visualize
+
+        written = visualize(args.checkpoint, sample=args.sample, file=args.file,
+                            layer=args.layer, head=args.head, query=args.query,
+                            mode=args.mode, out=args.out, category=args.category,
+                            device=args.device)
+        for kind, path in written.items():
+            print(f"{kind}: {path}")
     elif args.command == "bench":
         from pcattn import bench
 
