@@ -8,6 +8,7 @@ from torch import nn
 
 from pcattn import ops
 from pcattn.nn import PointTransformerBlock, PointTransformerLayer
+from helpers import layer_norm, randomize_norms
 
 
 def cloud(sizes, c=8, seed=0, dtype=torch.float32):
@@ -105,3 +106,22 @@ def test_bad_idx_shape_is_a_clear_error():
     with pytest.raises(ValueError, match="idx must be"):
         PointTransformerLayer(8, 8)(x, pos, torch.zeros(4, 2, dtype=torch.long))
 
+
+
+def test_block_value_and_residual(device):
+    """Zhao et al., Fig. 4, pre-norm: y = x + W_out ReLU(LN2(PT(W_in LN1(x) + b_in))) + b_out."""
+    x, pos, batch = (t.to(device) for t in cloud([12, 5]))
+    idx = ops.knn(pos, 6, batch)  # padded rows in the 5-point cloud
+    block = PointTransformerBlock(8).to(device)
+    randomize_norms(block)
+    h_in = layer_norm(x, block.norm1) @ block.lin_in.weight.T + block.lin_in.bias
+    h, layer_map = block.attn(h_in, pos, idx, return_attention=True)  # tested against PyG
+    ref = x + torch.relu(layer_norm(h, block.norm2)) @ block.lin_out.weight.T + block.lin_out.bias
+    out, amap = block(x, pos, idx, return_attention=True)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(block(x, pos, idx), out)
+    torch.testing.assert_close(amap.weight, layer_map.weight)
+    with torch.no_grad():  # a zero output projection leaves exactly the residual path
+        block.lin_out.weight.zero_()
+        block.lin_out.bias.zero_()
+    assert torch.equal(block(x, pos, idx), x)

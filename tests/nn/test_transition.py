@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from pcattn.nn import NadarayaWatsonPool, TransitionDown, TransitionUp
-from helpers import clouds
+from helpers import brute_knn, clouds
 
 
 def coarse_and_fine(device, dtype=torch.float32):
@@ -87,3 +87,20 @@ def test_gradcheck(device):
     pf.requires_grad_()
     assert torch.autograd.gradcheck(
         lambda a, b, p: up(a, pc, bc, x_skip=b, query=p, query_batch=bf), (xc, xf, pf))
+
+
+def test_transition_down_by_hand_with_padding(device):
+    """y_s = max_{j in kNN(s)} MLP([x_j, p_j - p_s]); k=5 > the 3-point cloud: its centres
+    pool their 3 real neighbours only (the padded slots are out of the max)."""
+    x, pos, batch = clouds([10, 3], 4, device)
+    down = TransitionDown(4, 6, ratio=0.5, k=5).to(device)
+    out, pos_s, batch_s, sample = down(x, pos, batch)
+    assert out.shape == (7, 6) and sample.tolist()[:5] == sorted(sample.tolist()[:5])
+    assert batch_s.tolist() == [0] * 5 + [1] * 2  # ceil(0.5 * 10), ceil(0.5 * 3)
+    torch.testing.assert_close(pos_s, pos[sample])
+    nbrs = brute_knn(pos, 5, batch, pos_s, batch_s)
+    for s, i in enumerate(sample.tolist()):
+        j = nbrs[s][nbrs[s] >= 0]
+        assert j.numel() == (5 if s < 5 else 3)
+        feats = torch.cat([x[j], pos[j] - pos[i]], dim=-1)  # [K_s, 4 + 3]
+        torch.testing.assert_close(out[s], down.mlp(feats).max(0).values)
