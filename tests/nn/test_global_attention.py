@@ -206,3 +206,37 @@ def test_no_dense_attention_matrix_at_8192_nodes():
         grow = _peak_rss_growth_mb(lambda: attn(x))
     # one float32 [4, N, N] matrix alone is 1074 MB; the fused path needs ~20-60 MB
     assert grow < 300, f"peak RSS grew by {grow:.0f} MB"
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_bias_flag_and_dropout(device, score):
+    attn = GlobalSelfAttention(8, heads=2, score=score, bias=False)
+    assert attn.lin_qkv.bias is None and attn.lin_out.bias is None
+    x, batch = clouds([6, 3], 8, device)
+    attn = GlobalSelfAttention(8, heads=2, score=score, dropout=0.5).to(device)
+    plain = GlobalSelfAttention(8, heads=2, score=score).to(device)
+    plain.load_state_dict(attn.state_dict())
+    ref = plain(x, batch)
+    torch.testing.assert_close(attn.eval()(x, batch), ref)  # no dropout in eval mode
+    attn.train()
+    assert not torch.allclose(attn(x, batch), ref)  # fused path (dot) drops weights
+    assert not torch.allclose(attn(x, batch, return_attention=True)[0], ref)
+
+
+def test_additive_chunks_without_gradients(device, monkeypatch):
+    x, batch = clouds([9, 5], 8, device)
+    attn = GlobalSelfAttention(8, heads=2, score="additive").to(device)
+    with torch.no_grad():
+        out, w = attn(x, batch, return_attention=True)
+        monkeypatch.setattr(ga, "_CHUNK_ELEMS", 2 * 9 * 8)  # one query row per chunk
+        out_c, w_c = attn(x, batch, return_attention=True)
+    torch.testing.assert_close(out_c, out)
+    torch.testing.assert_close(w_c.weight, w.weight)
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_no_nodes(score):
+    attn = GlobalSelfAttention(8, heads=2, score=score)
+    out, amap = attn(torch.zeros(0, 8), torch.zeros(0, dtype=torch.long),
+                     return_attention=True)
+    assert out.shape == (0, 8) and amap.weight.shape == (0, 2, 0, 0)
