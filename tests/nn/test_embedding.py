@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import pytest
 import torch
+from torch import nn
 from torch_geometric.data import Batch, Data
 
 from pcattn.nn.embedding import NeighborEmbedding, PointEmbedding
 from pcattn.nn.global_attention import GlobalSelfAttention
-from pcattn.ops.knn import knn
 from helpers import brute_knn, randomize_norms
 
 
@@ -144,3 +145,17 @@ def test_neighbor_embedding_gradcheck(device):
     x = torch.randn(6, 2, device=device, dtype=torch.float64, requires_grad=True)
     emb = NeighborEmbedding(2, 4, hidden_channels=2, k=3).to(device, torch.float64)
     assert torch.autograd.gradcheck(lambda t: emb(t, pos, batch)[0], (x,))
+
+
+def test_architecture_and_defaults_follow_pct():
+    """PCT: H=64, C=256, k=32; every stage is LBR, LBR (ReLU last); widths 2H -> C/2 -> C."""
+    emb = NeighborEmbedding(3)
+    assert (emb.out_channels, emb.embed[0].out_features, emb.k) == (256, 64, 32)
+    lbr2 = [nn.Linear, nn.LayerNorm, nn.ReLU] * 2
+    for stage in (emb.embed, emb.local0, emb.local1):
+        assert [type(m) for m in stage] == lbr2
+    assert (emb.local0[0].in_features, emb.local0[0].out_features) == (128, 128)
+    assert (emb.local1[0].in_features, emb.local1[0].out_features) == (256, 256)
+    assert [type(m) for m in PointEmbedding(3, 8).mlp] == lbr2
+    with pytest.raises(ValueError, match="out_channels must be even, got 7"):
+        NeighborEmbedding(3, 7)

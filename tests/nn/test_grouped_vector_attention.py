@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from pcattn.nn import GroupedVectorAttention
 from pcattn.ops import knn
@@ -141,3 +142,18 @@ def test_bad_arguments():
     layer = make()
     with pytest.raises(ValueError, match="idx must be"):
         layer(torch.randn(5, 5), torch.rand(5, 3), torch.zeros(4, 2, dtype=torch.long))
+
+
+def test_architecture_defaults_and_injection():
+    """PTv2: q, k are Linear, norm, ReLU; v is linear; bias on by default; pe_multiplier off
+    by default; injected sub-networks are used."""
+    layer = make()
+    for m in (layer.lin_q, layer.lin_k):
+        assert [type(t) for t in m] == [nn.Linear, nn.LayerNorm, nn.ReLU]
+    assert all(m.bias is not None for m in (layer.lin_q[0], layer.lin_k[0], layer.lin_v))
+    assert layer.pos_mul_nn is None
+    no_bias = make(bias=False)
+    assert all(m.bias is None for m in (no_bias.lin_q[0], no_bias.lin_k[0], no_bias.lin_v))
+    pos_nn, attn_nn = nn.Linear(3, 8), nn.Linear(8, 4)
+    custom = make(pos_nn=pos_nn, attn_nn=attn_nn)
+    assert custom.pos_nn is pos_nn and custom.attn_nn is attn_nn

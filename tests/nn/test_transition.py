@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from pcattn.nn import NadarayaWatsonPool, TransitionDown, TransitionUp
 from helpers import brute_knn, clouds
@@ -104,3 +105,30 @@ def test_transition_down_by_hand_with_padding(device):
         assert j.numel() == (5 if s < 5 else 3)
         feats = torch.cat([x[j], pos[j] - pos[i]], dim=-1)  # [K_s, 4 + 3]
         torch.testing.assert_close(out[s], down.mlp(feats).max(0).values)
+
+
+def test_architecture_and_defaults():
+    """Zhao et al.: down keeps 1/4 of the points, k=16, MLP of LBR layers on [x_j, p_j - p_i];
+    up interpolates from 3 neighbours, both paths Linear, LayerNorm, ReLU."""
+    down = TransitionDown(4, 6)
+    assert (down.ratio, down.k, down.mlp[0].in_features) == (0.25, 16, 7)
+    assert [type(m) for m in down.mlp] == [nn.Linear, nn.LayerNorm, nn.ReLU] * 2
+    up = TransitionUp(5, 8)
+    assert up.k == 3 and up.mlp_skip[0].in_features == 8
+    for m in (up.mlp, up.mlp_skip):
+        assert [type(t) for t in m] == [nn.Linear, nn.LayerNorm, nn.ReLU]
+
+
+def test_transition_up_uses_its_k(device):
+    """k=2 of 3 coarse points at x = 0, 1, 3; fine point at 0.25: 1/d^2 = 16, 16/9 -> the
+    point at 3 gets no weight; the map's sources are the 3 coarse points."""
+    pos_c = torch.tensor([[0.0, 0, 0], [1, 0, 0], [3, 0, 0]], device=device)
+    x_c = torch.randn(3, 5, device=device)
+    pos_f = torch.tensor([[0.25, 0, 0]], device=device)
+    x_f = torch.randn(1, 8, device=device)
+    up = TransitionUp(5, 8, k=2).to(device)
+    out, amap = up(x_c, pos_c, x_skip=x_f, query=pos_f, return_attention=True)
+    h = up.mlp(x_c)
+    ref = 0.9 * h[0] + 0.1 * h[1] + up.mlp_skip(x_f)[0]
+    torch.testing.assert_close(out[0], ref, atol=1e-5, rtol=1e-5)
+    assert amap.num_sources == 3 and amap.weight.shape == (1, 2, 1)
