@@ -187,3 +187,21 @@ def test_two_heads_with_neighbours_by_hand(device):
         order = torch.where(src[into] >= 6, src[into] - 6, src[into] + 2)  # column of w_tok
         for h in range(2):
             torch.testing.assert_close(amap.weight[into, h], w_tok[h][t, order])
+
+
+def test_defaults_errors_and_update_tokens_with_pos_encoding(device):
+    block = GlobalTokens(8)
+    assert (block.num_tokens, block.heads) == (4, 4)
+    with pytest.raises(ValueError, match="in_channels=6 is not divisible by heads=4"):
+        GlobalTokens(6)
+    x, batch = clouds([5, 3], 8, device)
+    pos = torch.randn(8, 3, device=device)
+    pe = nn.Linear(3, 8).to(device)
+    block = GlobalTokens(8, num_tokens=2, heads=2, pos_encoding=pe).to(device)
+    plain = GlobalTokens(8, num_tokens=2, heads=2).to(device)
+    plain.load_state_dict(block.state_dict(), strict=False)
+    torch.testing.assert_close(block.update_tokens(x, batch, pos=pos),
+                               plain.update_tokens(x + pe(pos), batch))
+    out, amap = block(x, batch, pos=pos, return_attention=True)
+    torch.testing.assert_close(out, plain(x + pe(pos), batch))
+    assert amap.edge_index.dtype == torch.long
