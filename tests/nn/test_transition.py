@@ -132,3 +132,15 @@ def test_transition_up_uses_its_k(device):
     ref = 0.9 * h[0] + 0.1 * h[1] + up.mlp_skip(x_f)[0]
     torch.testing.assert_close(out[0], ref, atol=1e-5, rtol=1e-5)
     assert amap.num_sources == 3 and amap.weight.shape == (1, 2, 1)
+
+
+def test_transition_down_batch_equals_each_cloud_alone(device):
+    """Sampling and grouping stay inside each cloud: ceil(11 / 2) + ceil(3 / 2) = 8 centres
+    (7 over the batch as one cloud); the second cloud sits far away."""
+    x, pos, batch = clouds([11, 3], 4, device)
+    pos[11:] += 10.0
+    down = TransitionDown(4, 6, ratio=0.5, k=3).to(device)
+    out, pos_s, batch_s, sample = down(x, pos, batch)
+    alone = [down(x[:11], pos[:11]), down(x[11:], pos[11:])]
+    torch.testing.assert_close(out, torch.cat([alone[0][0], alone[1][0]]))
+    assert sample.tolist() == alone[0][3].tolist() + (11 + alone[1][3]).tolist()
