@@ -103,6 +103,7 @@ class Trainer:
         self.elapsed = self.train_seconds = 0.0
         self.seen = 0
         self.run_dir: Path | None = None  # rank 0 only (except when resuming)
+        self.resumed = ckpt is not None
         if ckpt is not None:
             self.run_dir = Path(resume).parent
             self._restore(ckpt, Path(resume))
@@ -180,7 +181,28 @@ class Trainer:
         finally:
             if log is not None:
                 log.close()
+            if stopped is None:  # failed
+                self._discard_unstarted()
         return self._finish(stopped, params, time.perf_counter() - start)
+
+    def _discard_unstarted(self) -> None:
+        """Remove the run folder of a new run that failed before it saved a checkpoint
+        (``config.yaml``, an empty ``metrics.csv``, TensorBoard events): no half run is left
+        for ``--resume`` or a later run name to trip over."""
+        if self.resumed or not self.env.is_main or self.run_dir is None:
+            return
+        if any((self.run_dir / n).exists() for n in ("last.pt", "best.pt")):
+            return  # resumable: keep it
+        ours = [self.run_dir / "config.yaml", self.run_dir / "metrics.csv",
+                *self.run_dir.glob("events.out.tfevents.*")]
+        try:
+            for path in ours:
+                path.unlink(missing_ok=True)
+            self.run_dir.rmdir()  # only if nothing else is in it
+        except OSError:
+            return
+        tqdm.write(f"removed the run folder {self.run_dir}: the run failed before its first "
+                   "checkpoint")
 
     def _train_epoch(self, signals: StopSignals) -> None:
         cfg, task, device = self.cfg, self.task, self.device
