@@ -10,7 +10,7 @@ from pcattn.engine import train
 
 
 def _fail_at(monkeypatch, call: int, error: Exception | None = None):
-    import pcattn.engine.loop as loop
+    from pcattn.engine import loop
 
     real, calls = loop.forward_loss, {"n": 0}
 

@@ -3,8 +3,8 @@ imports no model) is the registry: same names, tasks and parameter counts."""
 
 from __future__ import annotations
 
-from pcattn.models import create_model, list_models
 from pcattn.catalog import MODELS, format_table
+from pcattn.models import create_model, list_models
 
 
 def _registry_rows() -> list[tuple[str, str, int]]:
