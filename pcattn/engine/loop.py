@@ -41,6 +41,7 @@ from pcattn.engine.rng import capture_rng, restore_rng, seed_everything
 from pcattn.engine.runlog import RunLog, epoch_line, scalars
 from pcattn.engine.step import backward_step, forward_loss
 from pcattn.engine.tasks import task_for
+from pcattn.engine.threads import set_threads
 from pcattn.fileio import atomic_write_text
 
 
@@ -53,6 +54,7 @@ def train(run: RunConfig, *, progress: bool = True, resume: str | Path | None = 
     (``last.pt`` then holds the run up to the last finished step).
     """
     env, device = init_distributed(run.train.device)
+    set_threads(run.train.threads)
     finished = False
     try:
         out = Trainer(run, env, device, progress=progress, resume=resume).fit()
