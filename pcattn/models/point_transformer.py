@@ -46,7 +46,8 @@ class PointTransformerConfig:
                              f"{self.num_classes}, {self.k}, {self.ratio}")
 
 
-@register_model("point_transformer_cls", PointTransformerConfig)
+@register_model("point_transformer_cls", PointTransformerConfig,
+                paper="Zhao et al. 2021, Point Transformer")
 class PointTransformerCls(nn.Module):
     """Point Transformer classifier: embedding, stages of (transition down + blocks),
     global pooling and an MLP head.

@@ -12,18 +12,35 @@ from typing import Any, Callable
 from torch import nn
 
 _REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
+_INFO: dict[str, dict[str, str]] = {}
+TASKS = ("classification", "part_segmentation")
 
 
-def register_model(name: str, config_cls: type) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: register ``cls(config)`` under ``name`` with its config class."""
+def register_model(name: str, config_cls: type, *, task: str = "classification",
+                   paper: str = "") -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: register ``cls(config)`` under ``name`` with its config class.
+
+    ``task``: what the model predicts (one of ``TASKS``); ``paper``: the work it follows
+    (``pcattn models`` prints both).
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = (cls, config_cls)
+        _INFO[name] = {"task": task, "paper": paper}
         return cls
 
     return wrap
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """``name``, ``task``, ``paper`` and ``parameters`` (of the default config) of a model."""
+    _lookup(name)
+    params = sum(p.numel() for p in create_model(name).parameters())
+    return {"name": name, **_INFO[name], "parameters": params}
 
 
 def list_models() -> list[str]:
