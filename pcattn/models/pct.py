@@ -43,6 +43,10 @@ class PCTConfig:
     category_channels: int = 64  # segmentation: width of the category embedding
     head_hidden: tuple[int, ...] = (128,)  # PCT: (512, 256)
     dropout: float = 0.5
+    # initial gain of each offset-attention layer's LayerNorm (LayerScale-like): with 1.0
+    # every layer adds a unit-variance ReLU vector to every point, which swamps the
+    # embedding and left 256-wide PCT at chance on a fixed batch; 0.1 lets it learn
+    residual_init: float = 0.1
 
     def __post_init__(self) -> None:
         self.ratios, self.head_hidden = tuple(self.ratios), tuple(self.head_hidden)
@@ -91,7 +95,10 @@ class PCTBackbone(nn.Module):
     ``NeighborEmbedding`` (two sample-and-group stages), two ``Linear, LayerNorm, ReLU``
     layers, ``layers`` stacked :class:`~pcattn.nn.OffsetAttention` blocks whose outputs are
     concatenated with the embedding and fused by ``Linear, LayerNorm, LeakyReLU(0.2)``, as
-    in PCT's code (``conv_fuse``), LayerNorm instead of BatchNorm.
+    in PCT's code (``conv_fuse``), LayerNorm instead of BatchNorm. The LayerNorm inside
+    each offset-attention layer starts at gain ``residual_init`` (see the config): a
+    per-point norm gives every point's update the same size, where PCT's BatchNorm kept
+    the differences between points and clouds.
 
     Shape:
         data.pos: [M, 3], data.x: [M, F] -> point features [S, F_fuse] on the S points the
@@ -107,6 +114,8 @@ class PCTBackbone(nn.Module):
                                        k=cfg.k)
         self.pre = mlp([c, c, c], last_act=True)
         self.attention = nn.ModuleList(OffsetAttention(c) for _ in range(cfg.layers))
+        for layer in self.attention:
+            nn.init.constant_(layer.lbr[1].weight, cfg.residual_init)  # LBR's LayerNorm gain
         self.fuse = nn.Sequential(nn.Linear((cfg.layers + 1) * c, cfg.fuse_channels),
                                   nn.LayerNorm(cfg.fuse_channels), nn.LeakyReLU(0.2))
 

@@ -78,8 +78,7 @@ class PTv2Block(nn.Module):
     """Pre-norm residual block around :class:`~pcattn.nn.GroupedVectorAttention`.
 
     ``x + Linear(ReLU(LayerNorm(GVA(LayerNorm(x)))))``: PTv2's block (``fc1, attn, norm,
-    act, fc3`` plus a residual) with the norm moved before the attention; the last
-    ``Linear`` starts at zero, so every block starts as the identity.
+    act, fc3`` plus a residual) with the norm moved before the attention.
 
     Shape:
         x: [M, C], pos: [M, 3], idx: [M, K] -> [M, C] (and weights [M, K, G])
@@ -92,8 +91,6 @@ class PTv2Block(nn.Module):
                                            pos_multiplier=pos_multiplier)
         self.norm2 = nn.LayerNorm(channels)
         self.lin_out = nn.Linear(channels, channels)
-        nn.init.zeros_(self.lin_out.weight)
-        nn.init.zeros_(self.lin_out.bias)
 
     def forward(self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
                 ) -> Tensor | tuple[Tensor, Tensor]:
