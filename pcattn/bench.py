@@ -107,7 +107,7 @@ def _block_cases(b: int, n: int, k: int, c: int) -> list[tuple[str, str, Callabl
         ("vector attention (PT)", "pcattn PT, default MLPs",
          fb(pnn.PointTransformerLayer(c, c), x, pos, idx)),
         ("grouped vector attn", "pcattn GroupedVectorAttention",
-         fb(pnn.GroupedVectorAttention(c, c, groups=8), x, pos, idx)),
+         fb(pnn.GroupedVectorAttention(c, c, heads=8), x, pos, idx)),
         ("local scalar attn", "pcattn LocalSelfAttention",
          fb(pnn.LocalSelfAttention(c, c, heads=4), x, pos, idx)),
         ("local scalar attn", "PyG TransformerConv",

@@ -1,9 +1,11 @@
-"""Command line: ``pcattn train | eval | bench | models | data`` (also ``python -m pcattn``)."""
+"""Command line: ``pcattn train | eval | predict | bench | models | data``
+(also ``python -m pcattn``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from pcattn import __version__
@@ -23,7 +25,22 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a checkpoint on a split of its dataset")
     e.add_argument("checkpoint")
     e.add_argument("--split", default="test")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", default="auto", type=_device,
+                   help="auto (default), cpu, cuda, cuda:N or mps")
+    e.add_argument("--votes", type=int, default=1,
+                   help="average the logits of N copies (the cloud, then N-1 randomly scaled)")
+    e.add_argument("--vote-rotation", default="none", choices=["none", "x", "y", "z", "so3"],
+                   help="also rotate the voting copies (for models trained with rotations)")
+
+    pr = sub.add_parser("predict", help="predict the class, or the parts, of clouds in files")
+    pr.add_argument("checkpoint")
+    pr.add_argument("files", nargs="+", metavar="FILE", help="any file read_cloud reads")
+    pr.add_argument("--out", help="segmentation: output PLY (one FILE only); default "
+                                  "FILE.parts.ply")
+    pr.add_argument("--category", help="segmentation: the object category (name or index)")
+    pr.add_argument("--device", default="auto", type=_device,
+                    help="auto (default), cpu, cuda, cuda:N or mps")
+    pr.add_argument("--json", action="store_true", help="print JSON")
 
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
     b.add_argument("what", choices=["ops", "blocks", "large"],
@@ -34,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list registered models")
     _data_parser(sub)
     return p
+
+
+def _device(name: str) -> str:
+    from pcattn.devices import check_device_name
+
+    try:
+        return check_device_name(name, "--device")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _data_parser(sub) -> None:
@@ -51,27 +77,45 @@ def _data_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a user error (bad config, file, data or device) is one message and
+    exit status 2, Ctrl-C is one line and 130, a closed pipe (``| head``) exits quietly."""
     args = _parser().parse_args(argv)
     try:
-        return _run(args)
-    except (FileNotFoundError, PermissionError, ValueError) as err:
+        code = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
+    except BrokenPipeError:
+        # the reader went away: print nothing more (also not at interpreter exit)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a process ended by the closed pipe
+    except KeyboardInterrupt:
+        print(f"\npcattn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as err:  # FileNotFoundError, DataFormatError, ...
         print(f"pcattn {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 
 def _run(args) -> int:
     if args.command == "train":
-        from pcattn.engine import load_config, train
+        from pcattn.engine.config import load_config
 
-        run = load_config(args.config, args.set)
+        run = load_config(args.config, args.set)  # config errors before the heavy imports
+        from pcattn.engine.train import train
+
         metrics = train(run, progress=not args.no_progress)
-        print(f"test overall accuracy {metrics['overall_accuracy']:.4f}, mean class accuracy "
-              f"{metrics['mean_class_accuracy']:.4f}; run folder: {metrics['run_dir']}")
+        keys = (("overall_accuracy", "mean_class_accuracy") if metrics["task"] ==
+                "classification" else ("instance_miou", "class_miou"))
+        print("test " + ", ".join(f"{k.replace('_', ' ')} {metrics[k]:.4f}" for k in keys)
+              + f"; run folder: {metrics['run_dir']}")
     elif args.command == "eval":
         from pcattn.engine import evaluate_checkpoint
 
         print(json.dumps(evaluate_checkpoint(args.checkpoint, split=args.split,
-                                             device=args.device), indent=2))
+                                             device=args.device, votes=args.votes,
+                                             vote_rotation=args.vote_rotation), indent=2))
+    elif args.command == "predict":
+        return _run_predict(args)
     elif args.command == "bench":
         from pcattn import bench
 
@@ -88,9 +132,27 @@ def _run(args) -> int:
     return 0
 
 
-def _run_data(args) -> int:
-    import yaml
+def _run_predict(args) -> int:
+    from pcattn.engine.predict import predict_file
 
+    if args.out and len(args.files) > 1:
+        raise ValueError("--out names one output file; give one FILE or leave --out out")
+    for f in args.files:
+        res = predict_file(args.checkpoint, f, out=args.out, category=args.category,
+                           device=args.device)
+        if args.json:
+            print(json.dumps(res))
+        elif "class" in res:
+            print(f"{f}: {res['class']}  (" + ", ".join(f"{c} {p:.3f}" for c, p in res["top5"])
+                  + ")")
+        else:
+            print(f"{f}: wrote {res['out']}; points per part: " +
+                  ", ".join(f"{p}: {n}" for p, n in res["part_counts"].items()))
+    return 0
+
+
+def _run_data(args) -> int:
+    from pcattn.config_check import parse_yaml
     from pcattn.data.info import describe, format_description, prepare
 
     if args.data_command == "info":
@@ -102,7 +164,7 @@ def _run_data(args) -> int:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--set expects key=value (e.g. num_points=1024), got {item!r}")
-        options[key.removeprefix("data.")] = yaml.safe_load(value)
+        options[key.removeprefix("data.")] = parse_yaml(value, f"--set {item}")
     from pcattn.data.info import guess_name
     from pcattn.engine.config import config_from_dict
 

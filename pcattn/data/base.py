@@ -21,12 +21,6 @@ from pcattn.data.layouts import CACHE_DIRNAME
 SAMPLINGS = ("auto", "first", "random", "fps")
 
 
-def normalize_unit_sphere(xyz: np.ndarray) -> np.ndarray:
-    """Centre on the mean, scale the farthest point to radius 1."""
-    xyz = xyz - xyz.mean(0)
-    return xyz / max(float(np.linalg.norm(xyz, axis=1).max()), 1e-12)
-
-
 def downsample(xyz: np.ndarray, num: int, method: str, rng: np.random.Generator
                ) -> np.ndarray:
     """Indices of ``min(num, N)`` points: the first ones, a random subset, or FPS."""

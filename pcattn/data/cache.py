@@ -1,16 +1,18 @@
-"""Crash-safe caches: a key from the options that change the content, atomic writes."""
+"""Crash-safe caches: a key from the options that change the content, atomic writes
+(:func:`pcattn.fileio.atomic_save`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
+from pcattn.fileio import atomic_save
 
 
 def cache_key(options: dict[str, Any]) -> str:
@@ -19,25 +21,13 @@ def cache_key(options: dict[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
+def _safe_load(path: Path) -> Any:
+    """``torch.load`` of tensors, plain data and PyG ``Data`` only: a cache cannot run code."""
+    from torch_geometric.data.data import Data, DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import GlobalStorage
 
-    A crash or Ctrl-C leaves either the old file or none, never a half-written one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as its data
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with torch.serialization.safe_globals([Data, DataEdgeAttr, DataTensorAttr, GlobalStorage]):
+        return torch.load(path, weights_only=True)
 
 
 def load_or_build(path: str | os.PathLike, build: Callable[[], Any], *,
@@ -53,7 +43,7 @@ def load_or_build(path: str | os.PathLike, build: Callable[[], Any], *,
     wanted = json.loads(json.dumps(options, sort_keys=True, default=str))
     if path.exists():
         try:
-            obj = torch.load(path, weights_only=False)
+            obj = _safe_load(path)
         except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt
             warnings.warn(f"cache {path} is unreadable ({type(err).__name__}); rebuilding it")
         else:

@@ -16,8 +16,9 @@ from typing import Callable
 import numpy as np
 
 from pcattn.data.base import (Clouds, CloudDataset, SAMPLINGS, cache_file, downsample,
-                              fingerprint, normalize_unit_sphere, read_all)
+                              fingerprint, read_all)
 from pcattn.data.errors import DataFormatError, DatasetNotFoundError
+from pcattn.data.geometry import normalize_unit_sphere
 from pcattn.data.io import CLOUD_SUFFIXES, read_cloud
 from pcattn.data.layouts import CACHE_DIRNAME
 
@@ -140,6 +141,9 @@ class FolderDataset(CloudDataset):
                 raise DataFormatError(f"{f}: could not be read ({err})") from None
             xyz = data.pos.double().numpy()
             nrm = None if data.x is None else data.x.numpy()
+            if nrm is not None and nrm.shape[1] != 3:
+                raise DataFormatError(f"{f}: rows of {3 + nrm.shape[1]} columns; a folder "
+                                      "dataset reads 'x y z' or 'x y z nx ny nz' rows")
             keep = downsample(xyz, num_points, sampling, np.random.default_rng(r_seed))
             xyz, nrm = xyz[keep], None if nrm is None else nrm[keep]
             clouds.add(rel, label, normalize_unit_sphere(xyz) if normalize else xyz, nrm)

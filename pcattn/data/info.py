@@ -52,7 +52,7 @@ def _counts(layout: Layout, name: str) -> tuple[list[str], dict[str, Counter]]:
             if label >= 0:
                 c[label] += 1
             else:  # an h5 file: count its labels
-                from pcattn.data.modelnet import read_h5
+                from pcattn.data.h5 import read_h5
 
                 labels = read_h5(f, h5_keys)[label_key].reshape(-1)
                 if name == "modelnet10":

@@ -1,9 +1,11 @@
-"""Reading single clouds and meshes: OFF (robust), text rows, and open3d's formats.
+"""Reading single clouds and meshes: OFF (robust), PLY (strict), text rows, open3d's formats.
 
 ``read_cloud`` is the entry point for users' own files. Meshes (.off, .obj, .stl and .ply
 with faces) are sampled uniformly by surface area, with the face normals. Text formats
 (.txt, .xyz, .xyzn, .pts) are parsed here rather than by open3d, because open3d skips bad
-rows silently; every error here names the file and the line.
+rows silently, and PLY is read with ``plyfile``, which checks the data against the header
+(open3d's reader returns the rows a truncated file promises, filled with junk); every error
+here names the file and the line, or the element and row.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from torch_geometric.data import Data
 
 from pcattn.data.errors import DataFormatError
+from pcattn.data.geometry import sample_surface
 
 CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".xyzn", ".pts", ".txt", ".off", ".obj", ".stl")
 
@@ -153,28 +156,71 @@ def read_rows(path: str | os.PathLike, *, min_columns: int = 3, skip_count_line:
         raise
 
 
-def sample_surface(vertices: np.ndarray, faces: np.ndarray, num_points: int,
-                   rng: np.random.Generator, *, name: str = "mesh"
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Points drawn uniformly by area over the triangles, with each triangle's normal.
+def read_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Vertices, their normals (if the file has ``nx ny nz``) and triangles of a PLY file.
+
+    Strict: a file that ends before the rows its header promises is an error naming the
+    element and the row. Polygons are split into triangle fans.
 
     Shape:
-        vertices [V, 3], faces [F, 3] -> xyz [num_points, 3], normals [num_points, 3]
+        -> vertices [V, 3] float64, normals [V, 3] float64 or None, faces [F, 3] int64
     """
-    tri = vertices[faces]  # [F, 3, 3]
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # [F, 3]
-    area = np.linalg.norm(cross, axis=1)  # [F]
-    total = area.sum()
-    if not np.isfinite(total) or total <= 0:
-        raise DataFormatError(f"{name}: the mesh has no surface area (no faces, or all "
-                              "degenerate); it cannot be sampled")
-    normals = cross / np.maximum(area, 1e-300)[:, None]
-    pick = rng.choice(len(tri), size=num_points, p=area / total)  # [S]
-    r1, r2 = rng.random(num_points), rng.random(num_points)
-    s = np.sqrt(r1)
-    w = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)  # [S, 3] uniform barycentric
-    xyz = np.einsum("sk,skd->sd", w, tri[pick])  # [S, 3]
-    return xyz, normals[pick]
+    from plyfile import PlyData, PlyElementParseError, PlyParseError
+
+    path = Path(path)
+    try:
+        ply = PlyData.read(str(path))
+    except PlyElementParseError as err:
+        where = "the data"
+        if err.element is not None:
+            where = f"element {err.element.name!r}"
+            if err.row is not None:
+                where += f" ends at row {err.row} of {err.element.count}"
+        if err.prop is not None:
+            where += f", property {err.prop.name!r}"
+        raise DataFormatError(f"{path}: {where}: {err.message} (truncated or corrupt: the "
+                              "file holds less than its header promises)") from None
+    except (PlyParseError, ValueError, EOFError) as err:  # malformed headers
+        raise DataFormatError(f"{path}: not a readable PLY file ({err})") from None
+    names = [e.name for e in ply.elements]
+    if "vertex" not in names:
+        raise DataFormatError(f"{path}: the PLY file has no 'vertex' element (found {names})")
+    vert = ply["vertex"].data
+    fields = vert.dtype.names or ()
+    missing = [c for c in "xyz" if c not in fields]
+    if missing:
+        raise DataFormatError(f"{path}: the vertex element has no {', '.join(missing)} "
+                              f"propert{'y' if len(missing) == 1 else 'ies'} (has {fields})")
+    xyz = np.stack([vert[c].astype(np.float64) for c in "xyz"], axis=1)  # [V, 3]
+    normals = (np.stack([vert[c].astype(np.float64) for c in ("nx", "ny", "nz")], axis=1)
+               if all(c in fields for c in ("nx", "ny", "nz")) else None)
+    faces = np.zeros((0, 3), dtype=np.int64)
+    if "face" in names and ply["face"].count:
+        face = ply["face"].data
+        key = next((k for k in ("vertex_indices", "vertex_index") if k in face.dtype.names),
+                   None)
+        if key is None:
+            raise DataFormatError(f"{path}: the face element has no vertex_indices list "
+                                  f"(has {face.dtype.names})")
+        faces = _fans(path, list(face[key]), len(xyz))
+    return xyz, normals, faces
+
+
+def _fans(path: Path, polygons: list, nv: int) -> np.ndarray:
+    """Triangle fans of a list of index arrays. Shape: -> [F, 3]"""
+    sizes = np.array([len(p) for p in polygons])
+    if (sizes < 3).any():
+        bad = int(np.nonzero(sizes < 3)[0][0])
+        raise DataFormatError(f"{path}: face {bad} has {sizes[bad]} vertices (needs >= 3)")
+    if (sizes == 3).all():
+        faces = np.stack(polygons).astype(np.int64)
+    else:
+        faces = np.array([(p[0], p[j], p[j + 1]) for p in polygons for j in range(1, len(p) - 1)],
+                         dtype=np.int64)
+    if faces.size and (faces.min() < 0 or faces.max() >= nv):
+        raise DataFormatError(f"{path}: a face refers to vertex {int(faces.max())} (or "
+                              f"{int(faces.min())}) but the file has {nv} vertices (corrupt?)")
+    return faces
 
 
 def _open3d_mesh(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -202,13 +248,16 @@ def read_cloud(path: str | os.PathLike, *, num_points: int = 2048,
                seed: int | list[int] = 0) -> Data:
     """One point cloud from a file, as ``Data(pos, x)`` with ``x`` the normals or ``None``.
 
-    Clouds (.ply, .pcd, .xyz, .xyzn, .pts, .txt) are returned whole; .txt/.xyz rows are
-    ``x y z`` or ``x y z nx ny nz ...`` (commas or spaces). Meshes (.off, .obj, .stl, or a
-    .ply with faces) are sampled: ``num_points`` points by surface area, with face normals,
-    seeded by ``seed``.
+    Clouds (.ply, .pcd, .xyz, .xyzn, .pts, .txt) are returned whole. Text rows (commas or
+    spaces, the same count in every row) are read by their number of columns: 3 is
+    ``x y z`` (``x`` is None); 6 is ``x y z nx ny nz`` (``x`` holds the normals); any other
+    count ``3 + F`` is ``x y z`` and ``F`` features, all kept in ``x``; fewer than 3 is an
+    error naming the count. Meshes (.off, .obj, .stl, or a .ply with faces) are sampled:
+    ``num_points`` points by surface area, with face normals, seeded by ``seed``. NaN or
+    infinite values (also float64 values beyond float32's range) are an error.
 
     Shape:
-        -> pos [N, 3] float32, x [N, 3] float32 or None
+        -> pos [N, 3] float32, x [N, 3] (normals) or [N, F] (features) float32, or None
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -223,25 +272,45 @@ def read_cloud(path: str | os.PathLike, *, num_points: int = 2048,
         vertices, faces = read_off(path)
         mesh = (vertices, faces) if len(faces) else None
         xyz = vertices
-    elif suffix in (".obj", ".stl", ".ply"):
+    elif suffix == ".ply":
+        xyz, normals, faces = read_ply(path)
+        mesh = (xyz, faces) if len(faces) else None
+        if not len(xyz):
+            raise DataFormatError(f"{path}: the PLY file has no vertices")
+    elif suffix in (".obj", ".stl"):
         mesh = _open3d_mesh(path)
         if mesh is None:
-            if suffix != ".ply":
-                raise DataFormatError(f"{path}: open3d read no triangles from it (corrupt?)")
-            xyz, normals = _open3d_cloud(path)
+            raise DataFormatError(f"{path}: open3d read no triangles from it (corrupt?)")
     elif suffix == ".pcd":
         xyz, normals = _open3d_cloud(path)
     else:
         rows = read_rows(path, skip_count_line=suffix == ".pts")
         xyz = rows[:, :3]
-        if suffix != ".pts" and rows.shape[1] >= 6:
-            normals = rows[:, 3:6]
+        normals = rows[:, 3:] if rows.shape[1] > 3 else None  # normals (6 columns) or features
     if mesh is not None:
-        xyz, normals = sample_surface(*mesh, num_points, np.random.default_rng(seed),
-                                      name=str(path))
-    if not np.isfinite(xyz).all():
-        raise DataFormatError(f"{path}: contains NaN or infinite coordinates")
-    pos = torch.from_numpy(np.ascontiguousarray(xyz, dtype=np.float32))
-    x = None if normals is None else torch.from_numpy(np.ascontiguousarray(normals,
-                                                                           dtype=np.float32))
-    return Data(pos=pos, x=x)
+        check_finite(path, mesh[0], "vertex coordinates")
+        xyz, normals, _ = sample_surface(*mesh, num_points, np.random.default_rng(seed),
+                                         name=str(path))
+    with np.errstate(over="ignore"):  # an overflow becomes inf, which check_finite names
+        pos = np.ascontiguousarray(xyz, dtype=np.float32)
+        x = None if normals is None else np.ascontiguousarray(normals, dtype=np.float32)
+    check_finite(path, pos, "coordinates")
+    if x is not None:
+        check_finite(path, x, "normals or features")
+    return Data(pos=torch.from_numpy(pos), x=None if x is None else torch.from_numpy(x))
+
+
+def check_finite(path: Path, values: np.ndarray, what: str) -> np.ndarray:
+    """``values`` unchanged, or a DataFormatError naming the first NaN / inf and its row.
+
+    Run it after the cast to float32: a float64 value beyond float32's range becomes inf.
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        value = values[row, col]
+        kind = "NaN" if np.isnan(value) else ("inf (beyond float32's range?)" if
+                                              np.isinf(value) else repr(value))
+        raise DataFormatError(f"{path}: {what} hold {kind} (row {row}, column {col}; "
+                              f"{int(bad.any(1).sum())} bad rows in all)")
+    return values

@@ -144,6 +144,9 @@ def not_found_error(root: str | os.PathLike, kinds: tuple[str, ...]) -> DatasetN
     lines = [f"{root} {state}. Looked for (under it, to depth 2):"]
     for k in kinds:
         shape, source = LAYOUTS[k]
-        lines.append(f"  - {k}: {shape}; get {source} and unzip it into {root}/")
-    lines.append("Downloads are not possible here: copy the files from a machine that has them.")
+        lines.append(f"  - {k}: {shape}; from the public release {source}")
+    lines.append(f"pcattn never downloads data: get one of these releases yourself, unzip it "
+                 f"into {root}/ (or set data.root to the folder that holds it) and run "
+                 f"`pcattn data info {root}` to check what is found. Your own clouds: "
+                 "data.name: folder with <root>/<class>/<file> (.ply, .txt, .off, ...).")
     return DatasetNotFoundError("\n".join(lines))

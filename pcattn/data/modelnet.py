@@ -20,9 +20,11 @@ from typing import Callable
 import numpy as np
 
 from pcattn.data.base import (Clouds, CloudDataset, SAMPLINGS, cache_file, downsample,
-                              fingerprint, normalize_unit_sphere, read_all)
+                              fingerprint, read_all)
 from pcattn.data.errors import DataFormatError, DatasetNotFoundError
-from pcattn.data.io import read_off, read_rows, sample_surface
+from pcattn.data.geometry import normalize_unit_sphere, sample_surface
+from pcattn.data.h5 import h5_files, read_h5
+from pcattn.data.io import read_off, read_rows
 from pcattn.data.layouts import MODELNET_KINDS, Layout, choose_layout
 
 MODELNET40_CLASSES = (
@@ -100,46 +102,6 @@ def _normal_files(d: Path, split: str, classes: list[str], variant: int):
             raise DatasetNotFoundError(f"{listing}, line {lineno} names {name!r} but {f} does "
                                        "not exist; copy it there or remove the line")
         out.append((f, classes.index(cls)))
-    return out
-
-
-def h5_files(d: Path, split: str, list_stem: str) -> list[Path]:
-    """The h5 files of ``split``: from ``<split>_<list_stem>.txt`` (names resolved in
-    ``d``), else ``ply_data_<split>*.h5``."""
-    listing = d / f"{split}_{list_stem}.txt"
-    if listing.is_file():
-        out = []
-        for lineno, line in enumerate(listing.read_text().splitlines(), 1):
-            if line.strip():
-                f = d / Path(line.strip()).name
-                if not f.is_file():
-                    raise DatasetNotFoundError(f"{listing}, line {lineno} names {line.strip()!r} "
-                                               f"but {f} does not exist")
-                out.append(f)
-        return out
-    return sorted(d.glob(f"ply_data_{split}*.h5"))
-
-
-def read_h5(path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
-    """Arrays of ``keys`` (and of ``optional`` keys present) from an h5 file."""
-    import h5py
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise DataFormatError(f"{path}: not a readable HDF5 file ({err})") from None
-    with f:
-        for k in keys:
-            if k not in f:
-                raise DataFormatError(f"{path}: no {k!r} dataset in this HDF5 file (it has "
-                                      f"{sorted(f.keys())})")
-        out = {k: np.asarray(f[k]) for k in keys + tuple(o for o in optional if o in f)}
-    b = len(out[keys[0]])
-    for k, v in out.items():
-        if len(v) != b:
-            raise DataFormatError(f"{path}: {k!r} has {len(v)} rows but {keys[0]!r} has {b}")
-    if out["data"].ndim != 3 or out["data"].shape[2] != 3:
-        raise DataFormatError(f"{path}: 'data' should be [B, N, 3], is {list(out['data'].shape)}")
     return out
 
 
@@ -222,7 +184,7 @@ class ModelNet(CloudDataset):
         def read_off_entry(entry, clouds):
             path, label = entry
             v, f = read_off(path)
-            xyz, nrm = sample_surface(v, f, num_points, rng(path), name=str(path))
+            xyz, nrm, _ = sample_surface(v, f, num_points, rng(path), name=str(path))
             finish(str(path.relative_to(root)), label, xyz, nrm, clouds)
 
         def read_txt_entry(entry, clouds):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch.utils.data import Dataset
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
 
 
 @dataclass
@@ -28,6 +30,7 @@ class DataConfig:
     skip_bad: bool = False  # skip (and list) unreadable files instead of stopping
     split_file: str = ""  # folder: json {"train": [...], "test": [...]}; default root/split.json
     test_ratio: float = 0.2  # folder: per-class test fraction when there is no split given
+    graph: str = ""  # modelnet OFF layout: "mesh" reads each mesh as a graph (its vertices, edges)
 
     def __post_init__(self) -> None:
         from pcattn.data.base import SAMPLINGS
@@ -49,6 +52,11 @@ class DataConfig:
         if self.augment and self.augment not in PRESETS:
             raise ValueError(f"data.augment must be '' or one of {sorted(PRESETS)}, got "
                              f"{self.augment!r}")
+        if self.graph not in ("", "mesh"):
+            raise ValueError(f"data.graph must be '' (point clouds) or 'mesh', got {self.graph!r}")
+        if self.graph and self.name not in ("modelnet40", "modelnet10"):
+            raise ValueError(f"data.graph: mesh reads ModelNet's OFF meshes; data.name is "
+                             f"{self.name!r}: use modelnet40 or modelnet10, or data.graph: ''")
         if not 0.0 < self.test_ratio < 1.0:
             raise ValueError(f"data.test_ratio must be in (0, 1), got {self.test_ratio}")
 
@@ -87,6 +95,15 @@ def _modelnet(variant: int):
     def build(cfg: DataConfig, split: str, progress: bool = False) -> Dataset:
         from pcattn.data.modelnet import ModelNet
 
+        if cfg.graph == "mesh":
+            from pcattn.data.mesh_graph import ModelNetMeshGraphs
+
+            common = _common(cfg, split, progress)
+            common.pop("seed")
+            if cfg.layout not in ("auto", "modelnet_off"):
+                raise ValueError(f"data.graph: mesh reads the modelnet_off layout, but "
+                                 f"data.layout is {cfg.layout!r}; set data.layout: auto")
+            return ModelNetMeshGraphs(cfg.root, split, variant=variant, **common)
         return ModelNet(cfg.root, split, variant=variant, num_points=cfg.num_points,
                         layout=cfg.layout, sampling=cfg.sampling,
                         **_common(cfg, split, progress))

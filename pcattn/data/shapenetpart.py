@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from pcattn.data.base import (Clouds, CloudDataset, cache_file, fingerprint,
-                              normalize_unit_sphere, read_all)
+                              read_all)
 from pcattn.data.errors import DataFormatError, DatasetNotFoundError
+from pcattn.data.geometry import normalize_unit_sphere
 from pcattn.data.io import read_rows
 from pcattn.data.layouts import SHAPENETPART_KINDS, Layout, choose_layout
-from pcattn.data.modelnet import h5_files, read_h5
+from pcattn.data.h5 import h5_files, read_h5
 from pcattn.data.transforms import Resample
 
 # category -> synset id (synsetoffset2category.txt), in label order
@@ -172,6 +173,12 @@ class ShapeNetPart(CloudDataset):
     @property
     def num_categories(self) -> int:
         return len(SHAPENETPART_CATEGORIES)
+
+    @property
+    def part_mask(self) -> torch.Tensor:
+        """``[16, 50]`` bool: True where a part belongs to a category (all 16 categories,
+        whichever are selected, since part ids stay global)."""
+        return category_part_mask()
 
     def _add(self, clouds, name, cat, xyz, nrm, seg, where):
         allowed = SHAPENETPART_PARTS[self.categories[cat]]

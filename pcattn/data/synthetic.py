@@ -16,6 +16,7 @@ import torch
 from torch_geometric.data import Data
 
 from pcattn.data.cache import cache_key, load_or_build
+from pcattn.data.geometry import normalize_unit_sphere, sample_surface
 
 SHAPE_CLASSES = ("box", "sphere", "cylinder", "cone", "torus", "tetrahedron",
                  "octahedron", "icosahedron", "arrow", "mobius")
@@ -36,6 +37,16 @@ def part_ids() -> dict[str, list[int]]:
         out[cat] = list(range(nxt, nxt + len(parts)))
         nxt += len(parts)
     return out
+
+
+def category_part_mask() -> torch.Tensor:
+    """``mask[c, p]`` is True where part ``p`` belongs to category ``c``.
+    Shape: [num_categories, num_parts]."""
+    ids = part_ids()
+    mask = torch.zeros(len(ids), sum(len(p) for p in ids.values()), dtype=torch.bool)
+    for c, parts in enumerate(ids.values()):
+        mask[c, parts] = True
+    return mask
 
 
 def _primitive(name: str, rng: np.random.Generator):
@@ -106,26 +117,21 @@ def _composite(category: str, rng: np.random.Generator) -> list:
     raise ValueError(f"unknown category {category!r}; known: {list(PART_CATEGORIES)}")
 
 
-def sample_surface(meshes: list, num_points: int, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sample points uniformly by area over several meshes; returns xyz, normals, mesh id."""
-    tris, normals, owner = [], [], []
+def sample_meshes(meshes: list, num_points: int, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample points uniformly by area over several open3d meshes
+    (:func:`~pcattn.data.geometry.sample_surface` on their union); returns xyz, normals and
+    the index of the mesh each point lies on."""
+    vertices, faces, owner, offset = [], [], [], 0
     for i, mesh in enumerate(meshes):
-        v = np.asarray(mesh.vertices)
-        t = v[np.asarray(mesh.triangles)]  # [T, 3, 3]
-        tris.append(t)
-        owner.append(np.full(len(t), i))
-    tri = np.concatenate(tris)
-    owner = np.concatenate(owner)
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    area = np.linalg.norm(cross, axis=1)
-    normals = cross / np.maximum(area, 1e-12)[:, None]
-    pick = rng.choice(len(tri), size=num_points, p=area / area.sum())
-    r1, r2 = rng.random(num_points), rng.random(num_points)
-    s = np.sqrt(r1)
-    w = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)  # barycentric, uniform on triangle
-    xyz = np.einsum("nk,nkd->nd", w, tri[pick])
-    return xyz, normals[pick], owner[pick]
+        v, f = np.asarray(mesh.vertices), np.asarray(mesh.triangles)
+        vertices.append(v)
+        faces.append(f + offset)
+        owner.append(np.full(len(f), i))
+        offset += len(v)
+    xyz, normals, face = sample_surface(np.concatenate(vertices), np.concatenate(faces),
+                                        num_points, rng)
+    return xyz, normals, np.concatenate(owner)[face]
 
 
 def random_rotation(rng: np.random.Generator, kind: str = "so3") -> np.ndarray:
@@ -151,8 +157,7 @@ def _finish(xyz, normals, rng, *, scale_range, noise, rotation
     normals = normals / scale  # normals transform by the inverse transpose
     normals = normals / np.linalg.norm(normals, axis=1, keepdims=True) @ rot.T
     xyz = xyz + rng.normal(scale=noise, size=xyz.shape)
-    xyz = xyz - xyz.mean(0)
-    xyz = xyz / np.linalg.norm(xyz, axis=1).max()
+    xyz = normalize_unit_sphere(xyz)
     return xyz.astype(np.float32), normals.astype(np.float32)
 
 
@@ -181,7 +186,7 @@ class _SyntheticSet(torch.utils.data.Dataset):
             items = []
             for label, name in enumerate(self.names):
                 for _ in range(per_class):
-                    xyz, nrm, owner = sample_surface(self._meshes(name, rng), num_points, rng)
+                    xyz, nrm, owner = sample_meshes(self._meshes(name, rng), num_points, rng)
                     xyz, nrm = _finish(xyz, nrm, rng, scale_range=scale_range, noise=noise,
                                        rotation=rotation)
                     items.append(self._item(label, name, torch.from_numpy(xyz),
@@ -245,13 +250,19 @@ class SyntheticShapes(_SyntheticSet):
 class SyntheticParts(_SyntheticSet):
     """Part-segmentation clouds of composite objects (``PART_CATEGORIES``).
 
-    Items are ``Data(pos [N, 3], x [N, 3] normals, y [N] global part id, category [1])``.
+    Items are ``Data(pos [N, 3], x [N, 3] normals, y [N] global part id, category [1])``;
+    ``part_mask [num_categories, num_classes]`` says which parts each category has.
     Arguments as for :class:`SyntheticShapes`, ``per_class`` objects per category.
     """
 
     kind, names, stream = "parts", tuple(PART_CATEGORIES), 2
     categories = tuple(PART_CATEGORIES)
     num_classes = sum(len(p) for p in PART_CATEGORIES.values())
+    num_categories = len(PART_CATEGORIES)
+
+    @property
+    def part_mask(self) -> torch.Tensor:
+        return category_part_mask()
 
     def __init__(self, root="data", split: str = "train", *, num_points: int = 512,
                  per_class: int = 100, seed: int = 0, noise: float = 0.005,

@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from pcattn.data.geometry import normalize_unit_sphere
+
 GeneratorLike = torch.Generator | int | None
 
 
@@ -81,10 +83,26 @@ def _uniform(shape, low, high, generator) -> Tensor:
 
 
 def subset(data: Data, idx: Tensor) -> Data:
-    """Keep the points ``idx`` (with repeats allowed) in every per-point attribute."""
+    """Keep the points ``idx`` (with repeats allowed) in every per-point attribute.
+
+    A graph's ``edge_index`` (and per-edge attributes) keeps the edges whose two ends are
+    kept, renumbered; a repeated point takes the edges at its first copy only.
+    """
     n = data.num_nodes
     out = data.clone()
+    if getattr(data, "edge_index", None) is not None:
+        new = torch.full((n,), -1, dtype=torch.long)
+        new[idx.flip(0)] = torch.arange(idx.numel() - 1, -1, -1)  # first copy wins
+        ends = new[data.edge_index]  # [2, E]
+        keep = (ends >= 0).all(0)  # [E]
+        for key, value in data:
+            if _per_edge(key, value, keep.numel()):
+                out[key] = value[keep]
+        out.edge_index = ends[:, keep]
+    num_edges = data.edge_index.shape[1] if getattr(data, "edge_index", None) is not None else -1
     for key, value in data:
+        if key == "edge_index" or _per_edge(key, value, num_edges):
+            continue
         if not isinstance(value, Tensor) or value.dim() == 0 or value.size(0) != n:
             continue
         if key == "category" or (key == "y" and value.numel() == 1 and n != 1):
@@ -93,13 +111,17 @@ def subset(data: Data, idx: Tensor) -> Data:
     return out
 
 
+def _per_edge(key: str, value, num_edges: int) -> bool:
+    """An edge attribute: named ``edge_*`` (PyG's convention) with one row per edge."""
+    return (key.startswith("edge_") and key != "edge_index" and isinstance(value, Tensor)
+            and value.dim() > 0 and value.size(0) == num_edges)
+
+
 class NormalizeUnitSphere(Transform):
     """Centre on the mean and scale the farthest point to radius 1 (normals unchanged)."""
 
     def forward(self, data, generator):
-        pos = data.pos - data.pos.mean(0)
-        radius = pos.norm(dim=1).max().clamp(min=1e-12)
-        data.pos = pos / radius
+        data.pos = normalize_unit_sphere(data.pos)
         return data
 
 

@@ -1,6 +1,12 @@
-"""Training and evaluation loops, metrics, checkpoints, run configs."""
+"""Training and evaluation loops, metrics, checkpoints, run configs.
 
-from pcattn.engine.config import RunConfig, TrainConfig, load_config
-from pcattn.engine.train import evaluate, evaluate_checkpoint, train
+The names below load on first use: reading a config does not import the training loop.
+"""
 
-__all__ = ["RunConfig", "TrainConfig", "evaluate", "evaluate_checkpoint", "load_config", "train"]
+from pcattn._lazy import lazy_package
+
+_EXPORTS = {
+    "pcattn.engine.config": ("RunConfig", "TrainConfig", "load_config"),
+    "pcattn.engine.train": ("evaluate", "evaluate_checkpoint", "train"),
+}
+__all__ = lazy_package(__name__, _EXPORTS)

@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
+from pcattn.config_check import build_config, parse_yaml
 from pcattn.data.registry import DataConfig
-from pcattn.models.registry import build_config, model_config_class
+from pcattn.devices import check_device_name
 
 
 @dataclass
@@ -38,6 +39,7 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("train.epochs and train.batch_size must be >= 1 and train.lr > 0, "
                              f"got {self.epochs}, {self.batch_size}, {self.lr}")
+        check_device_name(self.device, "train.device")
 
 
 @dataclass
@@ -60,7 +62,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **defaults) 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path} (see configs/ for examples)")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = parse_yaml(path.read_text(), str(path)) or {}
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: expected a mapping with sections model/data/train")
         defaults.setdefault("run_name", path.stem)
@@ -72,7 +74,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **defaults) 
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):
             raise ValueError(f"section {section!r} must be a mapping")
-        raw[section][name] = yaml.safe_load(value)
+        raw[section][name] = parse_yaml(value, f"--set {item}")
     return config_from_dict(raw, **defaults)
 
 
@@ -81,49 +83,18 @@ def config_from_dict(raw: dict, run_name: str = "") -> RunConfig:
     unknown = sorted(set(raw) - sections)
     if unknown:
         raise ValueError(f"unknown section(s) {unknown}; valid sections: {sorted(sections)}")
+    train = build_config(TrainConfig, raw.get("train") or {}, "train", "train.")
+    data = build_config(DataConfig, raw.get("data") or {}, "data", "data.")
+    from pcattn.models.registry import model_config_class  # imports torch and the models
+
     model = dict(raw.get("model") or {})
     name = model.pop("name", "point_transformer_cls")
     model_cls = model_config_class(name)
-    run = RunConfig(
-        model_name=name,
-        model=build_config(model_cls, _typed(model_cls, model, "model"), f"model ({name})"),
-        data=build_config(DataConfig, _typed(DataConfig, raw.get("data") or {}, "data"), "data"),
-        train=build_config(TrainConfig, _typed(TrainConfig, raw.get("train") or {}, "train"),
-                           "train"),
-    )
+    run = RunConfig(model_name=name, data=data, train=train,
+                    model=build_config(model_cls, model, f"model ({name})", "model."))
     if not run.train.run_name:
         run.train.run_name = run_name or "run"
     return run
-
-
-def _typed(config_cls: type, values: dict, section: str) -> dict:
-    """Check each value against the type of the field's default; say what was expected."""
-    defaults = config_cls()  # every config field has a default
-    out = {}
-    for key, value in values.items():
-        if not hasattr(defaults, key):
-            out[key] = value
-            continue
-        expected = getattr(defaults, key)
-        if isinstance(expected, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(expected, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        elif isinstance(expected, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif isinstance(expected, (tuple, list)):
-            ok = isinstance(value, (list, tuple))
-            value = tuple(value) if ok else value
-        elif isinstance(expected, str):
-            ok = isinstance(value, str)
-        else:
-            ok = True
-        if not ok:
-            raise ValueError(f"{section}.{key} must be a {type(expected).__name__} "
-                             f"(like {expected!r}), got {value!r}")
-        out[key] = value
-    return out
 
 
 def _plain(d: dict) -> dict:

@@ -1,4 +1,4 @@
-"""Classification metrics from predictions and targets."""
+"""Metrics: classification (accuracy, confusion) and part segmentation (mIoU)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,99 @@ def classification_metrics_from_confusion(confusion: Tensor) -> dict:
         "per_class_accuracy": [float(a) if p else None for a, p in zip(per_class, present)],
         "num_samples": int(cm.sum()),
     }
+
+
+# --- part segmentation (ShapeNetPart protocol, as PointNet++ / PointNeXt compute it) ---------
+
+def mask_to_category(logits: Tensor, category: Tensor, batch: Tensor, part_mask: Tensor
+                     ) -> Tensor:
+    """Logits with the parts outside each cloud's category set to ``-inf``.
+
+    Shape:
+        logits: [M, P], category: [B], batch: [M], part_mask: [num_categories, P] (bool)
+        -> [M, P]
+    """
+    allowed = part_mask.to(logits.device)[category.long()][batch]  # [M, P]
+    return logits.masked_fill(~allowed, float("-inf"))
+
+
+def shape_ious(pred: Tensor, target: Tensor, category: Tensor, batch: Tensor,
+               part_mask: Tensor) -> Tensor:
+    """Mean IoU of each shape over the parts of its category.
+
+    For shape ``b`` of category ``c`` and each part ``p`` of ``c``:
+    ``IoU = |pred = p and target = p| / |pred = p or target = p|``, and 1 when the part is
+    absent from both prediction and label (PointNet++'s convention). The shape's IoU is the
+    mean over the parts of ``c``.
+
+    Shape:
+        pred: [M], target: [M], category: [B], batch: [M], part_mask: [num_categories, P]
+        -> [B] (float64)
+    """
+    num_clouds, num_parts = category.numel(), part_mask.shape[1]
+    batch = batch.long()
+
+    def counts(keep: Tensor, part: Tensor) -> Tensor:  # [B, P] points per (shape, part)
+        flat = (batch * num_parts + part.long())[keep]
+        return torch.bincount(flat, minlength=num_clouds * num_parts).view(
+            num_clouds, num_parts).double()
+
+    every = torch.ones_like(target, dtype=torch.bool)
+    inter = counts(pred == target, target)  # [B, P]
+    union = counts(every, pred) + counts(every, target) - inter  # [B, P]
+    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+    own = part_mask.to(iou.device)[category.long()].double()  # [B, P]: parts of each category
+    return (iou * own).sum(1) / own.sum(1).clamp_min(1)  # [B]
+
+
+def part_segmentation_sums(logits: Tensor, target: Tensor, category: Tensor, batch: Tensor,
+                           part_mask: Tensor) -> dict[str, Tensor]:
+    """Sum-reducible counts of one batch: per category the sum of shape IoUs
+    (``iou_sum``, float64) and the number of shapes (``shapes``), and the correctly labelled
+    and total points. Logits are masked to each cloud's category before the arg-max.
+
+    Shape:
+        logits: [M, P], target: [M], category: [B], batch: [M], part_mask: [num_categories, P]
+        -> iou_sum: [num_categories], shapes: [num_categories], correct: [], points: []
+    """
+    num_categories = part_mask.shape[0]
+    category = category.long().view(-1)
+    pred = mask_to_category(logits, category, batch, part_mask).argmax(-1)  # [M]
+    ious = shape_ious(pred, target, category, batch, part_mask)  # [B]
+    return {
+        "iou_sum": torch.zeros(num_categories, dtype=torch.float64, device=ious.device
+                               ).index_add_(0, category, ious),
+        "shapes": torch.bincount(category, minlength=num_categories),
+        "correct": (pred == target).sum(),
+        "points": torch.tensor(target.numel(), device=target.device),
+    }
+
+
+def part_segmentation_metrics_from_sums(sums: dict[str, Tensor],
+                                        categories: tuple[str, ...] | None = None) -> dict:
+    """Instance mIoU (mean over shapes), class mIoU (mean over the categories present of the
+    per-category mean), the per-category table and point accuracy, from summed counts."""
+    iou_sum, shapes = sums["iou_sum"].double().cpu(), sums["shapes"].cpu()
+    present = shapes > 0
+    per_category = iou_sum / shapes.clamp_min(1)
+    names = categories or tuple(str(i) for i in range(len(shapes)))
+    return {
+        "instance_miou": float(iou_sum.sum() / shapes.sum().clamp_min(1)),
+        "class_miou": float(per_category[present].mean()) if present.any() else 0.0,
+        "per_category_miou": {n: float(v) if p else None
+                              for n, v, p in zip(names, per_category, present)},
+        "point_accuracy": float(sums["correct"]) / max(int(sums["points"]), 1),
+        "num_shapes": int(shapes.sum()),
+    }
+
+
+def part_segmentation_metrics(logits: Tensor, target: Tensor, category: Tensor, batch: Tensor,
+                              part_mask: Tensor, categories: tuple[str, ...] | None = None
+                              ) -> dict:
+    """The metrics of :func:`part_segmentation_metrics_from_sums` for one set of predictions.
+
+    Shape:
+        logits: [M, P], target: [M], category: [B], batch: [M], part_mask: [num_categories, P]
+    """
+    return part_segmentation_metrics_from_sums(
+        part_segmentation_sums(logits, target, category, batch, part_mask), categories)

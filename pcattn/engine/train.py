@@ -1,4 +1,5 @@
-"""Training and evaluation loops for classification."""
+"""Training and evaluation loops; the task (classification or part segmentation) comes from
+the dataset (:func:`pcattn.engine.tasks.task_for`)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
 from pcattn.data.registry import build_dataset
+from pcattn.devices import resolve_device
 from pcattn.engine.checkpoint import load_checkpoint, save_checkpoint
 from pcattn.engine.config import RunConfig, config_from_dict, save_config
-from pcattn.engine.metrics import classification_metrics
+from pcattn.engine.tasks import Task, task_for
+from pcattn.engine.votes import vote_logits
 from pcattn.models.registry import create_model
 
 
@@ -25,15 +28,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but CUDA is not available; use 'auto' or 'cpu'")
-    return device
 
 
 def fresh_run_dir(out_dir: Path, name: str) -> Path:
@@ -51,9 +45,13 @@ def fresh_run_dir(out_dir: Path, name: str) -> Path:
 
 
 def build_model_for(run: RunConfig, train_set) -> nn.Module:
-    """Create the model, filling ``num_classes`` / ``in_channels`` from the data."""
-    wanted = {"num_classes": train_set.num_classes,
-              "in_channels": 3 if run.data.use_normals else 0}
+    """Create the model, filling ``num_classes``, ``num_categories`` and the feature
+    width ``feature_channels`` (of ``data.x``) from the data."""
+    x = getattr(train_set[0], "x", None)
+    width = 0 if x is None else x.shape[1]
+    wanted = {"num_classes": train_set.num_classes, "feature_channels": width,
+              "num_categories": getattr(train_set, "num_categories", None)}
+    wanted = {k: v for k, v in wanted.items() if v is not None}
     for key, value in wanted.items():
         if hasattr(run.model, key):
             setattr(run.model, key, value)
@@ -69,13 +67,14 @@ def train(run: RunConfig, *, progress: bool = True) -> dict:
     """
     cfg = run.train
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "train.device")
     train_set, test_set = build_dataset(run.data, "train"), build_dataset(run.data, "test")
-    if len(train_set) and train_set[0].y.numel() != 1:
-        raise ValueError(f"data.name={run.data.name!r} has a label per point (segmentation); "
-                         "the training loop does classification only so far: choose a "
-                         "classification dataset (synthetic_shapes, modelnet40, modelnet10, "
-                         "folder)")
+    task = task_for(train_set, label_smoothing=cfg.label_smoothing)
+    if (task.name == "part_segmentation") != run.model_name.endswith("_seg"):
+        need = "a *_seg model" if task.name == "part_segmentation" else "a classifier"
+        raise ValueError(f"data.name={run.data.name!r} is a {task.name} dataset and needs "
+                         f"{need}, but model.name={run.model_name!r}; registered models: "
+                         "see `pcattn models`")
     model = build_model_for(run, train_set).to(device)
     out = fresh_run_dir(Path(cfg.out_dir), cfg.run_name)
     save_config(run, out / "config.yaml")
@@ -90,34 +89,37 @@ def train(run: RunConfig, *, progress: bool = True) -> dict:
     warmup = max(1, int(cfg.warmup_epochs * len(loader)))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(
         (s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total)))))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     history, seen, t0 = [], 0, time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
                    leave=False)
-        running, correct, count = 0.0, 0, 0
+        running, count, state = 0.0, 0, task.new_state(device)
         for batch in bar:
             batch = batch.to(device)
-            logits = model(batch)  # [B, num_classes]
-            loss = loss_fn(logits, batch.y)
+            logits = model(batch)  # [B, num_classes] or [M, num_parts]
+            loss = task.loss(logits, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             running += loss.item() * batch.num_graphs
-            correct += int((logits.argmax(-1) == batch.y).sum())
+            task.update(state, logits, batch)
             count += batch.num_graphs
-            bar.set_postfix(loss=f"{running / count:.3f}", acc=f"{correct / count:.3f}")
+            bar.set_postfix(loss=f"{running / count:.3f}")
         seen += count
-        history.append({"epoch": epoch + 1, "loss": running / count, "train_acc": correct / count})
+        score = task.compute(state)[task.best_metric]
+        history.append({"epoch": epoch + 1, "loss": running / count,
+                        f"train_{task.best_metric}": score})
         tqdm.write(f"epoch {epoch + 1}: loss {running / count:.4f}, "
-                   f"train acc {correct / count:.4f}")
+                   f"train {task.best_metric} {score:.4f}")
     train_time = time.perf_counter() - t0
-    save_checkpoint(out / "checkpoint.pt", model, run.to_dict(), epoch=cfg.epochs)
-    test = evaluate(model, test_set, batch_size=cfg.batch_size, device=device)
+    save_checkpoint(out / "checkpoint.pt", model, run.to_dict(), epoch=cfg.epochs,
+                    dataset=dataset_info(train_set))
+    test = evaluate(model, test_set, batch_size=cfg.batch_size, device=device, task=task)
     metrics = {
         "model": run.model_name, "dataset": run.data.name, "split": "test",
+        "task": task.name, "best_metric": task.best_metric,
         **test, "train_history": history, "train_seconds": train_time,
         "train_clouds_per_second": seen / train_time,
         "parameters": sum(p.numel() for p in model.parameters()), "device": str(device),
@@ -127,24 +129,48 @@ def train(run: RunConfig, *, progress: bool = True) -> dict:
     return metrics
 
 
+def dataset_info(dataset) -> dict:
+    """What prediction needs of the training data: class and category names, and the
+    category -> parts mask of part-segmentation sets (those the dataset has)."""
+    info = {key: list(getattr(dataset, key)) for key in ("classes", "categories")
+            if getattr(dataset, key, None) is not None}
+    if getattr(dataset, "part_mask", None) is not None:
+        info["part_mask"] = dataset.part_mask
+    return info
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset, *, batch_size: int = 32, device="cpu") -> dict:
-    """Eval-mode predictions on ``dataset``: overall / mean-class accuracy and per class."""
+def evaluate(model: nn.Module, dataset, *, batch_size: int = 32, device="cpu",
+             task: Task | None = None, votes: int = 1, vote_rotation: str = "none",
+             seed: int = 0) -> dict:
+    """Eval-mode metrics of the dataset's task on ``dataset``; ``votes > 1`` averages the
+    logits of randomly scaled (and, with ``vote_rotation``, rotated) copies
+    (:func:`pcattn.engine.votes.vote_logits`)."""
+    task = task or task_for(dataset)
     model.eval()
-    preds, targets = [], []
+    state = task.new_state(device)
+    generator = torch.Generator().manual_seed(seed)
     for batch in DataLoader(dataset, batch_size=batch_size):
         batch = batch.to(device)
-        preds.append(model(batch).argmax(-1).cpu())
-        targets.append(batch.y.cpu())
-    return classification_metrics(torch.cat(preds), torch.cat(targets), dataset.num_classes)
+        logits = vote_logits(model, batch, votes, generator=generator, rotation=vote_rotation)
+        task.update(state, logits, batch)
+    return task.compute(state)
 
 
-def evaluate_checkpoint(path: str | Path, *, split: str = "test", device: str = "auto") -> dict:
-    """Rebuild the model of a checkpoint and evaluate it on a split of its dataset."""
+def load_model(path: str | Path, device: str = "auto") -> tuple[nn.Module, RunConfig, dict]:
+    """The eval-mode model of a checkpoint, its run config and the checkpoint dict."""
     ckpt = load_checkpoint(path)
     run = config_from_dict(ckpt["config"])
-    dev = resolve_device(device)
-    dataset = build_dataset(run.data, split)
     model = create_model(run.model_name, **vars(run.model))
     model.load_state_dict(ckpt["model"])
-    return evaluate(model.to(dev), dataset, batch_size=run.train.batch_size, device=dev)
+    return model.to(resolve_device(device)).eval(), run, ckpt
+
+
+def evaluate_checkpoint(path: str | Path, *, split: str = "test", device: str = "auto",
+                        votes: int = 1, vote_rotation: str = "none") -> dict:
+    """Rebuild the model of a checkpoint and evaluate it on a split of its dataset."""
+    model, run, _ = load_model(path, device)
+    dataset = build_dataset(run.data, split)
+    return evaluate(model, dataset, batch_size=run.train.batch_size,
+                    device=next(model.parameters()).device, votes=votes,
+                    vote_rotation=vote_rotation, seed=run.train.seed)

@@ -18,8 +18,7 @@ from pcattn.nn import (
     global_mean_pool,
     mlp,
 )
-from pcattn.nn.attention_map import AttentionMap, LayerAttention
-from pcattn.ops.batching import unpack
+from pcattn.nn.attention_map import LayerAttention
 
 PAPER = "Guo et al. 2021, PCT: Point Cloud Transformer"
 
@@ -125,12 +124,9 @@ class PCTBackbone(nn.Module):
         feats = point_features(data, self.config.feature_channels)  # [M, 3 + F]
         x, _, batch_s, sample = self.embed(feats, data.pos, batch)  # [S, C]
         h, outs, maps = self.pre(x), [], []
-        mask = unpack(sample, batch_s, num_clouds=num_clouds(data))[1] if return_attention \
-            else None  # [B, N_max]
         for i, layer in enumerate(self.attention):
             if return_attention:
-                h, w = layer(h, batch_s, return_attention=True)  # w: [B, 1, N, N]
-                amap = AttentionMap("global", w, mask=mask)
+                h, amap = layer(h, batch_s, return_attention=True)  # global, [B, 1, N, N]
                 maps.append(LayerAttention(f"offset_attention.{i}", amap, sample, sample))
             else:
                 h = layer(h, batch_s)  # [S, C]
@@ -144,7 +140,8 @@ class PCTBackbone(nn.Module):
 
 def _max_mean(x: Tensor, batch: Tensor, b: int) -> Tensor:
     """PCT's global feature: max and mean pooling, concatenated. Shape: [M, C] -> [B, 2C]."""
-    return torch.cat([global_max_pool(x, batch, b), global_mean_pool(x, batch, b)], dim=-1)
+    return torch.cat([global_max_pool(x, batch, num_clouds=b),
+                      global_mean_pool(x, batch, num_clouds=b)], dim=-1)
 
 
 @register_model("pct_cls", PCTConfig, paper=PAPER)
@@ -170,7 +167,7 @@ class PCTCls(nn.Module):
         out["pooled"] = _max_mean(out["x"], out["batch"], num_clouds(data))
         return out
 
-    def forward_head(self, pooled: Tensor, pre_logits: bool = False) -> Tensor:
+    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
         return self.head(pooled, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:
@@ -218,7 +215,7 @@ class PCTSeg(nn.Module):
         out["point"] = torch.cat([x, glob[batch]], dim=-1)  # [M, 3 F_fuse + C_cat]
         return out
 
-    def forward_head(self, point: Tensor, pre_logits: bool = False) -> Tensor:
+    def forward_head(self, point: Tensor, *, pre_logits: bool = False) -> Tensor:
         return self.head(point, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:

@@ -1,4 +1,5 @@
-"""Point Transformer classifier (Zhao et al. 2021), assembled from pcattn.nn blocks."""
+"""Point Transformer backbone and classifier (Zhao et al. 2021), assembled from pcattn.nn
+blocks."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.models.registry import register_model
+
+PT = "Zhao et al. 2021, Point Transformer"
 from pcattn.nn import (
     ClassificationHead,
+    LayerAttention,
     PointEmbedding,
     PointTransformerBlock,
     TransitionDown,
@@ -24,7 +28,7 @@ class PointTransformerConfig:
     """Hyper-parameters of the Point Transformer family; YAML ``model:`` keys are these."""
 
     num_classes: int = 10  # `pcattn train` fills it in from the data
-    in_channels: int = 0  # extra features in ``data.x`` (3 for normals); filled in likewise
+    feature_channels: int = 0  # width of ``data.x`` beyond xyz (3 for normals); filled in likewise
     channels: tuple[int, ...] = (32, 64, 128)  # one stage each; stages after the first downsample
     blocks: tuple[int, ...] = (1, 1, 1)  # Point Transformer blocks per stage
     k: int = 16  # neighbours for attention and for transition down
@@ -46,11 +50,77 @@ class PointTransformerConfig:
                              f"{self.num_classes}, {self.k}, {self.ratio}")
 
 
-@register_model("point_transformer_cls", PointTransformerConfig,
-                paper="Zhao et al. 2021, Point Transformer")
+class PointTransformerEncoder(nn.Module):
+    """The Point Transformer backbone (Zhao et al., ICCV 2021, Fig. 3): an embedding, then
+    stages of (transition down + Point Transformer blocks); the first stage keeps every point.
+    Shared by the classifier and the segmenter.
+
+    Args:
+        in_channels: input features per point (``3 + F``: xyz and ``data.x``).
+        channels: width of each stage.
+        blocks: Point Transformer blocks per stage.
+        k: neighbours for attention and for transition down.
+        ratio: points kept by each transition down.
+
+    ``forward`` returns one dict per stage: ``x [M_s, C_s], pos [M_s, 3], batch [M_s],
+    idx [M_s, K]`` (the stage's neighbourhoods), ``sample`` (indices into the previous
+    stage's nodes; ``None`` for the first), ``index`` (indices of the stage's nodes into the
+    input points) and, with ``return_attention=True``, ``attention`` (one ``local``
+    :class:`~pcattn.nn.AttentionMap` per block, on ``idx``).
+
+    Shape:
+        feats: [M, in_channels], pos: [M, 3], batch: [M] -> stages
+    """
+
+    def __init__(self, in_channels: int, channels: tuple[int, ...], blocks: tuple[int, ...], *,
+                 k: int = 16, ratio: float = 0.25) -> None:
+        super().__init__()
+        self.k = k
+        self.embed = PointEmbedding(in_channels, channels[0])
+        self.downs = nn.ModuleList()
+        self.stages = nn.ModuleList()
+        for i, (c, n) in enumerate(zip(channels, blocks)):
+            self.downs.append(nn.Identity() if i == 0 else
+                              TransitionDown(channels[i - 1], c, ratio=ratio, k=k))
+            self.stages.append(nn.ModuleList(PointTransformerBlock(c) for _ in range(n)))
+
+    def forward(self, feats: Tensor, pos: Tensor, batch: Tensor | None = None, *,
+                return_attention: bool = False) -> list[dict]:
+        x = self.embed(feats)  # [M, C0]
+        index = torch.arange(pos.shape[0], device=pos.device)  # [M] into the input points
+        stages = []
+        for i, (down, blocks) in enumerate(zip(self.downs, self.stages)):
+            sample = None
+            if i > 0:
+                x, pos, batch, sample = down(x, pos, batch)  # [S, C_i]
+                index = index[sample]  # [S]
+            idx = knn(pos, self.k, batch)  # [M_i, K]
+            attn = []
+            for block in blocks:
+                if return_attention:
+                    x, amap = block(x, pos, idx, return_attention=True)  # [M_i, C_i]
+                    attn.append(amap)
+                else:
+                    x = block(x, pos, idx)  # [M_i, C_i]
+            stage = {"x": x, "pos": pos, "batch": batch, "idx": idx, "sample": sample,
+                     "index": index}
+            if return_attention:
+                stage["attention"] = attn
+            stages.append(stage)
+        return stages
+
+
+def stage_attention(stages: list[dict], prefix: str = "encoder") -> list[LayerAttention]:
+    """The blocks' maps of :meth:`PointTransformerEncoder.forward` as ``LayerAttention``
+    (``"<prefix>.<stage>.<block>"``), tied to the input points by each stage's ``index``."""
+    return [LayerAttention(f"{prefix}.{s}.{b}", amap, stage["index"], stage["index"])
+            for s, stage in enumerate(stages) for b, amap in enumerate(stage["attention"])]
+
+
+@register_model("point_transformer_cls", PointTransformerConfig, paper=PT)
 class PointTransformerCls(nn.Module):
-    """Point Transformer classifier: embedding, stages of (transition down + blocks),
-    global pooling and an MLP head.
+    """Point Transformer classifier: :class:`PointTransformerEncoder`, global pooling and
+    an MLP head.
 
     ``forward_features`` returns per-stage outputs and the pooled feature;
     ``forward_head(feat, pre_logits=)`` maps it to logits; ``forward(data)`` does both.
@@ -62,53 +132,36 @@ class PointTransformerCls(nn.Module):
     def __init__(self, config: PointTransformerConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        self.embed = PointEmbedding(3 + cfg.in_channels, cfg.channels[0])
-        self.downs = nn.ModuleList()
-        self.stages = nn.ModuleList()
-        for i, (c, n) in enumerate(zip(cfg.channels, cfg.blocks)):
-            self.downs.append(nn.Identity() if i == 0 else
-                              TransitionDown(cfg.channels[i - 1], c, ratio=cfg.ratio, k=cfg.k))
-            self.stages.append(nn.ModuleList(PointTransformerBlock(c) for _ in range(n)))
+        self.encoder = PointTransformerEncoder(3 + cfg.feature_channels, cfg.channels, cfg.blocks,
+                                               k=cfg.k, ratio=cfg.ratio)
         self.head = ClassificationHead(cfg.channels[-1], cfg.num_classes,
                                        hidden_channels=cfg.head_hidden, dropout=cfg.dropout)
 
     def forward_features(self, data, return_attention: bool = False) -> dict:
         """Run the backbone.
 
-        Returns a dict with ``"pooled" [B, C]`` and ``"stages"``: per stage a dict of
-        ``x, pos, batch, idx`` and, with ``return_attention=True``, ``attention`` (a list of
-        ``[M_s, K, C_s]`` weights, one per block) and ``sample`` (indices into the
-        previous stage's nodes).
+        Returns a dict with ``"pooled" [B, C]`` and ``"stages"`` (see
+        :class:`PointTransformerEncoder`); with ``return_attention=True`` also
+        ``"attention"``: one :class:`~pcattn.nn.LayerAttention` per block
+        (``"encoder.<stage>.<block>"``), its ``local`` map on the stage's ``idx`` and
+        ``query_index = source_index`` the stage's nodes as indices into the input points.
         """
         pos, batch = data.pos, _batch_of(data)
         feats = pos if getattr(data, "x", None) is None else torch.cat([pos, data.x], -1)
-        if feats.shape[1] != 3 + self.config.in_channels:
-            raise ValueError(f"the model expects {self.config.in_channels} extra feature "
+        if feats.shape[1] != 3 + self.config.feature_channels:
+            raise ValueError(f"the model expects {self.config.feature_channels} extra feature "
                              f"channels in data.x, got {feats.shape[1] - 3}; set "
-                             "model.in_channels to match the data")
-        x = self.embed(feats)  # [M, C0]
-        stages = []
-        for i, (down, blocks) in enumerate(zip(self.downs, self.stages)):
-            sample = None
-            if i > 0:
-                x, pos, batch, sample = down(x, pos, batch)  # [S, C_i]
-            idx = knn(pos, self.config.k, batch)  # [M_i, K]
-            attn = []
-            for block in blocks:
-                if return_attention:
-                    x, w = block(x, pos, idx, return_attention=True)  # w: [M_i, K, C_i]
-                    attn.append(w)
-                else:
-                    x = block(x, pos, idx)  # [M_i, C_i]
-            stage = {"x": x, "pos": pos, "batch": batch, "idx": idx, "sample": sample}
-            if return_attention:
-                stage["attention"] = attn
-            stages.append(stage)
+                             "model.feature_channels to match the data")
+        stages = self.encoder(feats, pos, batch, return_attention=return_attention)
         num_clouds = int(data.num_graphs) if hasattr(data, "num_graphs") else None
         pool = global_max_pool if self.config.pool == "max" else global_mean_pool
-        return {"pooled": pool(x, batch, num_clouds), "stages": stages}
+        out = {"pooled": pool(stages[-1]["x"], stages[-1]["batch"], num_clouds=num_clouds),
+               "stages": stages}
+        if return_attention:
+            out["attention"] = stage_attention(stages)
+        return out
 
-    def forward_head(self, pooled: Tensor, pre_logits: bool = False) -> Tensor:
+    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
         return self.head(pooled, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:

@@ -81,23 +81,24 @@ class PTv2Block(nn.Module):
     act, fc3`` plus a residual) with the norm moved before the attention.
 
     Shape:
-        x: [M, C], pos: [M, 3], idx: [M, K] -> [M, C] (and weights [M, K, G])
+        x: [M, C], pos: [M, 3], idx: [M, K] -> [M, C] (and the attention's ``local``
+        :class:`~pcattn.nn.AttentionMap`, weights [M, K, G])
     """
 
     def __init__(self, channels: int, *, groups: int, pos_multiplier: bool = True) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(channels)
-        self.attn = GroupedVectorAttention(channels, channels, groups=groups,
+        self.attn = GroupedVectorAttention(channels, channels, heads=groups,
                                            pos_multiplier=pos_multiplier)
         self.norm2 = nn.LayerNorm(channels)
         self.lin_out = nn.Linear(channels, channels)
 
-    def forward(self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
-                ) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+                ) -> Tensor | tuple[Tensor, AttentionMap]:
         h = self.attn(self.norm1(x), pos, idx, return_attention=return_attention)
-        h, weight = h if return_attention else (h, None)  # [M, C], [M, K, G]
+        h, amap = h if return_attention else (h, None)  # [M, C], local map [M, K, G]
         out = x + self.lin_out(torch.relu(self.norm2(h)))  # [M, C]
-        return (out, weight) if return_attention else out
+        return (out, amap) if return_attention else out
 
 
 class _Stage(nn.Module):
@@ -115,8 +116,7 @@ class _Stage(nn.Module):
             if maps is None:
                 x = block(x, pos, idx)  # [M_s, C]
             else:
-                x, w = block(x, pos, idx, return_attention=True)  # w: [M_s, K, G]
-                amap = AttentionMap("local", w, idx=idx, num_sources=x.shape[0])
+                x, amap = block(x, pos, idx, return_attention=True)  # weights [M_s, K, G]
                 maps.append(LayerAttention(f"{name}.{j}", amap, where, where))
         return x
 
@@ -179,12 +179,12 @@ class PTv2Cls(nn.Module):
         levels = self.encoder(data, maps)
         last = levels[-1]
         out = {"pooled": global_mean_pool(self.norm(last["x"]), last["batch"],
-                                          num_clouds(data)), "levels": levels}
+                                          num_clouds=num_clouds(data)), "levels": levels}
         if return_attention:
             out["attention"] = maps
         return out
 
-    def forward_head(self, pooled: Tensor, pre_logits: bool = False) -> Tensor:
+    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
         return self.head(pooled, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:
@@ -229,8 +229,8 @@ class PTv2Seg(nn.Module):
         x = levels[-1]["x"]
         for i in reversed(range(len(self.ups))):
             coarse, fine = levels[i + 1], levels[i]
-            x = self.ups[i](x, coarse["pos"], coarse["batch"], fine["x"], fine["pos"],
-                            fine["batch"])  # [M_i, C_i]
+            x = self.ups[i](x, coarse["pos"], coarse["batch"], x_skip=fine["x"],
+                            query=fine["pos"], query_batch=fine["batch"])  # [M_i, C_i]
             x = self.decoder[i](x, fine["pos"], fine["idx"], fine["where"], f"decoder.{i}",
                                 maps)  # [M_i, C_i]
         out = {"point": self.norm(x), "batch": levels[0]["batch"], "levels": levels,
@@ -239,9 +239,9 @@ class PTv2Seg(nn.Module):
             out["attention"] = maps
         return out
 
-    def forward_head(self, point: Tensor, category: Tensor, batch: Tensor,
+    def forward_head(self, point: Tensor, category: Tensor, batch: Tensor, *,
                      pre_logits: bool = False) -> Tensor:
-        return self.head(point, category, batch, pre_logits=pre_logits)
+        return self.head(point, batch, category=category, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:
         f = self.forward_features(data)

@@ -6,23 +6,28 @@ builds the config from the overrides (unknown keys are an error naming the valid
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from torch import nn
+from pcattn.config_check import build_config
+
+if TYPE_CHECKING:
+    from torch import nn
 
 _REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
 _INFO: dict[str, dict[str, str]] = {}
 TASKS = ("classification", "part_segmentation")
 
 
-def register_model(name: str, config_cls: type, *, task: str = "classification",
+def register_model(name: str, config_cls: type, *, task: str | None = None,
                    paper: str = "") -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: register ``cls(config)`` under ``name`` with its config class.
 
-    ``task``: what the model predicts (one of ``TASKS``); ``paper``: the work it follows
-    (``pcattn models`` prints both).
+    ``task``: what the model predicts (one of ``TASKS``; default from the name:
+    ``part_segmentation`` for ``*_seg*``, else ``classification``); ``paper``: the work
+    it follows (``pcattn models`` prints both).
     """
+    if task is None:
+        task = "part_segmentation" if "_seg" in name else "classification"
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
@@ -51,15 +56,6 @@ def list_models() -> list[str]:
 def model_config_class(name: str) -> type:
     """The config dataclass of a registered model."""
     return _lookup(name)[1]
-
-
-def build_config(config_cls: type, values: dict[str, Any], where: str) -> Any:
-    """Instantiate a config dataclass, with clear errors for unknown keys or bad types."""
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(fields)}")
-    return config_cls(**values)
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:

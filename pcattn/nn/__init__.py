@@ -1,10 +1,11 @@
 """Importable blocks: embeddings, attention layers, pooling, transitions and heads."""
 
-from pcattn.nn.attention_pool import AttentionPool, segment_softmax
+from pcattn.nn.attention_map import AttentionMap, LayerAttention
+from pcattn.nn.attention_pool import AttentionPool
 from pcattn.nn.channel_attention import EfficientChannelAttention, SqueezeExcitation
 from pcattn.nn.embedding import NeighborEmbedding, PointEmbedding
 from pcattn.nn.global_attention import GlobalSelfAttention
-from pcattn.nn.global_tokens import GlobalTokenAttention, GlobalTokens
+from pcattn.nn.global_tokens import GlobalTokens
 from pcattn.nn.graph_attention import GraphAttention
 from pcattn.nn.grouped_vector_attention import GroupedVectorAttention
 from pcattn.nn.head import ClassificationHead, SegmentationHead
@@ -12,12 +13,9 @@ from pcattn.nn.linear_attention import LinearAttention
 from pcattn.nn.local_attention import LocalSelfAttention
 from pcattn.nn.mlp import mlp
 from pcattn.nn.nadaraya_watson import NadarayaWatsonPool
+from pcattn.nn.nadaraya_watson import NadarayaWatsonLayer
 from pcattn.nn.offset_attention import OffsetAttention
-from pcattn.nn.point_transformer import (
-    PointTransformerBlock,
-    PointTransformerLayer,
-    masked_softmax,
-)
+from pcattn.nn.point_transformer import PointTransformerBlock, PointTransformerLayer
 from pcattn.nn.pool import global_max_pool, global_mean_pool
 from pcattn.nn.positional_encoding import (
     FourierPositionalEncoding,
@@ -26,20 +24,23 @@ from pcattn.nn.positional_encoding import (
 )
 from pcattn.nn.tnet import TNet, apply_transform, orthogonality_loss
 from pcattn.nn.transition import TransitionDown, TransitionUp
+from pcattn.ops.softmax import masked_softmax, segment_softmax
 
 __all__ = [
+    "AttentionMap",
     "AttentionPool",
     "ClassificationHead",
     "EfficientChannelAttention",
     "FourierPositionalEncoding",
     "GlobalSelfAttention",
-    "GlobalTokenAttention",
     "GlobalTokens",
     "GraphAttention",
     "GroupedVectorAttention",
+    "LayerAttention",
     "LearnedPositionalEncoding",
     "LinearAttention",
     "LocalSelfAttention",
+    "NadarayaWatsonLayer",
     "NadarayaWatsonPool",
     "NeighborEmbedding",
     "OffsetAttention",

@@ -4,21 +4,35 @@ A block called with ``return_attention=True`` returns ``(out, AttentionMap)``. R
 queries, columns are the sources the queries read; which tensors are set depends on ``kind``:
 
 ``local``  (kNN / ball neighbourhoods, interpolation): ``weight [M_q, K, H]``, ``idx [M_q, K]``
-           into the source nodes, ``-1`` (weight 0) at padding.
+           into the source nodes, ``-1`` (weight 0) at padding. Queries are the rows; they
+           are the source nodes themselves unless ``num_sources`` is set (transitions up,
+           Nadaraya-Watson pooling: ``idx`` then indexes the ``num_sources`` source nodes).
 ``global`` (all pairs within a cloud): ``weight [B, H, N_max, N_max]`` and ``mask [B, N_max]``
            (True at real nodes), rows and columns in the order of the packed nodes of each cloud.
 ``graph``  (edges): ``weight [E, H]`` on ``edge_index [2, E]`` (row 0 source, row 1 target;
-           the target is the query).
+           the target is the query). ``GlobalTokens`` returns a graph map over its ``M`` nodes
+           followed by the ``T`` tokens of each cloud (token ``t`` of cloud ``b`` is node
+           ``M + b T + t``; ``num_sources = M + B T``).
 ``pool``   (one query per cloud reading its nodes): ``weight [M, H]``, ``batch [M]``.
 ``channel`` (gates over channels, no point-to-point weight): ``weight [B, C]``.
+
+The head axis ``H`` is the last one (the second for ``global``): heads of scalar attention,
+groups of grouped vector attention, channels of Point Transformer's vector attention, 1 for
+kernels and interpolation. Weights that come from a softmax sum to 1 over each query's valid
+sources. ``transposed=True`` marks a ``global`` map kept in its paper's orientation with the
+*columns* as the nodes whose output is computed: :class:`~pcattn.nn.OffsetAttention` returns
+PCT's ``attention[i, j]`` as is (row ``i`` the query of the softmax ``q_i k_j``, columns
+L1-normalised after, node ``j`` receiving ``sum_i w[i, j] v_i``). :meth:`to_sparse` always
+gives the node that receives as the query, so consumers need not know.
 
 :meth:`AttentionMap.to_sparse` turns every kind but ``channel`` into one list of
 ``(query, source, weight)`` triples over packed node indices, which is what consumers
 (``pcattn.viz``, attention rollout) read.
 
-A model's ``forward_features(data, return_attention=True)`` returns ``(features, maps)`` with
-``maps`` a list of :class:`LayerAttention` in forward order: each map together with the input
-points its queries and sources sit at, so maps of down-sampled stages can be drawn and composed.
+A model's ``forward_features(data, return_attention=True)`` returns its dict of features with
+``"attention"``: a list of :class:`LayerAttention` in forward order, each map together with
+the input points its queries and sources sit at, so maps of down-sampled stages can be drawn
+and composed.
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ class AttentionMap(NamedTuple):
     mask: Tensor | None = None
     batch: Tensor | None = None
     num_sources: int | None = None
+    transposed: bool = False
 
     @property
     def heads(self) -> int:
@@ -50,8 +65,9 @@ class AttentionMap(NamedTuple):
     def to_sparse(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(query [nnz], source [nnz], weight [nnz, H])`` over packed node indices.
 
-        Padding (``idx == -1``, masked nodes) is dropped. ``pool`` maps have one query per
-        cloud: the query index is the cloud id.
+        The query is the node whose output the weight enters (for a ``transposed`` map the
+        column). Padding (``idx == -1``, masked nodes) is dropped. ``pool`` maps have one
+        query per cloud: the query index is the cloud id.
         """
         w = self.weight
         if self.kind == "local":
@@ -68,7 +84,9 @@ class AttentionMap(NamedTuple):
             packed[mask] = torch.arange(int(mask.sum()), device=w.device)
             pair = mask[:, :, None] & mask[:, None, :]  # [B, N, N]
             cloud, i, j = pair.nonzero(as_tuple=True)
-            return packed[cloud, i], packed[cloud, j], w.permute(0, 2, 3, 1)[cloud, i, j]
+            query, source = (packed[cloud, j], packed[cloud, i]) if self.transposed else (
+                packed[cloud, i], packed[cloud, j])
+            return query, source, w.permute(0, 2, 3, 1)[cloud, i, j]
         if self.kind == "graph":
             return self.edge_index[1], self.edge_index[0], w.reshape(w.shape[0], -1)
         if self.kind == "pool":

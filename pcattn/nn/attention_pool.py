@@ -7,7 +7,10 @@ import math
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.attention_map import AttentionMap
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import batch_size, check_batch
+from pcattn.ops.softmax import segment_softmax
 
 
 class AttentionPool(nn.Module):
@@ -30,27 +33,39 @@ class AttentionPool(nn.Module):
         in_channels: node feature size ``C_in``.
         out_channels: pooled size ``C`` (default ``C_in``), divisible by ``heads``.
         heads: number of heads ``H``.
-        qkv_bias: bias in the key and value maps.
+        bias: bias in the key and value maps.
 
     Shape:
-        x: [M, C_in], batch: [M] -> [B, C]; with ``return_attention=True`` also the
-        weights [M, H] (each head's weights sum to one over the nodes of a cloud).
+        x: [M, C_in], batch: [M] (``None``: one cloud) -> [B, C]; with
+        ``return_attention=True`` also a ``pool`` :class:`AttentionMap`: weights [M, H]
+        (each head's weights sum to one over the nodes of a cloud) and ``batch``.
     """
 
     def __init__(self, in_channels: int, out_channels: int | None = None, *, heads: int = 4,
-                 qkv_bias: bool = True) -> None:
+                 bias: bool = True) -> None:
         super().__init__()
         c = out_channels or in_channels
         if c % heads != 0:
             raise ValueError(f"out_channels ({c}) must be divisible by heads ({heads})")
         self.in_channels, self.out_channels, self.heads = in_channels, c, heads
-        self.query = nn.Parameter(torch.randn(heads, c // heads) * (c // heads) ** -0.5)
-        self.lin_k = nn.Linear(in_channels, c, bias=qkv_bias)
-        self.lin_v = nn.Linear(in_channels, c, bias=qkv_bias)
+        self.query = nn.Parameter(torch.empty(heads, c // heads))
+        self._init_query()
+        self.lin_k = nn.Linear(in_channels, c, bias=bias)
+        self.lin_v = nn.Linear(in_channels, c, bias=bias)
         self.lin_out = nn.Linear(c, c)
 
-    def forward(self, x: Tensor, batch: Tensor | None = None, num_clouds: int | None = None,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def _init_query(self) -> None:
+        """Seed ``q ~ N(0, 1/D)``: the logits start at unit scale."""
+        with torch.no_grad():
+            self.query.copy_(torch.randn_like(self.query) * self.query.shape[1] ** -0.5)
+
+    def reset_parameters(self) -> None:
+        """Default inits of the projections; the seed ``q ~ N(0, 1/D)``."""
+        reset_children(self)
+        self._init_query()
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, *, num_clouds: int | None = None,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         batch = check_batch(batch, x.shape[0], x.device)
         b = batch_size(batch) if num_clouds is None else num_clouds
         m, h, c = x.shape[0], self.heads, self.out_channels
@@ -61,19 +76,6 @@ class AttentionPool(nn.Module):
         weight = segment_softmax(logits, batch, b)  # [M, H]
         out = x.new_zeros(b, h, d).index_add_(0, batch, weight[..., None] * value)  # [B, H, D]
         out = self.lin_out(out.reshape(b, c))  # [B, C]
-        return (out, weight) if return_attention else out
-
-
-def segment_softmax(logits: Tensor, batch: Tensor, num_clouds: int | None = None) -> Tensor:
-    """Softmax over the nodes of each cloud, separately for every trailing entry.
-
-    Shape:
-        logits: [M, *], batch: [M] (sorted) -> [M, *]
-    """
-    b = batch_size(batch) if num_clouds is None else num_clouds
-    index = batch.view((-1,) + (1,) * (logits.dim() - 1)).expand_as(logits)  # [M, *]
-    peak = logits.new_full((b,) + tuple(logits.shape[1:]), float("-inf"))
-    peak = peak.scatter_reduce(0, index, logits.detach(), reduce="amax")  # [B, *]
-    e = (logits - peak[batch]).exp()  # [M, *]
-    total = torch.zeros_like(peak).index_add_(0, batch, e)  # [B, *]
-    return e / total[batch]  # [M, *]
+        if not return_attention:
+            return out
+        return out, AttentionMap("pool", weight, batch=batch)  # weight [M, H]

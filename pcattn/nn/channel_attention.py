@@ -7,7 +7,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.pool import global_max_pool, global_mean_pool
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import batch_size, check_batch
 
 _POOLS = {"mean": global_mean_pool, "max": global_max_pool}
@@ -17,7 +19,7 @@ def _squeeze(x: Tensor, batch: Tensor | None, num_clouds: int | None, pool: str
              ) -> tuple[Tensor, Tensor]:
     batch = check_batch(batch, x.shape[0], x.device)
     b = batch_size(batch) if num_clouds is None else num_clouds
-    return _POOLS[pool](x, batch, b), batch  # [B, C], [M]
+    return _POOLS[pool](x, batch, num_clouds=b), batch  # [B, C], [M]
 
 
 class SqueezeExcitation(nn.Module):
@@ -34,31 +36,38 @@ class SqueezeExcitation(nn.Module):
     with ``W_1: C -> C / reduction`` and ``W_2: C / reduction -> C``.
 
     Args:
-        channels: feature size ``C`` (input and output).
+        in_channels: feature size ``C`` (input and output).
         reduction: bottleneck ratio ``r``.
         pool: ``"mean"`` (SENet's global average) or ``"max"`` (PointNet's symmetric
             function).
 
     Shape:
-        x: [M, C], batch: [M] -> [M, C]; with ``return_attention=True`` also the gates
+        x: [M, C], batch: [M] (``None``: one cloud) -> [M, C]; with
+        ``return_attention=True`` also a ``channel`` :class:`AttentionMap`: the gates
         [B, C] (in ``(0, 1)``).
     """
 
-    def __init__(self, channels: int, *, reduction: int = 4, pool: str = "mean") -> None:
+    def __init__(self, in_channels: int, *, reduction: int = 4, pool: str = "mean") -> None:
         super().__init__()
+        channels = in_channels
         if pool not in _POOLS:
             raise ValueError(f"pool must be one of {sorted(_POOLS)}, got {pool!r}")
-        self.channels, self.pool = channels, pool
+        self.in_channels = self.out_channels = channels
+        self.pool = pool
         hidden = max(1, channels // reduction)
         self.fc1 = nn.Linear(channels, hidden)
         self.fc2 = nn.Linear(hidden, channels)
 
-    def forward(self, x: Tensor, batch: Tensor | None = None, num_clouds: int | None = None,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def reset_parameters(self) -> None:
+        """Default inits of the layers."""
+        reset_children(self)
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, *, num_clouds: int | None = None,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         z, batch = _squeeze(x, batch, num_clouds, self.pool)  # [B, C], [M]
         gate = torch.sigmoid(self.fc2(torch.relu(self.fc1(z))))  # [B, C]
         out = x * gate[batch]  # [M, C]
-        return (out, gate) if return_attention else out
+        return (out, AttentionMap("channel", gate)) if return_attention else out
 
 
 class EfficientChannelAttention(nn.Module):
@@ -77,19 +86,21 @@ class EfficientChannelAttention(nn.Module):
     (zero padding at both ends of the channel axis, no bias, as in the paper's code).
 
     Args:
-        channels: feature size ``C`` (input and output).
+        in_channels: feature size ``C`` (input and output).
         kernel_size: ``k``; default from ``C`` by the formula above.
         gamma, beta: constants of the adaptive kernel size.
         pool: ``"mean"`` (the paper) or ``"max"``.
 
     Shape:
-        x: [M, C], batch: [M] -> [M, C]; with ``return_attention=True`` also the gates
+        x: [M, C], batch: [M] (``None``: one cloud) -> [M, C]; with
+        ``return_attention=True`` also a ``channel`` :class:`AttentionMap`: the gates
         [B, C].
     """
 
-    def __init__(self, channels: int, *, kernel_size: int | None = None, gamma: float = 2,
+    def __init__(self, in_channels: int, *, kernel_size: int | None = None, gamma: float = 2,
                  beta: float = 1, pool: str = "mean") -> None:
         super().__init__()
+        channels = in_channels
         if pool not in _POOLS:
             raise ValueError(f"pool must be one of {sorted(_POOLS)}, got {pool!r}")
         if kernel_size is None:
@@ -97,12 +108,17 @@ class EfficientChannelAttention(nn.Module):
             kernel_size = t if t % 2 else t + 1
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
-        self.channels, self.kernel_size, self.pool = channels, kernel_size, pool
+        self.in_channels = self.out_channels = channels
+        self.kernel_size, self.pool = kernel_size, pool
         self.conv = nn.Conv1d(1, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
 
-    def forward(self, x: Tensor, batch: Tensor | None = None, num_clouds: int | None = None,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def reset_parameters(self) -> None:
+        """Default inits of the layers."""
+        reset_children(self)
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, *, num_clouds: int | None = None,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         z, batch = _squeeze(x, batch, num_clouds, self.pool)  # [B, C], [M]
         gate = torch.sigmoid(self.conv(z[:, None, :])[:, 0, :])  # [B, 1, C] -> [B, C]
         out = x * gate[batch]  # [M, C]
-        return (out, gate) if return_attention else out
+        return (out, AttentionMap("channel", gate)) if return_attention else out

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.mlp import mlp
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
@@ -33,7 +34,12 @@ class PointEmbedding(nn.Module):
                  hidden_channels: int | None = None) -> None:
         super().__init__()
         hidden = hidden_channels or out_channels
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.mlp = mlp([in_channels, hidden, out_channels], last_act=True)
+
+    def reset_parameters(self) -> None:
+        """Default inits of the MLP."""
+        reset_children(self)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 1:
@@ -75,11 +81,16 @@ class NeighborEmbedding(nn.Module):
         super().__init__()
         if out_channels % 2:
             raise ValueError(f"out_channels must be even, got {out_channels}")
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.ratios, self.num_samples, self.k = ratios, num_samples, k
         mid = out_channels // 2
         self.embed = mlp([in_channels, hidden_channels, hidden_channels], last_act=True)
         self.local0 = mlp([2 * hidden_channels, mid, mid], last_act=True)
         self.local1 = mlp([2 * mid, out_channels, out_channels], last_act=True)
+
+    def reset_parameters(self) -> None:
+        """Default inits of the MLPs."""
+        reset_children(self)
 
     def forward(self, x: Tensor | None, pos: Tensor, batch: Tensor | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:

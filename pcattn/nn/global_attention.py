@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.positional_encoding import apply_pos_encoding
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch, pack, unpack
 
 _SCORES = ("dot", "additive")
@@ -53,9 +55,10 @@ class GlobalSelfAttention(nn.Module):
 
     Shape:
         x: [M, C_in], batch: [M] (``None``: one cloud) -> [M, C];
-        with ``return_attention=True`` also the weights [B, H, N_max, N_max]
-        (``[b, h, i, j]``: weight of node ``j`` for query ``i`` of cloud ``b``, by
-        position within the cloud; zero in padded rows and columns).
+        with ``return_attention=True`` also a ``global`` :class:`AttentionMap`: weights
+        [B, H, N_max, N_max] (``[b, h, i, j]``: weight of node ``j`` for query ``i`` of
+        cloud ``b``, by position within the cloud; zero in padded rows and columns) and
+        the mask [B, N_max] of real nodes.
     """
 
     def __init__(self, in_channels: int, out_channels: int | None = None, *,
@@ -74,12 +77,23 @@ class GlobalSelfAttention(nn.Module):
         self.lin_out = nn.Linear(out_channels, out_channels, bias=bias)
         self.pos_encoding = pos_encoding
         if score == "additive":
-            self.score_weight = nn.Parameter(
-                torch.randn(heads, out_channels // heads) / (out_channels // heads) ** 0.5)
+            self.score_weight = nn.Parameter(torch.empty(heads, out_channels // heads))
+            self._init_score()
 
-    def forward(self, x: Tensor, batch: Tensor | None = None,
-                return_attention: bool = False, *, pos: Tensor | None = None,
-                ) -> Tensor | tuple[Tensor, Tensor]:
+    def _init_score(self) -> None:
+        """``w_h ~ N(0, 1/D)``: additive scores start at unit scale."""
+        d = self.score_weight.shape[1]
+        with torch.no_grad():
+            self.score_weight.copy_(torch.randn_like(self.score_weight) / d ** 0.5)
+
+    def reset_parameters(self) -> None:
+        """Default inits of the projections (and ``pos_encoding``); ``w_h ~ N(0, 1/D)``."""
+        reset_children(self)
+        if self.score == "additive":
+            self._init_score()
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         batch = check_batch(batch, x.shape[0], x.device)
         x = apply_pos_encoding(x, pos, self.pos_encoding)  # [M, C_in]
         h, c = self.heads, self.out_channels
@@ -104,7 +118,8 @@ class GlobalSelfAttention(nn.Module):
         out = self.lin_out(pack(out, mask)[0])  # [M, C]
         if not return_attention:
             return out
-        return out, weight * (mask[:, None, :, None] & mask[:, None, None, :])
+        weight = weight * (mask[:, None, :, None] & mask[:, None, None, :])
+        return out, AttentionMap("global", weight, mask=mask)  # weight [B, H, N, N]
 
     def _additive_logits(self, q: Tensor, k: Tensor) -> Tensor:
         """``w_h . tanh(q_i + k_j)`` in chunks of queries. [B, H, N, D] -> [B, H, N, N]."""

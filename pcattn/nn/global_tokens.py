@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.positional_encoding import apply_pos_encoding
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import batch_size, check_batch, unpack
 from pcattn.ops.gather import gather
-
-
-class GlobalTokenAttention(NamedTuple):
-    """Weights of :class:`GlobalTokens`, as used by its forward.
-
-    ``tokens [B, H, T, T + N_max]``: what each token read, the ``T`` tokens first, then
-    the nodes of its cloud by position (zero at padding). ``nodes [M, H, T (+ K)]``: what
-    each node read, the ``T`` tokens first, then its ``K`` neighbours when ``idx`` was
-    given (zero at ``-1``).
-    """
-
-    tokens: Tensor
-    nodes: Tensor
 
 
 class GlobalTokens(nn.Module):
@@ -47,7 +36,7 @@ class GlobalTokens(nn.Module):
     tokens per node (``[M, T, C]``).
 
     Args:
-        channels: ``C`` (input and output).
+        in_channels: ``C`` (input and output).
         num_tokens: ``T``.
         heads: ``H``; ``D = C / H``.
         norm_layer: ``C -> module`` for the pre-norms (``nn.Identity`` for none).
@@ -56,18 +45,25 @@ class GlobalTokens(nn.Module):
 
     Shape:
         x: [M, C], batch: [M] (``None``: one cloud), idx: [M, K] (optional) -> [M, C];
-        ``return_tokens=True`` adds the updated tokens [B, T, C];
-        ``return_attention=True`` adds a :class:`GlobalTokenAttention` (last).
+        with ``return_attention=True`` also a ``graph`` :class:`AttentionMap` over the
+        ``M`` nodes followed by the tokens (token ``t`` of cloud ``b`` is node
+        ``M + b T + t``): weights [E, H] on ``edge_index [2, E]``, the edges into each
+        token (from the ``T`` tokens and the nodes of its cloud) and into each node (from
+        the ``T`` tokens of its cloud and its valid neighbours); each target's weights
+        sum to 1. :meth:`update_tokens` gives the updated tokens [B, T, C].
     """
 
-    def __init__(self, channels: int, *, num_tokens: int = 4, heads: int = 4,
+    def __init__(self, in_channels: int, *, num_tokens: int = 4, heads: int = 4,
                  norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
                  pos_encoding: Callable | None = None) -> None:
         super().__init__()
+        channels = in_channels
         if channels % heads:
-            raise ValueError(f"channels={channels} is not divisible by heads={heads}")
-        self.channels, self.num_tokens, self.heads = channels, num_tokens, heads
-        self.tokens = nn.Parameter(torch.randn(num_tokens, channels) * 0.02)
+            raise ValueError(f"in_channels={channels} is not divisible by heads={heads}")
+        self.in_channels = self.out_channels = channels
+        self.num_tokens, self.heads = num_tokens, heads
+        self.tokens = nn.Parameter(torch.empty(num_tokens, channels))
+        self._init_tokens()
         self.norm_nodes = norm_layer(channels)
         self.norm_tokens = norm_layer(channels)
         self.norm_tokens_out = norm_layer(channels)
@@ -81,31 +77,25 @@ class GlobalTokens(nn.Module):
         self.lin_out_node = nn.Linear(channels, channels)
         self.pos_encoding = pos_encoding
 
-    def forward(self, x: Tensor, batch: Tensor | None = None,
-                return_attention: bool = False, *, pos: Tensor | None = None,
-                idx: Tensor | None = None, return_tokens: bool = False):
+    def _init_tokens(self) -> None:
+        """Tokens ``~ N(0, 0.02^2)`` (BERT's / ViT's init of learned embeddings)."""
+        with torch.no_grad():
+            self.tokens.copy_(torch.randn_like(self.tokens) * 0.02)
+
+    def reset_parameters(self) -> None:
+        """Default inits of the projections and norms; tokens ``~ N(0, 0.02^2)``."""
+        reset_children(self)
+        self._init_tokens()
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
+                idx: Tensor | None = None, return_attention: bool = False
+                ) -> Tensor | tuple[Tensor, AttentionMap]:
         batch = check_batch(batch, x.shape[0], x.device)
         x = apply_pos_encoding(x, pos, self.pos_encoding)  # [M, C]
-        m, c, h, t = x.shape[0], self.channels, self.heads, self.num_tokens
-        d, b = c // h, batch_size(batch)
+        m, c, h, t = x.shape[0], self.out_channels, self.heads, self.num_tokens
+        d = c // h
         xn = self.norm_nodes(x)  # [M, C]
-
-        # 1. each cloud's tokens attend to its tokens and nodes
-        g = self.tokens.expand(b, t, c)  # [B, T, C]
-        gn = self.norm_tokens(g)  # [B, T, C]
-        q = self.lin_q_tok(gn).view(b, t, h, d).transpose(1, 2)  # [B, H, T, D]
-        kv_nodes, mask = unpack(self.lin_kv_tok(xn), batch, num_clouds=b)  # [B, N, 2C]
-        kv = torch.cat([self.lin_kv_tok(gn), kv_nodes], dim=1)  # [B, T + N, 2C]
-        k, v = kv.view(b, -1, 2, h, d).permute(2, 0, 3, 1, 4)  # [B, H, T + N, D] each
-        key_mask = torch.cat([mask.new_ones(b, t), mask], dim=1)[:, None, None, :]
-        w_tok = None
-        if return_attention:
-            logits = (q @ k.transpose(-1, -2)) * d ** -0.5  # [B, H, T, T + N]
-            w_tok = torch.softmax(logits.masked_fill(~key_mask, float("-inf")), dim=-1)
-            o = w_tok @ v  # [B, H, T, D]
-        else:
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # [B, H, T, D]
-        g = g + self.lin_out_tok(o.transpose(1, 2).reshape(b, t, c))  # [B, T, C]
+        g, w_tok, mask = self._read_nodes(xn, batch, return_attention)  # [B, T, C]
 
         # 2. each node attends to its cloud's tokens (and to its neighbours)
         q = self.lin_q_node(xn).view(m, h, d)  # [M, H, D]
@@ -122,10 +112,71 @@ class GlobalTokens(nn.Module):
         w_node = torch.softmax(logits, dim=-1)  # [M, H, T (+ K)]
         o = torch.einsum("mhs,mshd->mhd", w_node, v).reshape(m, c)  # [M, C]
         out = x + self.lin_out_node(o)  # [M, C]
+        if not return_attention:
+            return out
+        return out, _token_graph(w_tok, mask, w_node, batch, idx)
 
-        result: tuple = (out,)
-        if return_tokens:
-            result += (g,)
+    def update_tokens(self, x: Tensor, batch: Tensor | None = None, *,
+                      pos: Tensor | None = None) -> Tensor:
+        """The tokens of each cloud after they read its nodes (step 1 of ``forward``).
+
+        Shape:
+            x: [M, C], batch: [M] -> [B, T, C]
+        """
+        batch = check_batch(batch, x.shape[0], x.device)
+        x = apply_pos_encoding(x, pos, self.pos_encoding)  # [M, C]
+        return self._read_nodes(self.norm_nodes(x), batch, False)[0]
+
+    def _read_nodes(self, xn: Tensor, batch: Tensor, return_attention: bool
+                    ) -> tuple[Tensor, Tensor | None, Tensor]:
+        """Step 1: each cloud's tokens attend to its tokens and (normalised) nodes ``xn``.
+
+        Returns the updated tokens [B, T, C], their weights [B, H, T, T + N_max] (or
+        ``None``) and the node mask [B, N_max].
+        """
+        c, h, t = self.out_channels, self.heads, self.num_tokens
+        d, b = c // h, batch_size(batch)
+        g = self.tokens.expand(b, t, c)  # [B, T, C]
+        gn = self.norm_tokens(g)  # [B, T, C]
+        q = self.lin_q_tok(gn).view(b, t, h, d).transpose(1, 2)  # [B, H, T, D]
+        kv_nodes, mask = unpack(self.lin_kv_tok(xn), batch, num_clouds=b)  # [B, N, 2C]
+        kv = torch.cat([self.lin_kv_tok(gn), kv_nodes], dim=1)  # [B, T + N, 2C]
+        k, v = kv.view(b, -1, 2, h, d).permute(2, 0, 3, 1, 4)  # [B, H, T + N, D] each
+        key_mask = torch.cat([mask.new_ones(b, t), mask], dim=1)[:, None, None, :]
+        w_tok = None
         if return_attention:
-            result += (GlobalTokenAttention(w_tok * key_mask, w_node),)
-        return result[0] if len(result) == 1 else result
+            logits = (q @ k.transpose(-1, -2)) * d ** -0.5  # [B, H, T, T + N]
+            w_tok = torch.softmax(logits.masked_fill(~key_mask, float("-inf")), dim=-1)
+            o = w_tok @ v  # [B, H, T, D]
+        else:
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # [B, H, T, D]
+        g = g + self.lin_out_tok(o.transpose(1, 2).reshape(b, t, c))  # [B, T, C]
+        return g, w_tok, mask
+
+
+def _token_graph(w_tok: Tensor, mask: Tensor, w_node: Tensor, batch: Tensor,
+                 idx: Tensor | None) -> AttentionMap:
+    """Both steps' weights as one ``graph`` map over the nodes then the tokens.
+
+    Shape:
+        w_tok: [B, H, T, T + N], mask: [B, N], w_node: [M, H, T (+ K)], batch: [M],
+        idx: [M, K] -> weight [E, H], edge_index [2, E]
+    """
+    (b, h, t, _), m = w_tok.shape, batch.shape[0]
+    dev = batch.device
+    token_id = m + torch.arange(b * t, device=dev).view(b, t)  # [B, T]
+    node_id = torch.full(mask.shape, -1, dtype=torch.long, device=dev)  # [B, N]
+    node_id[mask] = torch.arange(m, device=dev)
+    src_tok = torch.cat([token_id, node_id], dim=1)[:, None, :].expand(b, t, -1)  # [B, T, T+N]
+    tgt_tok = token_id[:, :, None].expand_as(src_tok)  # [B, T, T + N]
+    src_node = token_id[batch]  # [M, T]
+    if idx is not None:
+        src_node = torch.cat([src_node, idx], dim=1)  # [M, T + K]
+    tgt_node = torch.arange(m, device=dev)[:, None].expand_as(src_node)  # [M, T (+ K)]
+    source = torch.cat([src_tok.reshape(-1), src_node.reshape(-1)])  # [E']
+    target = torch.cat([tgt_tok.reshape(-1), tgt_node.reshape(-1)])  # [E']
+    weight = torch.cat([w_tok.permute(0, 2, 3, 1).reshape(-1, h),
+                        w_node.permute(0, 2, 1).reshape(-1, h)])  # [E', H]
+    keep = source >= 0
+    edge_index = torch.stack([source[keep], target[keep]])  # [2, E]
+    return AttentionMap("graph", weight[keep], edge_index=edge_index, num_sources=m + b * t)

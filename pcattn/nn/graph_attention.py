@@ -8,6 +8,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax
 
+from pcattn.nn.attention_map import AttentionMap
+
 
 class GraphAttention(MessagePassing):
     r"""Multi-head GATv2 attention over the edges of a graph.
@@ -54,7 +56,8 @@ class GraphAttention(MessagePassing):
     Shape:
         x: [M, C_in] (or ([M_src, C_src], [M_dst, C_dst])), edge_index: [2, E] (row 0
         source ``j``, row 1 target ``i``), edge_attr: [E, edge_dim] -> [M, C];
-        with ``return_attention=True`` also the weights [E, H].
+        with ``return_attention=True`` also a ``graph`` :class:`AttentionMap`: weights
+        [E, H] on ``edge_index`` (each target's weights sum to 1, before dropout).
     """
 
     def __init__(
@@ -96,9 +99,9 @@ class GraphAttention(MessagePassing):
             nn.init.zeros_(self.bias)
 
     def forward(
-        self, x: Tensor | tuple[Tensor, Tensor], edge_index: Tensor,
+        self, x: Tensor | tuple[Tensor, Tensor], edge_index: Tensor, *,
         edge_attr: Tensor | None = None, return_attention: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+    ) -> Tensor | tuple[Tensor, AttentionMap]:
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index must be [2, E], got {tuple(edge_index.shape)}")
         if (edge_attr is None) != (self.lin_edge is None):
@@ -119,7 +122,10 @@ class GraphAttention(MessagePassing):
             out = out + self.res(x_dst)
         if self.bias is not None:
             out = out + self.bias
-        return (out, alpha) if return_attention else out
+        if not return_attention:
+            return out
+        return out, AttentionMap("graph", alpha, edge_index=edge_index,
+                                 num_sources=h_src.shape[0])  # weight [E, H]
 
     def edge_update(self, x_j: Tensor, x_i: Tensor, edge_attr: Tensor | None, index: Tensor,
                     ptr: Tensor | None, dim_size: int | None) -> Tensor:

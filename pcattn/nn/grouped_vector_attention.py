@@ -7,11 +7,13 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
-from pcattn.nn.point_transformer import masked_softmax
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
 from pcattn.ops.gather import gather
+from pcattn.ops.softmax import masked_softmax
 
 
 class GroupedVectorAttention(nn.Module):
@@ -41,58 +43,65 @@ class GroupedVectorAttention(nn.Module):
 
     Args:
         in_channels: input feature size ``C_in``.
-        out_channels: output feature size ``C``, divisible by ``groups``.
-        groups: number of weight groups ``G``.
+        out_channels: output feature size ``C``, divisible by ``heads``.
+        heads: number of weight groups ``G`` (PTv2's ``groups``; the heads of the map).
         pos_nn: ``[*, 3] -> [*, C]`` positional bias ``theta``; default
             ``Linear(3, C), LayerNorm, ReLU, Linear(C, C)``.
         attn_nn: ``[*, C] -> [*, G]`` weight encoding ``omega``; default
             ``Linear(C, G), LayerNorm, ReLU, Linear(G, G)``.
         pos_multiplier: also learn the multiplier ``mu`` (same architecture as ``pos_nn``).
-        qkv_bias: bias in the query, key and value linear maps.
+        bias: bias in the query, key and value linear maps.
         chunk_size: elements of ``[R, K, C]`` per chunk of rows, each recomputed in
             backward (:func:`pcattn.nn.chunking.chunked_rows`); ``None``: one chunk.
 
     Shape:
         x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
-        with ``return_attention=True`` also the weights [M, K, G] (zero at padding).
+        with ``return_attention=True`` also a ``local`` :class:`AttentionMap`: weights
+        [M, K, G] (zero at padding) on ``idx``.
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, *, groups: int = 8,
+        self, in_channels: int, out_channels: int, *, heads: int = 8,
         pos_nn: Callable | None = None, attn_nn: Callable | None = None,
-        pos_multiplier: bool = False, qkv_bias: bool = True, chunk_size: int | None = 2**20,
+        pos_multiplier: bool = False, bias: bool = True, chunk_size: int | None = 2**20,
     ) -> None:
         super().__init__()
         self.chunk_size = chunk_size
-        if out_channels % groups != 0:
-            raise ValueError(f"out_channels ({out_channels}) must be divisible by groups "
-                             f"({groups})")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        if out_channels % heads != 0:
+            raise ValueError(f"out_channels ({out_channels}) must be divisible by heads "
+                             f"({heads})")
+        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         c = out_channels
-        self.lin_q = nn.Sequential(nn.Linear(in_channels, c, bias=qkv_bias), nn.LayerNorm(c),
+        self.lin_q = nn.Sequential(nn.Linear(in_channels, c, bias=bias), nn.LayerNorm(c),
                                    nn.ReLU(inplace=True))
-        self.lin_k = nn.Sequential(nn.Linear(in_channels, c, bias=qkv_bias), nn.LayerNorm(c),
+        self.lin_k = nn.Sequential(nn.Linear(in_channels, c, bias=bias), nn.LayerNorm(c),
                                    nn.ReLU(inplace=True))
-        self.lin_v = nn.Linear(in_channels, c, bias=qkv_bias)
+        self.lin_v = nn.Linear(in_channels, c, bias=bias)
         self.pos_nn = pos_nn if pos_nn is not None else mlp([3, c, c])
         self.pos_mul_nn = mlp([3, c, c]) if pos_multiplier else None
-        self.attn_nn = attn_nn if attn_nn is not None else mlp([c, groups, groups])
+        self.attn_nn = attn_nn if attn_nn is not None else mlp([c, heads, heads])
+
+    def reset_parameters(self) -> None:
+        """Default inits of the linear maps and of the injected sub-networks."""
+        reset_children(self)
 
     def forward(
-        self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, AttentionMap]:
         check_neighbors(idx, x.shape[0])
         c = self.out_channels
         table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]
         out, weight = chunked_rows(
             self._attend, (self.lin_q(x), pos, idx), (table, pos), chunk_size=self.chunk_size,
             row_elems=idx.shape[1] * c, keep=(True, return_attention))
-        return (out, weight) if return_attention else out  # [M, C], [M, K, G]
+        if not return_attention:
+            return out  # [M, C]
+        return out, AttentionMap("local", weight, idx=idx)  # weight [M, K, G]
 
     def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor
                 ) -> tuple[Tensor, Tensor]:
         """The attention of one chunk of rows ``i`` (``query, pos_i, idx`` hold them)."""
-        (r, k), c, g = idx.shape, self.out_channels, self.groups
+        (r, k), c, g = idx.shape, self.out_channels, self.heads
         valid = idx >= 0  # [R, K]
         kv_j = gather(table, idx)  # [R, K, 2C]
         key_j, value_j = kv_j[..., :c], kv_j[..., c:]  # [R, K, C] each

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch
 
 
@@ -28,7 +29,11 @@ class ClassificationHead(nn.Module):
         self.hidden = _hidden_layers(in_channels, hidden_channels, dropout)
         self.fc = nn.Linear(hidden_channels[-1] if hidden_channels else in_channels, num_classes)
 
-    def forward(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+    def reset_parameters(self) -> None:
+        """Default inits of the layers."""
+        reset_children(self)
+
+    def forward(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
         h = self.hidden(x)  # [B, C_h]
         return h if pre_logits else self.fc(h)  # [B, num_classes]
 
@@ -48,7 +53,7 @@ class SegmentationHead(nn.Module):
         dropout: dropout after each hidden layer.
 
     Shape:
-        x: [M, C], category: [B], batch: [M] -> [M, num_classes];
+        x: [M, C], batch: [M] (``None``: one cloud), category: [B] -> [M, num_classes];
         ``pre_logits=True`` gives the last hidden [M, C_h].
     """
 
@@ -61,8 +66,12 @@ class SegmentationHead(nn.Module):
         self.hidden = _hidden_layers(c, hidden_channels, dropout)
         self.fc = nn.Linear(hidden_channels[-1] if hidden_channels else c, num_classes)
 
-    def forward(self, x: Tensor, category: Tensor | None = None, batch: Tensor | None = None,
-                pre_logits: bool = False) -> Tensor:
+    def reset_parameters(self) -> None:
+        """Default inits of the layers."""
+        reset_children(self)
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, *,
+                category: Tensor | None = None, pre_logits: bool = False) -> Tensor:
         if self.num_categories:
             if category is None:
                 raise ValueError(f"this head was built with num_categories="

@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.positional_encoding import apply_pos_encoding
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import batch_size, check_batch, unpack
 
 
@@ -51,7 +53,8 @@ class LinearAttention(nn.Module):
 
     Shape:
         x: [M, C_in], batch: [M] (``None``: one cloud) -> [M, C];
-        with ``return_attention=True`` also [B, H, N_max, N_max] (zero at padding).
+        with ``return_attention=True`` also a ``global`` :class:`AttentionMap`: weights
+        [B, H, N_max, N_max] (rows sum to 1 up to ``eps``, zero at padding) and the mask.
     """
 
     def __init__(self, in_channels: int, out_channels: int | None = None, *,
@@ -70,9 +73,12 @@ class LinearAttention(nn.Module):
         self.lin_out = nn.Linear(out_channels, out_channels, bias=bias)
         self.pos_encoding = pos_encoding
 
-    def forward(self, x: Tensor, batch: Tensor | None = None,
-                return_attention: bool = False, *, pos: Tensor | None = None,
-                ) -> Tensor | tuple[Tensor, Tensor]:
+    def reset_parameters(self) -> None:
+        """Default inits of the projections (and ``pos_encoding``)."""
+        reset_children(self)
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         batch = check_batch(batch, x.shape[0], x.device)
         x = apply_pos_encoding(x, pos, self.pos_encoding)  # [M, C_in]
         m, h, c = x.shape[0], self.heads, self.out_channels
@@ -94,4 +100,5 @@ class LinearAttention(nn.Module):
         kd, _ = unpack(k, batch)  # [B, N, H, D]
         a = torch.einsum("bnhd,bshd->bhns", qd, kd)  # [B, H, N, N]
         a = a * (mask[:, None, :, None] & mask[:, None, None, :])
-        return out, a / (a.sum(-1, keepdim=True) + self.eps)
+        a = a / (a.sum(-1, keepdim=True) + self.eps)
+        return out, AttentionMap("global", a, mask=mask)  # weight [B, H, N, N]

@@ -8,11 +8,13 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
-from pcattn.nn.point_transformer import masked_softmax
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
 from pcattn.ops.gather import gather
+from pcattn.ops.softmax import masked_softmax
 
 
 class LocalSelfAttention(nn.Module):
@@ -40,18 +42,19 @@ class LocalSelfAttention(nn.Module):
         out_channels: output feature size ``C``, divisible by ``heads``.
         heads: number of heads ``H``.
         pos_nn: ``[*, 3] -> [*, C]``; default ``Linear(3, C), LayerNorm, ReLU, Linear(C, C)``.
-        qkv_bias: bias in the query, key and value maps.
+        bias: bias in the query, key and value maps.
         chunk_size: elements of ``[R, K, C]`` per chunk of rows, each recomputed in
             backward (:func:`pcattn.nn.chunking.chunked_rows`); ``None``: one chunk.
 
     Shape:
         x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
-        with ``return_attention=True`` also the weights [M, K, H] (zero at padding).
+        with ``return_attention=True`` also a ``local`` :class:`AttentionMap`: weights
+        [M, K, H] (zero at padding) on ``idx``.
     """
 
     def __init__(
         self, in_channels: int, out_channels: int, *, heads: int = 4,
-        pos_nn: Callable | None = None, qkv_bias: bool = True, chunk_size: int | None = 2**20,
+        pos_nn: Callable | None = None, bias: bool = True, chunk_size: int | None = 2**20,
     ) -> None:
         super().__init__()
         self.chunk_size = chunk_size
@@ -60,15 +63,19 @@ class LocalSelfAttention(nn.Module):
                              f"({heads})")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         c = out_channels
-        self.lin_q = nn.Linear(in_channels, c, bias=qkv_bias)
-        self.lin_k = nn.Linear(in_channels, c, bias=qkv_bias)
-        self.lin_v = nn.Linear(in_channels, c, bias=qkv_bias)
+        self.lin_q = nn.Linear(in_channels, c, bias=bias)
+        self.lin_k = nn.Linear(in_channels, c, bias=bias)
+        self.lin_v = nn.Linear(in_channels, c, bias=bias)
         self.lin_out = nn.Linear(c, c)
         self.pos_nn = pos_nn if pos_nn is not None else mlp([3, c, c])
 
+    def reset_parameters(self) -> None:
+        """Default inits of the linear maps and of the injected sub-networks."""
+        reset_children(self)
+
     def forward(
-        self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, AttentionMap]:
         check_neighbors(idx, x.shape[0])
         c = self.out_channels
         table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]
@@ -76,7 +83,9 @@ class LocalSelfAttention(nn.Module):
             self._attend, (self.lin_q(x), pos, idx), (table, pos), chunk_size=self.chunk_size,
             row_elems=idx.shape[1] * c, keep=(True, return_attention))
         out = self.lin_out(out)  # [M, C]
-        return (out, weight) if return_attention else out  # [M, C], [M, K, H]
+        if not return_attention:
+            return out
+        return out, AttentionMap("local", weight, idx=idx)  # weight [M, K, H]
 
     def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor
                 ) -> tuple[Tensor, Tensor]:

@@ -1,4 +1,5 @@
-"""Nadaraya-Watson kernel regression as pooling and upsampling: the non-parametric baseline."""
+"""Nadaraya-Watson kernel regression as pooling, upsampling and local attention: the
+non-parametric baseline."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import math
 import torch
 from torch import Tensor, nn
 
-from pcattn.nn.point_transformer import masked_softmax
+from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.pool import global_mean_pool
-from pcattn.ops.batching import batch_size, check_batch, counts_and_ptr
+from pcattn.ops.batching import batch_size, check_batch, check_neighbors, counts_and_ptr
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
+from pcattn.ops.softmax import masked_softmax
 
 
 class NadarayaWatsonPool(nn.Module):
@@ -52,12 +54,13 @@ class NadarayaWatsonPool(nn.Module):
         k: nodes per query (``None``: every node of the query's cloud).
 
     Shape:
-        x: [M, C], pos: [M, 3], batch: [M], query: [M_q, 3], query_batch: [M_q] -> [M_q, C];
-        without ``query``: -> [B, C]. With ``return_attention=True`` also the weights
-        ``[M_q, K]`` (or ``[B, K]``), zero at padding: with ``k=None`` column ``n`` is the
-        ``n``-th node of the query's cloud (``K = N_max``, the layout of
-        ``pcattn.ops.unpack``, so ``w[mask]`` lists one weight per node); with ``k`` set,
-        the columns follow ``pcattn.ops.knn(pos, k, batch, query=..., query_batch=...)``.
+        x: [M, C], pos: [M, 3], batch: [M] (``None``: one cloud), query: [M_q, 3],
+        query_batch: [M_q] -> [M_q, C]; without ``query``: -> [B, C]. With
+        ``return_attention=True`` also a ``local`` :class:`AttentionMap` whose rows are the
+        queries (the clouds without ``query``): weights [M_q, K, 1] on ``idx [M_q, K]``
+        into the ``M`` nodes (``num_sources = M``), zero at ``-1``. With ``k=None``
+        ``idx`` lists every node of the query's cloud in order (``K = N_max``); with ``k``
+        set, it is ``pcattn.ops.knn(pos, k, batch, query=..., query_batch=...)``.
     """
 
     def __init__(self, *, sigma: float = 0.1, learn_sigma: bool = False,
@@ -67,7 +70,7 @@ class NadarayaWatsonPool(nn.Module):
             raise ValueError(f"sigma must be > 0, got {sigma}")
         if k is not None and k < 1:
             raise ValueError(f"k must be >= 1 or None, got {k}")
-        self.k, self.learn_sigma = k, learn_sigma
+        self.k, self.learn_sigma, self.sigma_init = k, learn_sigma, sigma
         log_sigma = torch.tensor(math.log(sigma))
         if learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)
@@ -78,17 +81,23 @@ class NadarayaWatsonPool(nn.Module):
     def sigma(self) -> Tensor:
         return self.log_sigma.exp()
 
+    def reset_parameters(self) -> None:
+        """The bandwidth back to its initial ``sigma``."""
+        with torch.no_grad():
+            self.log_sigma.fill_(math.log(self.sigma_init))
+
     def forward(
-        self, x: Tensor, pos: Tensor, batch: Tensor | None = None, query: Tensor | None = None,
-        query_batch: Tensor | None = None, *, return_attention: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        self, x: Tensor, pos: Tensor, batch: Tensor | None = None, *,
+        query: Tensor | None = None, query_batch: Tensor | None = None,
+        return_attention: bool = False,
+    ) -> Tensor | tuple[Tensor, AttentionMap]:
         multi = batch is not None and batch.numel() > 0 and int(batch[-1]) > 0
         batch = check_batch(batch, pos.shape[0], pos.device)
         b = batch_size(batch)
         if query is None:
             if query_batch is not None:
                 raise ValueError("query_batch given without query")
-            query = global_mean_pool(pos, batch, b)  # [B, 3] centroids
+            query = global_mean_pool(pos, batch, num_clouds=b)  # [B, 3] centroids
             query_batch = torch.arange(b, device=pos.device)  # [B]
         elif query_batch is None and multi:
             raise ValueError("query_batch is needed with query when batch has several clouds")
@@ -103,7 +112,10 @@ class NadarayaWatsonPool(nn.Module):
         sigma = self.sigma.to(pos.dtype)
         weight = masked_softmax(-d2 / (2 * sigma * sigma), valid)  # [M_q, K]
         out = torch.einsum("qk,qkc->qc", weight, gather(x, idx))  # [M_q, C]
-        return (out, weight) if return_attention else out
+        if not return_attention:
+            return out
+        return out, AttentionMap("local", weight[..., None], idx=idx,
+                                 num_sources=pos.shape[0])  # weight [M_q, K, 1]
 
     def extra_repr(self) -> str:
         return f"sigma={float(self.sigma):.4g}, learn_sigma={self.learn_sigma}, k={self.k}"
@@ -120,3 +132,66 @@ def _cloud_index(batch: Tensor, query_batch: Tensor, num_clouds: int) -> Tensor:
     slot = torch.arange(n_max, device=batch.device)  # [N_max]
     idx = ptr[query_batch][:, None] + slot  # [M_q, N_max]
     return idx.masked_fill(slot >= counts[query_batch][:, None], -1)
+
+
+class NadarayaWatsonLayer(nn.Module):
+    r"""Gaussian-kernel attention from each node to its neighbours ``idx``: the local,
+    non-parametric counterpart of a learned local attention layer.
+
+    Nadaraya-Watson kernel regression (Nadaraya 1964; Watson 1964) over the neighbourhood
+    ``N(i)`` that a local attention layer would use:
+
+    .. math::
+        y_i = \sum_{j \in N(i)} \operatorname{softmax}_j\Big(
+              -\frac{\lVert p_i - p_j \rVert^2}{2 \sigma^2}\Big)\, x_j
+
+    The weights depend on the positions only; ``sigma`` is fixed, or learned with
+    ``learn_sigma=True`` (stored as ``log sigma``; the parametric kernel regression of the
+    attention literature, e.g. Zhang et al., *Dive into Deep Learning*, sec. 11.2). It has no
+    other parameter: put it where a :class:`~pcattn.nn.PointTransformerLayer` was to see what
+    the learned weights add over the geometry alone.
+
+    Args:
+        sigma: kernel bandwidth (initial value when learned), in units of ``pos``.
+        learn_sigma: make ``log sigma`` a parameter.
+
+    Shape:
+        x: [M, C], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C]; with
+        ``return_attention=True`` also an ``AttentionMap`` of kind ``"local"`` with
+        ``weight [M, K, 1]`` (zero at padding) and ``idx``.
+    """
+
+    def __init__(self, *, sigma: float = 1.0, learn_sigma: bool = False) -> None:
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        self.learn_sigma, self.sigma_init = learn_sigma, sigma
+        log_sigma = torch.tensor(math.log(sigma))
+        if learn_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    @property
+    def sigma(self) -> Tensor:
+        return self.log_sigma.exp()
+
+    def reset_parameters(self) -> None:
+        """The bandwidth back to its initial ``sigma``."""
+        with torch.no_grad():
+            self.log_sigma.fill_(math.log(self.sigma_init))
+
+    def forward(self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+                ) -> Tensor | tuple[Tensor, AttentionMap]:
+        check_neighbors(idx, x.shape[0])
+        diff = gather(pos, idx) - pos[:, None, :]  # [M, K, 3]
+        d2 = (diff * diff).sum(-1)  # [M, K]
+        sigma = self.sigma.to(pos.dtype)
+        weight = masked_softmax(-d2 / (2 * sigma * sigma), idx >= 0)  # [M, K]
+        out = torch.einsum("mk,mkc->mc", weight, gather(x, idx))  # [M, C]
+        if not return_attention:
+            return out
+        return out, AttentionMap("local", weight[..., None], idx=idx)  # weight [M, K, 1]
+
+    def extra_repr(self) -> str:
+        return f"sigma={float(self.sigma):.4g}, learn_sigma={self.learn_sigma}"

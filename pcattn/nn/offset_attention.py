@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.positional_encoding import apply_pos_encoding
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch, pack, unpack
 
 
@@ -49,7 +51,7 @@ class OffsetAttention(nn.Module):
     per cloud at N=1024, 1 GB at N=16384.
 
     Args:
-        channels: ``C`` (input and output, residual block).
+        in_channels: ``C`` (input and output, residual block).
         qk_channels: size of queries and keys (default ``C // 4``).
         share_qk: use one projection for queries and keys, as PCT does.
         norm_layer: ``C -> module`` for the LBR norm (e.g. ``nn.BatchNorm1d`` for PCT's
@@ -61,19 +63,24 @@ class OffsetAttention(nn.Module):
 
     Shape:
         x: [M, C], batch: [M] (``None``: one cloud) -> [M, C];
-        with ``return_attention=True`` also [B, 1, N_max, N_max], ``[b, 0, j, i]`` being
-        the weight node ``j`` gives to ``v_i`` (the transpose of PCT's ``attention``, so
-        rows are receivers as in the other blocks; rows sum to 1, zero at padding).
+        with ``return_attention=True`` also a ``global`` :class:`AttentionMap` in PCT's
+        orientation: weights [B, 1, N_max, N_max], ``[b, 0, i, j]`` being PCT's
+        ``attention[i, j]`` (row ``i`` is the query of the softmax ``softmax_j(q_i . k_j)``,
+        then each column ``j`` is L1-normalised, so columns sum to 1 and node ``j``
+        receives ``sum_i w[i, j] v_i``; zero at padding), and the mask [B, N_max]; the map
+        is marked ``transposed``, so its ``to_sparse()`` gives ``j`` as the query.
     """
 
-    def __init__(self, channels: int, *, qk_channels: int | None = None,
+    def __init__(self, in_channels: int, *, qk_channels: int | None = None,
                  share_qk: bool = True,
                  norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
                  pos_encoding: Callable | None = None, chunk_size: int | None = 2**22) -> None:
         super().__init__()
         self.chunk_size = chunk_size
+        channels = in_channels
         qk_channels = qk_channels or max(1, channels // 4)
-        self.channels, self.eps = channels, 1e-9
+        self.in_channels = self.out_channels = channels
+        self.eps = 1e-9
         self.lin_q = nn.Linear(channels, qk_channels, bias=False)
         self.lin_k = self.lin_q if share_qk else nn.Linear(channels, qk_channels, bias=False)
         self.lin_v = nn.Linear(channels, channels)
@@ -81,9 +88,12 @@ class OffsetAttention(nn.Module):
                                  nn.ReLU())
         self.pos_encoding = pos_encoding
 
-    def forward(self, x: Tensor, batch: Tensor | None = None,
-                return_attention: bool = False, *, pos: Tensor | None = None,
-                ) -> Tensor | tuple[Tensor, Tensor]:
+    def reset_parameters(self) -> None:
+        """Default inits of the projections, the LBR (and ``pos_encoding``)."""
+        reset_children(self)
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         batch = check_batch(batch, x.shape[0], x.device)
         x = apply_pos_encoding(x, pos, self.pos_encoding)  # [M, C]
         q, mask = unpack(self.lin_q(x), batch)  # [B, N, C_qk], [B, N]
@@ -99,7 +109,8 @@ class OffsetAttention(nn.Module):
         attn = attn / (self.eps + attn.sum(dim=1, keepdim=True))  # columns sum to 1
         x_r = attn.transpose(1, 2) @ v  # [B, N, C]: x_r[j] = sum_i attn[i, j] v_i
         out = x + self.lbr(x - pack(x_r, mask)[0])  # [M, C]
-        return out, attn.transpose(1, 2)[:, None]  # [B, 1, N, N]
+        return out, AttentionMap("global", attn[:, None], mask=mask,
+                                 transposed=True)  # weight [B, 1, N, N]
 
     def _offset_fused(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, key_mask: Tensor
                       ) -> Tensor:

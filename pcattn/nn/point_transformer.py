@@ -7,10 +7,13 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
 from pcattn.ops.gather import gather
+from pcattn.ops.softmax import masked_softmax
 
 
 class PointTransformerLayer(nn.Module):
@@ -43,7 +46,8 @@ class PointTransformerLayer(nn.Module):
 
     Shape:
         x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
-        with ``return_attention=True`` also the weights [M, K, C] (zero at padding).
+        with ``return_attention=True`` also a ``local`` :class:`AttentionMap`: weights
+        [M, K, C] (one per channel, zero at padding) on ``idx``.
     """
 
     def __init__(
@@ -60,9 +64,13 @@ class PointTransformerLayer(nn.Module):
         self.attn_nn = (attn_nn if attn_nn is not None
                         else mlp([out_channels, out_channels, out_channels]))
 
+    def reset_parameters(self) -> None:
+        """Default inits of the linear maps and of ``pos_nn`` / ``attn_nn``."""
+        reset_children(self)
+
     def forward(
-        self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, AttentionMap]:
         check_neighbors(idx, x.shape[0])
         query = self.lin_dst(x)  # [M, C]
         table = torch.cat([-self.lin_src(x), self.lin(x)], dim=-1)  # [M, 2C]: -key | value
@@ -70,7 +78,9 @@ class PointTransformerLayer(nn.Module):
         out, weight = chunked_rows(
             self._attend, (query, pos, idx), (table, pos, padded), chunk_size=self.chunk_size,
             row_elems=idx.shape[1] * self.out_channels, keep=(True, return_attention))
-        return (out, weight) if return_attention else out  # [M, C], [M, K, C]
+        if not return_attention:
+            return out  # [M, C]
+        return out, AttentionMap("local", weight, idx=idx)  # weight [M, K, C]
 
     def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor,
                 padded: bool) -> tuple[Tensor, Tensor]:
@@ -87,45 +97,40 @@ class PointTransformerLayer(nn.Module):
         return (weight * (value_j + delta)).sum(dim=1), weight  # [R, C], [R, K, C]
 
 
-def masked_softmax(logits: Tensor, valid: Tensor) -> Tensor:
-    """Softmax over dim 1 that gives exactly zero weight (and gradient) where ``~valid``.
-
-    A row with no valid entry gets all-zero weights instead of NaN.
-
-    Shape:
-        logits: [M, K, *], valid: [M, K] -> [M, K, *]
-    """
-    mask = valid.reshape(valid.shape + (1,) * (logits.dim() - 2))  # [M, K, 1...]
-    empty = ~valid.any(dim=1)  # [M]
-    if bool(empty.any()):
-        keep = mask | empty.reshape((-1,) + (1,) * (logits.dim() - 1))
-        weight = torch.softmax(logits.masked_fill(~keep, float("-inf")), dim=1)
-        return weight * mask
-    return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
-
-
 class PointTransformerBlock(nn.Module):
     """Residual Point Transformer block: ``x + Linear(PT(Linear(x)))`` with LayerNorms.
 
     The block of Zhao et al. (Fig. 4): a linear projection, the vector-attention layer,
     a linear projection back and a residual connection; pre-norm here.
 
+    Args:
+        in_channels: ``C`` (input and output).
+        **layer_kwargs: keywords of :class:`PointTransformerLayer` (``pos_nn``, ``attn_nn``,
+            ``chunk_size``).
+
     Shape:
-        x: [M, C], pos: [M, 3], idx: [M, K] -> [M, C] (and [M, K, C] weights)
+        x: [M, C], pos: [M, 3], idx: [M, K] -> [M, C]; with ``return_attention=True``
+        also the layer's ``local`` :class:`AttentionMap` (weights [M, K, C]).
     """
 
-    def __init__(self, channels: int, **layer_kwargs) -> None:
+    def __init__(self, in_channels: int, **layer_kwargs) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(channels)
-        self.lin_in = nn.Linear(channels, channels)
-        self.attn = PointTransformerLayer(channels, channels, **layer_kwargs)
-        self.norm2 = nn.LayerNorm(channels)
-        self.lin_out = nn.Linear(channels, channels)
+        c = in_channels
+        self.in_channels = self.out_channels = c
+        self.norm1 = nn.LayerNorm(c)
+        self.lin_in = nn.Linear(c, c)
+        self.attn = PointTransformerLayer(c, c, **layer_kwargs)
+        self.norm2 = nn.LayerNorm(c)
+        self.lin_out = nn.Linear(c, c)
+
+    def reset_parameters(self) -> None:
+        """Default inits of every sub-module."""
+        reset_children(self)
 
     def forward(
-        self, x: Tensor, pos: Tensor, idx: Tensor, return_attention: bool = False
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, AttentionMap]:
         h = self.attn(self.lin_in(self.norm1(x)), pos, idx, return_attention=return_attention)
-        h, weight = h if return_attention else (h, None)  # [M, C], [M, K, C]
+        h, amap = h if return_attention else (h, None)  # [M, C]
         out = x + self.lin_out(torch.relu(self.norm2(h)))  # [M, C]
-        return (out, weight) if return_attention else out
+        return (out, amap) if return_attention else out

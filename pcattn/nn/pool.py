@@ -8,11 +8,12 @@ from torch import Tensor
 from pcattn.ops.batching import batch_size, check_batch
 
 
-def global_max_pool(x: Tensor, batch: Tensor | None, num_clouds: int | None = None) -> Tensor:
+def global_max_pool(x: Tensor, batch: Tensor | None = None, *,
+                    num_clouds: int | None = None) -> Tensor:
     """Channel-wise max over the nodes of each cloud.
 
     Shape:
-        x: [M, C], batch: [M] -> [B, C]
+        x: [M, C], batch: [M] (``None``: one cloud) -> [B, C]
     """
     batch = check_batch(batch, x.shape[0], x.device)
     b = batch_size(batch) if num_clouds is None else num_clouds
@@ -21,11 +22,12 @@ def global_max_pool(x: Tensor, batch: Tensor | None, num_clouds: int | None = No
     return out.scatter_reduce(0, index, x, reduce="amax", include_self=True)
 
 
-def global_mean_pool(x: Tensor, batch: Tensor | None, num_clouds: int | None = None) -> Tensor:
+def global_mean_pool(x: Tensor, batch: Tensor | None = None, *,
+                     num_clouds: int | None = None) -> Tensor:
     """Channel-wise mean over the nodes of each cloud.
 
     Shape:
-        x: [M, C], batch: [M] -> [B, C]
+        x: [M, C], batch: [M] (``None``: one cloud) -> [B, C]
     """
     batch = check_batch(batch, x.shape[0], x.device)
     b = batch_size(batch) if num_clouds is None else num_clouds

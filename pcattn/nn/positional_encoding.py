@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.mlp import mlp
+from pcattn.nn.reset import reset_children
 from pcattn.ops.gather import gather
 
 
@@ -41,7 +42,7 @@ class FourierPositionalEncoding(nn.Module):
 
     Args:
         num_frequencies: ``L``, frequencies per coordinate.
-        in_dim: coordinates per point ``P`` (3 for xyz).
+        in_channels: coordinates per point ``P`` (3 for xyz).
         max_frequency: ratio of the highest to the lowest frequency (default ``2**(L-1)``).
         scale: lowest frequency ``s``.
         include_input: prepend the raw coordinates.
@@ -56,7 +57,7 @@ class FourierPositionalEncoding(nn.Module):
         pos: [*, P] -> [*, out_channels]
     """
 
-    def __init__(self, num_frequencies: int = 8, *, in_dim: int = 3,
+    def __init__(self, num_frequencies: int = 8, *, in_channels: int = 3,
                  max_frequency: float | None = None, scale: float = math.pi,
                  include_input: bool = True, out_channels: int | None = None) -> None:
         super().__init__()
@@ -70,14 +71,18 @@ class FourierPositionalEncoding(nn.Module):
         exponent = exponent / max(1, num_frequencies - 1)
         freqs = scale * max_frequency ** exponent  # [L]
         self.register_buffer("freqs", freqs.float(), persistent=False)
-        self.in_dim, self.include_input = in_dim, include_input
-        feat = 2 * num_frequencies * in_dim + (in_dim if include_input else 0)
+        self.in_channels, self.include_input = in_channels, include_input
+        feat = 2 * num_frequencies * in_channels + (in_channels if include_input else 0)
         self.proj = nn.Linear(feat, out_channels) if out_channels is not None else None
         self.out_channels = out_channels if out_channels is not None else feat
 
+    def reset_parameters(self) -> None:
+        """Default init of ``proj`` (the frequencies are fixed)."""
+        reset_children(self)
+
     def forward(self, pos: Tensor) -> Tensor:
-        if pos.shape[-1] != self.in_dim:
-            raise ValueError(f"expected [..., {self.in_dim}] coordinates, got "
+        if pos.shape[-1] != self.in_channels:
+            raise ValueError(f"expected [..., {self.in_channels}] coordinates, got "
                              f"{tuple(pos.shape)}")
         arg = pos[..., :, None] * self.freqs.to(pos.dtype)  # [*, P, L]
         arg = arg.flatten(-2)  # [*, P * L]
@@ -93,7 +98,7 @@ class LearnedPositionalEncoding(nn.Module):
 
     Args:
         out_channels: ``C``.
-        in_dim: coordinates per point ``P``.
+        in_channels: coordinates per point ``P``.
         hidden_channels: ``H`` (default ``C``).
         nn: replaces the default MLP (``[*, P] -> [*, C]``).
 
@@ -101,12 +106,16 @@ class LearnedPositionalEncoding(nn.Module):
         pos: [*, P] -> [*, C]
     """
 
-    def __init__(self, out_channels: int, *, in_dim: int = 3,
+    def __init__(self, out_channels: int, *, in_channels: int = 3,
                  hidden_channels: int | None = None, nn: Callable | None = None) -> None:
         super().__init__()
-        self.out_channels = out_channels
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.nn = nn if nn is not None else mlp(
-            [in_dim, hidden_channels or out_channels, out_channels])
+            [in_channels, hidden_channels or out_channels, out_channels])
+
+    def reset_parameters(self) -> None:
+        """Default inits of the MLP."""
+        reset_children(self)
 
     def forward(self, pos: Tensor) -> Tensor:
         return self.nn(pos)
@@ -123,7 +132,7 @@ class RelativePositionalEncoding(nn.Module):
     Args:
         out_channels: ``C``.
         hidden_channels: ``H`` (default ``C``).
-        in_dim: coordinates per point.
+        in_channels: coordinates per point.
         nn: replaces the default MLP.
 
     Shape:
@@ -131,11 +140,11 @@ class RelativePositionalEncoding(nn.Module):
     """
 
     def __init__(self, out_channels: int, *, hidden_channels: int | None = None,
-                 in_dim: int = 3, nn: Callable | None = None) -> None:
+                 in_channels: int = 3, nn: Callable | None = None) -> None:
         super().__init__()
-        self.out_channels = out_channels
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.nn = nn if nn is not None else mlp(
-            [in_dim, hidden_channels or out_channels, out_channels])
+            [in_channels, hidden_channels or out_channels, out_channels])
 
     @staticmethod
     def offsets(pos: Tensor, idx: Tensor) -> Tensor:
@@ -146,6 +155,10 @@ class RelativePositionalEncoding(nn.Module):
         """
         rel = pos[:, None, :] - gather(pos, idx)  # [M, K, 3]
         return rel * (idx >= 0)[..., None]
+
+    def reset_parameters(self) -> None:
+        """Default inits of the MLP."""
+        reset_children(self)
 
     def forward(self, rel: Tensor, valid: Tensor | None = None) -> Tensor:
         out = self.nn(rel)  # [M, K, C]

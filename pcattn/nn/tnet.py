@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from pcattn.nn.mlp import mlp
 from pcattn.nn.pool import global_max_pool
+from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import batch_size, check_batch
 
 
@@ -34,7 +35,7 @@ class TNet(nn.Module):
         global_channels: widths of the MLP after pooling (PointNet: 512, 256).
 
     Shape:
-        x: [M, C_in], batch: [M] -> [B, F, F]
+        x: [M, C_in], batch: [M] (``None``: one cloud) -> [B, F, F]
     """
 
     def __init__(
@@ -51,11 +52,17 @@ class TNet(nn.Module):
         nn.init.zeros_(self.fc.bias)
         self.register_buffer("identity", torch.eye(self.dim), persistent=False)
 
-    def forward(self, x: Tensor, batch: Tensor | None = None,
+    def reset_parameters(self) -> None:
+        """Default inits of the MLPs; the last layer at zero, so ``A = I`` again."""
+        reset_children(self)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, *,
                 num_clouds: int | None = None) -> Tensor:
         batch = check_batch(batch, x.shape[0], x.device)
         b = batch_size(batch) if num_clouds is None else num_clouds
-        h = global_max_pool(self.point_mlp(x), batch, b)  # [B, C_p]
+        h = global_max_pool(self.point_mlp(x), batch, num_clouds=b)  # [B, C_p]
         delta = self.fc(self.global_mlp(h)).view(b, self.dim, self.dim)  # [B, F, F]
         return self.identity.to(delta.dtype) + delta  # [B, F, F]
 

@@ -8,9 +8,12 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.mlp import mlp
+from pcattn.nn.reset import reset_children
+from pcattn.ops.batching import check_batch
 from pcattn.ops.gather import gather
-from pcattn.ops.interpolate import interpolate
+from pcattn.ops.interpolate import interpolation_weights
 from pcattn.ops.knn import knn
 from pcattn.ops.sampling import farthest_point_sample
 
@@ -30,18 +33,24 @@ class TransitionDown(nn.Module):
         k: neighbours pooled per centre.
 
     Shape:
-        x: [M, C_in], pos: [M, 3], batch: [M]
+        x: [M, C_in], pos: [M, 3], batch: [M] (``None``: one cloud)
         -> x: [S, C], pos: [S, 3], batch: [S], sampled index into the input: [S]
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, ratio: float = 0.25,
                  k: int = 16) -> None:
         super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.ratio, self.k = ratio, k
         self.mlp = mlp([in_channels + 3, out_channels, out_channels], last_act=True)
 
-    def forward(self, x: Tensor, pos: Tensor, batch: Tensor
+    def reset_parameters(self) -> None:
+        """Default inits of the MLP."""
+        reset_children(self)
+
+    def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        batch = check_batch(batch, pos.shape[0], pos.device)
         sample = farthest_point_sample(pos, batch, ratio=self.ratio)  # [S]
         pos_s, batch_s = pos[sample], batch[sample]  # [S, 3], [S]
         idx = knn(pos, self.k, batch, query=pos_s, query_batch=batch_s)  # [S, K]
@@ -70,29 +79,44 @@ class TransitionUp(nn.Module):
         out_channels: output size ``C``.
         skip_channels: fine (skip) feature size (default ``C``).
         k: coarse neighbours per fine point for the default interpolation.
-        upsample: ``(x, pos, batch, query=, query_batch=) -> [M, C]``, e.g.
+        upsample: ``(x, pos, batch, *, query, query_batch, return_attention) -> [M, C]``
+            (and its ``local`` :class:`AttentionMap` with ``return_attention=True``), e.g.
             ``NadarayaWatsonPool(k=3, learn_sigma=True)``; default inverse distance
-            (``pcattn.ops.interpolate``) over ``k`` neighbours.
+            (``pcattn.ops.interpolation_weights``) over ``k`` neighbours.
 
     Shape:
-        x: [S, C_in], pos: [S, 3], batch: [S] (coarse),
-        x_skip: [M, C_skip], pos_skip: [M, 3], batch_skip: [M] (fine) -> [M, C]
+        x: [S, C_in], pos: [S, 3], batch: [S] (coarse; ``None``: one cloud),
+        x_skip: [M, C_skip], query: [M, 3], query_batch: [M] (fine) -> [M, C];
+        with ``return_attention=True`` also a ``local`` :class:`AttentionMap` whose rows
+        are the fine points: interpolation weights [M, K, 1] on ``idx [M, K]`` into the
+        ``S`` coarse points (``num_sources = S``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, *,
                  skip_channels: int | None = None, k: int = 3,
                  upsample: Callable | None = None) -> None:
         super().__init__()
-        self.k = k
+        self.in_channels, self.out_channels, self.k = in_channels, out_channels, k
         self.mlp = mlp([in_channels, out_channels], last_act=True)
         self.mlp_skip = mlp([skip_channels or out_channels, out_channels], last_act=True)
         self.upsample = upsample
 
-    def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None, x_skip: Tensor,
-                pos_skip: Tensor, batch_skip: Tensor | None) -> Tensor:
+    def reset_parameters(self) -> None:
+        """Default inits of the MLPs (and of ``upsample``)."""
+        reset_children(self)
+
+    def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None, *, x_skip: Tensor,
+                query: Tensor, query_batch: Tensor | None = None,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         h = self.mlp(x)  # [S, C]
         if self.upsample is None:
-            up = interpolate(h, pos, pos_skip, batch, batch_skip, k=self.k)  # [M, C]
+            idx, w = interpolation_weights(pos, batch, query=query, query_batch=query_batch,
+                                           k=self.k)  # [M, K] each
+            up = (w[..., None] * gather(h, idx)).sum(1)  # [M, C]
+            amap = AttentionMap("local", w[..., None], idx=idx, num_sources=pos.shape[0])
         else:
-            up = self.upsample(h, pos, batch, query=pos_skip, query_batch=batch_skip)  # [M, C]
-        return up + self.mlp_skip(x_skip)  # [M, C]
+            up = self.upsample(h, pos, batch, query=query, query_batch=query_batch,
+                               return_attention=return_attention)  # [M, C]
+            up, amap = up if return_attention else (up, None)
+        out = up + self.mlp_skip(x_skip)  # [M, C]
+        return (out, amap) if return_attention else out

@@ -1,5 +1,6 @@
 """Geometry on tensors: neighbourhoods, sampling, gathering, interpolation, layouts."""
 
+from pcattn.ops.backend import has_open3d
 from pcattn.ops.batching import (
     edge_index_to_neighbors,
     neighbors_to_edge_index,
@@ -7,19 +8,24 @@ from pcattn.ops.batching import (
     unpack,
 )
 from pcattn.ops.gather import gather
-from pcattn.ops.interpolate import interpolate
+from pcattn.ops.interpolate import interpolate, interpolation_weights
 from pcattn.ops.knn import ball_query, knn, knn_with_distance
 from pcattn.ops.sampling import farthest_point_sample
+from pcattn.ops.softmax import masked_softmax, segment_softmax
 
 __all__ = [
     "ball_query",
     "edge_index_to_neighbors",
     "farthest_point_sample",
     "gather",
+    "has_open3d",
     "interpolate",
+    "interpolation_weights",
     "knn",
     "knn_with_distance",
+    "masked_softmax",
     "neighbors_to_edge_index",
     "pack",
+    "segment_softmax",
     "unpack",
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pcattn.ops.checks import check_index_range
+
 
 def check_batch(batch: Tensor | None, num_nodes: int, device: torch.device) -> Tensor:
     """Return a valid ``batch [M]`` (zeros if ``None``), or raise a clear error."""
@@ -19,11 +21,20 @@ def check_batch(batch: Tensor | None, num_nodes: int, device: torch.device) -> T
             f"batch must be a 1-D tensor with one cloud id per node ({num_nodes}), "
             f"got shape {tuple(batch.shape)}"
         )
-    if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+    if batch.dtype.is_floating_point or batch.dtype.is_complex or batch.dtype == torch.bool:
+        raise TypeError(f"batch must hold integer cloud ids, got {batch.dtype}; "
+                        "cast it with batch.long()")
+    if batch.numel() == 0:
+        return batch.long()
+    unsorted, first = torch.stack([(batch[1:] < batch[:-1]).any().long(),
+                                   batch[0].long()]).tolist()  # one read-back
+    if unsorted:
         raise ValueError(
             "batch must be sorted ascending (nodes of one cloud contiguous, as PyG's "
             "Batch makes them); sort the nodes with `perm = batch.argsort(stable=True)`"
         )
+    if first < 0:
+        raise ValueError(f"batch holds the cloud id {first}; ids count from 0")
     return batch.long()
 
 
@@ -114,9 +125,11 @@ def edge_index_to_neighbors(
     return idx
 
 
-def check_neighbors(idx: Tensor, num_rows: int) -> None:
-    """Raise a clear error unless ``idx`` is a ``[num_rows, K]`` integer neighbourhood."""
+def check_neighbors(idx: Tensor, num_rows: int, num_nodes: int | None = None) -> None:
+    """Raise a clear error unless ``idx`` is a ``[num_rows, K]`` integer neighbourhood whose
+    entries are ``-1`` (padding) or indices into ``num_nodes`` nodes (default ``num_rows``)."""
     if idx.dim() != 2 or idx.shape[0] != num_rows or idx.dtype.is_floating_point:
         raise ValueError(f"idx must be an integer [M, K] tensor with M={num_rows} rows, got "
                          f"{tuple(idx.shape)} {idx.dtype}; build it with "
                          "pcattn.ops.knn(pos, k, batch)")
+    check_index_range(idx, num_rows if num_nodes is None else num_nodes)

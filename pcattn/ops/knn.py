@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pcattn.ops.backend import has_open3d
 from pcattn.ops.batching import check_batch, counts_and_ptr, unpack
+from pcattn.ops.checks import check_count, check_points
 
 _CHUNK_ELEMS = 1 << 24  # distances held at once by the torch path (64 MB in float32)
 _BACKENDS = ("auto", "torch", "open3d")
@@ -41,6 +43,7 @@ def knn(
     Shape:
         pos: [M, 3], batch: [M], query: [M_q, 3], query_batch: [M_q] -> [M_q, K]
     """
+    k, dilation = check_count(k, "k"), check_count(dilation, "dilation")
     idx, _ = knn_with_distance(pos, k * dilation, batch, query=query,
                                query_batch=query_batch, backend=backend)
     return idx[:, ::dilation] if dilation > 1 else idx
@@ -58,8 +61,12 @@ def ball_query(
     Shape:
         pos: [M, 3], batch: [M], query: [M_q, 3] -> [M_q, K]
     """
-    if radius <= 0:
-        raise ValueError(f"radius must be > 0, got {radius}")
+    try:
+        ok = not isinstance(radius, (bool, str)) and 0 < float(radius) < float("inf")
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"radius must be a finite number > 0, got {radius!r}")
     idx, dist2 = knn_with_distance(pos, k, batch, query=query, query_batch=query_batch,
                                    backend=backend)
     return idx.masked_fill(dist2 > radius * radius, -1)
@@ -71,15 +78,19 @@ def knn_with_distance(
 ) -> tuple[Tensor, Tensor]:
     """Like :func:`knn` and also the squared distances (``inf`` where ``-1``).
 
+    Distances are computed in float32 when ``pos`` is float16 / bfloat16 (in half precision
+    the neighbour sets are wrong for many rows) and returned in that dtype: float32 for
+    float16 / bfloat16 / float32 input, float64 for float64 input.
+
     Shape:
         pos: [M, 3], query: [M_q, 3] -> ([M_q, K], [M_q, K])
     """
     if backend not in _BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {_BACKENDS}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if pos.dim() != 2 or pos.shape[1] != 3:
-        raise ValueError(f"pos must be [M, 3], got {tuple(pos.shape)}")
+    k = check_count(k, "k")
+    pos = _compute_dtype(check_points(pos, "pos"))
+    if query is not None:
+        query = check_points(query, "query").to(pos.dtype)
     if query is not None and query_batch is None and batch is not None:
         raise ValueError("batch is given but query_batch is not: pass the cloud id of each "
                          "query (query_batch [M_q])")
@@ -93,12 +104,17 @@ def knn_with_distance(
     num_clouds = max(int(batch[-1]) + 1 if batch.numel() else 0,
                      int(query_batch[-1]) + 1 if query_batch.numel() else 0)
     if backend == "auto":
-        backend = "open3d" if pos.device.type == "cpu" and _has_open3d() else "torch"
+        backend = "open3d" if pos.device.type == "cpu" and has_open3d() else "torch"
     if backend == "open3d" and pos.device.type != "cpu":
         raise ValueError("backend='open3d' runs on CPU tensors only; use backend='torch' "
                          f"for tensors on {pos.device.type}")
     run = _knn_open3d if backend == "open3d" else _knn_torch
     return run(pos, k, batch, query, query_batch, num_clouds)
+
+
+def _compute_dtype(pos: Tensor) -> Tensor:
+    """float16 / bfloat16 points as float32; float32 and float64 unchanged."""
+    return pos.float() if pos.dtype in (torch.float16, torch.bfloat16) else pos
 
 
 def _knn_torch(pos, k, batch, query, query_batch, num_clouds):
@@ -153,18 +169,3 @@ def _knn_open3d(pos, k, batch, query, query_batch, num_clouds):
         idx[qs:qe, :kk] = torch.from_numpy(ind.numpy()).long() + s
         dist[qs:qe, :kk] = torch.from_numpy(d2.numpy()).to(pos.dtype)
     return idx, dist
-
-
-_OPEN3D: bool | None = None
-
-
-def _has_open3d() -> bool:
-    global _OPEN3D
-    if _OPEN3D is None:
-        try:
-            import open3d.core  # noqa: F401
-
-            _OPEN3D = True
-        except ImportError:
-            _OPEN3D = False
-    return _OPEN3D

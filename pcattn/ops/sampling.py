@@ -6,8 +6,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pcattn.ops.backend import has_open3d
 from pcattn.ops.batching import check_batch, counts_and_ptr, unpack
-from pcattn.ops.knn import _has_open3d
+from pcattn.ops.checks import check_count, check_points
 
 
 def farthest_point_sample(
@@ -41,14 +42,15 @@ def farthest_point_sample(
     """
     if (ratio is None) == (num is None):
         raise ValueError("give exactly one of ratio= or num=")
-    if ratio is not None and not 0.0 < ratio <= 1.0:
+    if ratio is not None and (isinstance(ratio, (bool, str)) or not 0.0 < ratio <= 1.0):
         raise ValueError(f"ratio must be in (0, 1], got {ratio}")
     if backend not in ("auto", "torch", "open3d"):
         raise ValueError(f"unknown backend {backend!r}; choose 'auto', 'torch' or 'open3d'")
     if backend == "open3d" and pos.device.type != "cpu":
         raise ValueError("backend='open3d' runs on CPU tensors only; use backend='torch'")
-    if num is not None and num < 1:
-        raise ValueError(f"num must be >= 1, got {num}")
+    if num is not None:
+        num = check_count(num, "num")
+    check_points(pos, "pos")
     batch = check_batch(batch, pos.shape[0], pos.device)
     counts, ptr = counts_and_ptr(batch)
     if ratio is not None:
@@ -64,7 +66,7 @@ def farthest_point_sample(
     else:
         start = _farthest_from_centroid(dense, mask, counts)
     if backend == "auto":
-        backend = "open3d" if pos.device.type == "cpu" and _has_open3d() else "torch"
+        backend = "open3d" if pos.device.type == "cpu" and has_open3d() else "torch"
     if backend == "open3d":
         out = _fps_open3d(dense, counts, take, start, s_max)
     else:

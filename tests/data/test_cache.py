@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pcattn.data.cache import atomic_save, cache_key, load_or_build
+from pcattn.data.cache import cache_key, load_or_build
+from pcattn.fileio import atomic_save
 
 
 def test_cache_key_is_stable_and_changes_with_any_option():
@@ -73,6 +74,35 @@ def test_killed_preparer_leaves_only_a_temporary_file_that_is_never_read(tmp_pat
     assert proc.returncode == -9, proc.stderr.decode()
     leftovers = list(tmp_path.iterdir())
     assert not path.exists() and len(leftovers) == 1 and leftovers[0].suffix == ".tmp"
+    assert leftovers[0].name.startswith(".c.pt.pcattn-")
     out = load_or_build(path, lambda: torch.zeros(3), options={"n": 1})
     assert torch.equal(out, torch.zeros(3))
+    assert list(tmp_path.iterdir()) == [path], "the dead writer's temporary file is removed"
+
+
+def test_a_live_writers_temporary_file_is_kept(tmp_path):
+    path = tmp_path / "c.pt"
+    mine = tmp_path / f".c.pt.pcattn-{os.getpid()}-abc.tmp"
+    other = tmp_path / ".d.pt.pcattn-1-abc.tmp"  # another file's
+    mine.write_bytes(b"")
+    other.write_bytes(b"")
+    atomic_save({"a": 1}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, mine.name, other.name])
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_cache_holding_a_pickle_payload_is_rebuilt_and_never_runs(tmp_path):
+    path = tmp_path / "c.pt"
+    marker = tmp_path / "payload-ran"
+    torch.save({"options": {"n": 1}, "content": _Payload(marker)}, path)
+    with pytest.warns(UserWarning, match="unreadable"):
+        out = load_or_build(path, lambda: torch.ones(2), options={"n": 1})
+    assert torch.equal(out, torch.ones(2)) and not marker.exists()
 

@@ -117,3 +117,32 @@ def test_missing_or_empty_root(tmp_path):
     (tmp_path / "empty" / "cls").mkdir(parents=True)
     with pytest.raises(DatasetNotFoundError, match="no class folders with cloud files"):
         FolderDataset(tmp_path / "empty")
+
+
+def _two_class_root(tmp_path):
+    root = tmp_path / "r"
+    for c in ("a", "b"):
+        for k in range(2):
+            write_rows(root / c / f"{k}.txt", cloud_rows(50, k))
+    return root
+
+
+def test_a_truncated_ply_stops_the_build(tmp_path):
+    import open3d as o3d
+
+    root = _two_class_root(tmp_path)
+    rows = cloud_rows(50, 3)
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(rows[:, :3]))
+    pcd.normals = o3d.utility.Vector3dVector(rows[:, 3:6])
+    bad = root / "a" / "cut.ply"
+    o3d.io.write_point_cloud(str(bad), pcd, write_ascii=False)
+    bad.write_bytes(bad.read_bytes()[:-100])
+    with pytest.raises(DataFormatError, match=r"cut\.ply: element 'vertex' ends at row 4\d of 50"):
+        FolderDataset(root, "train", num_points=16, test_ratio=0.3, cache_dir=tmp_path)
+
+
+def test_feature_columns_are_refused_by_the_folder_dataset(tmp_path):
+    root = _two_class_root(tmp_path)
+    write_rows(root / "b" / "five.txt", cloud_rows(50, 5)[:, :5])
+    with pytest.raises(DataFormatError, match=r"five\.txt: rows of 5 columns; a folder dataset"):
+        FolderDataset(root, "train", num_points=16, test_ratio=0.3, cache_dir=tmp_path)

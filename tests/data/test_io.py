@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pcattn.data.errors import DataFormatError
-from pcattn.data.io import read_cloud, read_off, read_rows, sample_surface
+from pcattn.data.io import read_cloud, read_off, read_rows
 
 from datafixtures import CUBE_V, REALDATA, cloud_rows, needs_realdata, write_off, write_rows
 
@@ -60,27 +60,6 @@ def test_read_rows_too_few_columns_everywhere_and_non_numbers(tmp_path):
     p.write_text("1 2 3\n4 five 6\n")
     with pytest.raises(DataFormatError, match="line 2: not a row of numbers"):
         read_rows(p)
-
-
-def test_sample_surface_is_uniform_by_area_with_face_normals():
-    # two triangles in z=0 (area 0.5) and x=5 (area 1.5)
-    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [5, 0, 0], [5, 1, 0], [5, 0, 3.0]])
-    f = np.array([[0, 1, 2], [3, 4, 5]])
-    xyz, nrm = sample_surface(v, f, 20000, np.random.default_rng(0))
-    on_big = np.isclose(xyz[:, 0], 5.0)
-    assert abs(on_big.mean() - 0.75) < 0.015
-    small = xyz[~on_big]
-    assert np.allclose(small[:, 2], 0) and (small[:, :2].sum(1) <= 1 + 1e-9).all()
-    np.testing.assert_allclose(np.abs(nrm[~on_big]), [[0, 0, 1]] * len(small), atol=1e-12)
-    np.testing.assert_allclose(np.abs(nrm[on_big]), [[1, 0, 0]] * on_big.sum(), atol=1e-12)
-    again = sample_surface(v, f, 20000, np.random.default_rng(0))[0]
-    np.testing.assert_array_equal(xyz, again)
-
-
-def test_sample_surface_rejects_a_mesh_without_area():
-    v = np.zeros((3, 3))
-    with pytest.raises(DataFormatError, match="no surface area"):
-        sample_surface(v, np.array([[0, 1, 2]]), 10, np.random.default_rng(0))
 
 
 def _o3d_cloud(xyz, nrm):
@@ -162,3 +141,83 @@ def test_real_modelnet_off_files_parse_with_their_header_counts():
         assert faces.max() < len(v)
         data = read_cloud(f, num_points=256)
         assert torch.isfinite(data.pos).all() and data.pos.shape == (256, 3)
+
+
+def _ply_bytes(tmp_path, ascii_: bool, n: int = 40) -> tuple[bytes, int]:
+    """A PLY cloud with normals as open3d writes it, and where its header ends."""
+    import open3d as o3d
+
+    rows = cloud_rows(n, 2)
+    p = tmp_path / "whole.ply"
+    o3d.io.write_point_cloud(str(p), _o3d_cloud(rows[:, :3], rows[:, 3:6]), write_ascii=ascii_)
+    data = p.read_bytes()
+    return data, data.index(b"end_header\n") + len(b"end_header\n")
+
+
+@pytest.mark.parametrize("ascii_", [False, True], ids=["binary", "ascii"])
+@pytest.mark.parametrize("keep", [0.0, 0.5], ids=["header_only", "half"])
+def test_read_cloud_refuses_a_truncated_ply(tmp_path, ascii_, keep):
+    data, body = _ply_bytes(tmp_path, ascii_)
+    whole = read_cloud(tmp_path / "whole.ply")
+    assert whole.pos.shape == (40, 3) and whole.x.shape == (40, 3)
+    cut = tmp_path / "cut.ply"
+    cut.write_bytes(data[:body + int(keep * (len(data) - body))])
+    with pytest.raises(DataFormatError) as err:
+        read_cloud(cut)
+    msg = str(err.value)
+    assert str(cut) in msg and "element 'vertex' ends at row" in msg and "\n" not in msg
+    row = int(msg.split("ends at row ")[1].split()[0])
+    assert row == 0 if keep == 0.0 else 15 <= row <= 21
+
+
+def test_read_cloud_ply_mesh_with_quads_is_sampled_on_its_surface(tmp_path):
+    from datafixtures import CUBE_F
+
+    p = tmp_path / "cube.ply"
+    head = ("ply\nformat ascii 1.0\nelement vertex 8\nproperty float x\nproperty float y\n"
+            "property float z\nelement face 6\nproperty list uchar int vertex_indices\n"
+            "end_header\n")
+    p.write_text(head + "".join(f"{a} {b} {c}\n" for a, b, c in CUBE_V)
+                 + "".join("4 " + " ".join(map(str, f)) + "\n" for f in CUBE_F))
+    pos = read_cloud(p, num_points=400).pos.numpy()
+    on_face = np.isclose(pos, 0, atol=1e-6) | np.isclose(pos, 1, atol=1e-6)
+    assert pos.shape == (400, 3) and on_face.any(1).all()
+    p.write_text(head.replace("vertex 8", "vertex 9"))
+    with pytest.raises(DataFormatError, match="element 'vertex' ends at row 0 of 9"):
+        read_cloud(p)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("1 2 3\n4 nan 6\n", "coordinates hold NaN (row 1, column 1"),
+    ("1 2 3\n4 5 inf\n", "coordinates hold inf"),
+    ("1 2 3\n4 5 1e39\n", "coordinates hold inf (beyond float32's range?) (row 1, column 2"),
+    ("1 2 3 0 0 1\n4 5 6 0 nan 1\n", "normals or features hold NaN (row 1, column 1"),
+])
+def test_read_cloud_non_finite_values_are_named_after_the_float32_cast(tmp_path, text, needle):
+    p = tmp_path / "bad.txt"
+    p.write_text(text)
+    with pytest.raises(DataFormatError) as err:
+        read_cloud(p)
+    assert str(p) in str(err.value) and needle in str(err.value)
+
+
+def test_read_cloud_off_with_a_nan_vertex_says_nan(tmp_path):
+    v = CUBE_V.copy()
+    v[3, 1] = np.nan
+    p = write_off(tmp_path / "nan.off", v)
+    with pytest.raises(DataFormatError, match=r"nan\.off: vertex coordinates hold NaN \(row 3"):
+        read_cloud(p)
+
+
+def test_read_cloud_text_column_rule(tmp_path):
+    rows = cloud_rows(12, 4, extra=np.arange(12.0))  # x y z nx ny nz f
+    for width, x_width in ((3, None), (4, 1), (5, 2), (6, 3), (7, 4)):
+        d = read_cloud(write_rows(tmp_path / f"c{width}.txt", rows[:, :width]))
+        np.testing.assert_allclose(d.pos.numpy(), rows[:, :3], atol=1e-5)
+        if x_width is None:
+            assert d.x is None
+        else:
+            np.testing.assert_allclose(d.x.numpy(), rows[:, 3:width], atol=1e-5)
+    p = write_rows(tmp_path / "c2.txt", rows[:, :2])
+    with pytest.raises(DataFormatError, match=r"c2\.txt, line 1: expected 3 columns, found 2"):
+        read_cloud(p)

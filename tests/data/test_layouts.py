@@ -33,3 +33,19 @@ def test_an_explicit_layout_must_be_there(modelnet_off):
         choose_layout(modelnet_off, MODELNET_KINDS, layout="modelnet_h5")
     with pytest.raises(ValueError, match="does not hold this dataset"):
         choose_layout(modelnet_off, MODELNET_KINDS, layout="shapenetpart_h5")
+
+
+def test_a_missing_root_names_each_public_release_where_to_put_it_and_the_folder_layout(
+        tmp_path):
+    root = tmp_path / "modelnet40"
+    with pytest.raises(DatasetNotFoundError) as err:
+        choose_layout(root, MODELNET_KINDS)
+    msg = str(err.value)
+    assert msg.startswith(f"{root} does not exist.")
+    for release in ("modelnet40_normal_resampled.zip (PointNet++ release)",
+                    "modelnet40_ply_hdf5_2048.zip (PointNet release)",
+                    "ModelNet40.zip or ModelNet10.zip from modelnet.cs.princeton.edu"):
+        assert f"from the public release {release}" in msg
+    assert "pcattn never downloads data" in msg and f"unzip it into {root}/" in msg
+    assert "data.name: folder with <root>/<class>/<file>" in msg
+    assert "not possible here" not in msg

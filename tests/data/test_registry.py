@@ -15,7 +15,7 @@ def test_new_fields_are_validated_with_the_valid_values():
                            (dict(test_ratio=1.5), "data.test_ratio")]:
         with pytest.raises(ValueError, match=needle):
             DataConfig(name="modelnet40", **kwargs)
-    with pytest.raises(ValueError, match="data.categories must be a tuple"):
+    with pytest.raises(ValueError, match="data.categories must be a list"):
         config_from_dict({"data": {"name": "shapenetpart", "categories": "Airplane"}})
 
 

@@ -60,6 +60,7 @@ def test_txt_layout_splits_counts_and_labels(shapenet_normal, tmp_path):
     assert tv.labels.tolist() == split_cats["train"] + split_cats["val"]
     assert [tv[i].num_nodes for i in range(len(tv))] == [120, 90, 80, 100]
     assert tv.num_classes == 50 and tv.num_categories == 16
+    assert torch.equal(tv.part_mask, category_part_mask())
     # whole clouds keep the per-row labels of the file, in order
     parts = SHAPENETPART_PARTS["Airplane"]
     assert tv[0].y.tolist() == [parts[i % 4] for i in range(120)]

@@ -75,6 +75,17 @@ def test_parts_have_disjoint_ids_per_category(tmp_path):
         assert set(item.y.unique().tolist()) == set(ids[cat]), "every part is sampled"
 
 
+def test_parts_mask_by_hand(tmp_path):
+    ds = SyntheticParts(tmp_path, "test", num_points=32, per_class=1)
+    # arrow: shaft 0, head 1; table: top 2, legs 3; lamp: 4, 5, 6; mushroom: 7, 8
+    rows = [[0, 1], [2, 3], [4, 5, 6], [7, 8]]
+    assert ds.num_categories == 4 and ds.part_mask.shape == (4, 9)
+    assert [r.nonzero().flatten().tolist() for r in ds.part_mask] == rows
+    for i in range(len(ds)):
+        d = ds[i]
+        assert ds.part_mask[d.category.item(), d.y].all()
+
+
 def test_works_with_pyg_dataloader(tmp_path):
     ds = SyntheticParts(tmp_path, "test", num_points=32, per_class=1)
     batch = next(iter(DataLoader(ds, batch_size=3)))

@@ -46,13 +46,13 @@ def test_unknown_override_and_bad_value(tmp_path, capsys):
     assert main(["train", "--config", str(path), "--set", "train.epoch=3"]) != 0
     assert "epochs" in capsys.readouterr().err
     assert main(["train", "--config", str(path), "--set", "train.epochs=many"]) != 0
-    assert "train.epochs must be a int" in capsys.readouterr().err
+    assert "train.epochs must be an integer" in capsys.readouterr().err
     assert main(["train", "--config", str(path), "--set", "model.pool=median"]) != 0
     assert "pool must be" in capsys.readouterr().err
     assert main(["train", "--config", str(path), "--set", "data.name=modelnet9"]) != 0
     assert "unknown dataset" in capsys.readouterr().err
     assert main(["train", "--config", str(path), "--set", "data.name=synthetic_parts"]) != 0
-    assert "classification only" in capsys.readouterr().err
+    assert "needs a *_seg model" in capsys.readouterr().err
 
 
 def test_short_train_beats_chance(tmp_path, capsys):
@@ -70,6 +70,17 @@ def test_short_train_beats_chance(tmp_path, capsys):
     assert main(["eval", str(run / "checkpoint.pt")]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["overall_accuracy"] == pytest.approx(metrics["overall_accuracy"])
+    # predict names a class of the training data, with the top 5 in decreasing probability
+    from datafixtures import write_off
+
+    from pcattn.data import SHAPE_CLASSES
+
+    cube = write_off(tmp_path / "cube.off")
+    assert main(["predict", str(run / "checkpoint.pt"), str(cube), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    probs = [p for _, p in res["top5"]]
+    assert res["class"] in SHAPE_CLASSES and res["class"] == res["top5"][0][0]
+    assert len(probs) == 5 and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
     # a second run with the same name goes next to the first, which stays as it was
     before = (run / "checkpoint.pt").read_bytes()
     assert main(["train", "--config", str(path), "--no-progress", "--set", "train.epochs=1"]) == 0

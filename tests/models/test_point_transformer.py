@@ -9,7 +9,7 @@ from pcattn.models import create_model
 
 
 def small(**kw):
-    cfg = dict(num_classes=5, in_channels=3, channels=(8, 16), blocks=(1, 1), k=4,
+    cfg = dict(num_classes=5, feature_channels=3, channels=(8, 16), blocks=(1, 1), k=4,
                head_hidden=(8,))
     cfg.update(kw)
     return create_model("point_transformer_cls", **cfg)
@@ -28,9 +28,14 @@ def test_logits_and_features(device):
     feats = model.forward_features(batch, return_attention=True)
     assert feats["pooled"].shape == (2, 16)
     s0, s1 = feats["stages"]
-    assert s0["attention"][0].shape == (33, 4, 8)
-    assert s1["x"].shape == (5 + 4, 16) and s1["attention"][0].shape == (9, 4, 16)
+    a0, a1 = feats["attention"]
+    assert a0.map.kind == "local" and a0.map.weight.shape == (33, 4, 8)
+    assert torch.equal(a0.map.idx, s0["idx"]) and torch.equal(a0.query_index.cpu(), torch.arange(33))
+    assert s1["x"].shape == (5 + 4, 16) and a1.map.weight.shape == (9, 4, 16)
     assert torch.equal(s1["pos"], s0["pos"][s1["sample"]])
+    # stage 1's nodes, through its query/source index, are input points
+    assert torch.equal(a1.query_index, s1["index"]) and torch.equal(a1.source_index, s1["index"])
+    torch.testing.assert_close(s1["pos"], batch.pos[a1.query_index])
     assert model.forward_head(feats["pooled"], pre_logits=True).shape == (2, 8)
 
 
@@ -61,8 +66,8 @@ def test_invariant_to_point_order_that_keeps_the_fps_start():
 def test_wrong_feature_count_is_a_clear_error():
     import pytest
 
-    model = small(in_channels=0)
-    with pytest.raises(ValueError, match="model.in_channels"):
+    model = small(feature_channels=0)
+    with pytest.raises(ValueError, match="model.feature_channels"):
         model(make_batch([10]))
 
 

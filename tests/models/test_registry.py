@@ -12,7 +12,7 @@ def test_list_and_create():
     assert "point_transformer_cls" in list_models()
     model = create_model("point_transformer_cls", num_classes=7, channels=(8, 16), blocks=(1, 2))
     assert isinstance(model, PointTransformerCls)
-    assert model.config.num_classes == 7 and len(model.stages[1]) == 2
+    assert model.config.num_classes == 7 and len(model.encoder.stages[1]) == 2
     assert model_config_class("point_transformer_cls") is type(model.config)
 
 

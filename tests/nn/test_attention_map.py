@@ -43,3 +43,9 @@ def test_pool_map_queries_are_clouds_and_channel_map_refuses():
     assert q.tolist() == [0, 0, 1] and s.tolist() == [0, 1, 2]
     with pytest.raises(ValueError, match="channel"):
         AttentionMap("channel", torch.ones(2, 8)).to_sparse()
+
+
+def test_a_transposed_global_map_gives_the_receiving_column_as_query():
+    w = torch.tensor([[[[0.0, 0.25], [1.0, 0.75]]]])  # w[i, j]: node j receives sum_i w[i, j]
+    q, s, wt = AttentionMap("global", w, transposed=True).to_sparse()
+    assert triples(q, s, wt) == [(0, 0, [0.0]), (0, 1, [1.0]), (1, 0, [0.25]), (1, 1, [0.75])]

@@ -26,6 +26,7 @@ def test_shapes_and_weights(device, score):
     x, batch = clouds([5, 3], 8, device)
     attn = GlobalSelfAttention(8, 12, heads=3, score=score).to(device)
     out, w = attn(x, batch, return_attention=True)
+    w = w.weight
     assert out.shape == (8, 12)
     assert w.shape == (2, 3, 5, 5)
     torch.testing.assert_close(w[0].sum(-1), torch.ones(3, 5, device=device))
@@ -51,6 +52,7 @@ def test_matches_torch_multihead_attention(device):
     ref_out, ref_w = ref(dense, dense, dense, key_padding_mask=~mask,
                          average_attn_weights=False)
     out, w = ours(x, batch, return_attention=True)
+    w = w.weight
     torch.testing.assert_close(out, ref_out[mask])
     valid = mask[:, None, :, None] & mask[:, None, None, :]
     torch.testing.assert_close(w, ref_w * valid)
@@ -70,8 +72,11 @@ def test_batched_equals_alone(device, score):
     x, batch = clouds([6, 3], 8, device)
     attn = GlobalSelfAttention(8, heads=2, score=score).to(device)
     out, w = attn(x, batch, return_attention=True)
+    w = w.weight
     out0, w0 = attn(x[:6], None, return_attention=True)
+    w0 = w0.weight
     out1, w1 = attn(x[6:], None, return_attention=True)
+    w1 = w1.weight
     torch.testing.assert_close(out, torch.cat([out0, out1]))
     torch.testing.assert_close(w[0], w0[0])
     torch.testing.assert_close(w[1, :, :3, :3], w1[0])
@@ -104,7 +109,7 @@ def test_gradcheck(device, score):
     x.requires_grad_(True)
     attn = GlobalSelfAttention(4, heads=2, score=score).to(device, torch.float64)
     assert torch.autograd.gradcheck(lambda t: attn(t, batch), (x,))
-    assert torch.autograd.gradcheck(lambda t: attn(t, batch, True)[1], (x,))
+    assert torch.autograd.gradcheck(lambda t: attn(t, batch, return_attention=True)[1].weight, (x,))
 
 
 def test_additive_chunks_match_one_block(device, monkeypatch):
@@ -112,9 +117,11 @@ def test_additive_chunks_match_one_block(device, monkeypatch):
     x.requires_grad_(True)
     attn = GlobalSelfAttention(8, heads=2, score="additive").to(device)
     out, w = attn(x, batch, return_attention=True)
+    w = w.weight
     (g_full,) = torch.autograd.grad(out.sum(), x)
     monkeypatch.setattr(ga, "_CHUNK_ELEMS", 2 * 9 * 8)  # one query row per chunk
     out_c, w_c = attn(x, batch, return_attention=True)
+    w_c = w_c.weight
     (g_chunk,) = torch.autograd.grad(out_c.sum(), x)
     torch.testing.assert_close(out_c, out)
     torch.testing.assert_close(w_c, w)
@@ -125,6 +132,7 @@ def test_additive_score_formula(device):
     x, _ = clouds([4], 4, device)
     attn = GlobalSelfAttention(4, heads=1, score="additive", bias=False).to(device)
     _, w = attn(x, None, return_attention=True)
+    w = w.weight
     q, k, _ = attn.lin_qkv(x).chunk(3, dim=-1)
     s = (torch.tanh(q[:, None] + k[None]) * attn.score_weight[0]).sum(-1)  # [N, N]
     torch.testing.assert_close(w[0, 0], torch.softmax(s, dim=-1))
@@ -146,6 +154,7 @@ def test_empty_cloud_id_gives_no_nan(device):
     x = torch.randn(4, 8, device=device, requires_grad=True)
     batch = torch.tensor([0, 0, 2, 2], device=device)  # cloud 1 has no nodes
     out, w = GlobalSelfAttention(8, heads=2).to(device)(x, batch, return_attention=True)
+    w = w.weight
     out.sum().backward()
     assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
     assert (w[1] == 0).all()

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from pcattn.nn.global_tokens import GlobalTokenAttention, GlobalTokens
+from pcattn.nn.global_tokens import GlobalTokens
 from pcattn.nn.point_transformer import PointTransformerBlock
 from pcattn.nn.positional_encoding import LearnedPositionalEncoding
 from pcattn.ops.knn import knn
@@ -20,17 +20,20 @@ def clouds(sizes, c, device, dtype=torch.float32):
 def test_shapes_and_weights(device):
     x, batch = clouds([5, 3], 8, device)
     block = GlobalTokens(8, num_tokens=2, heads=2).to(device)
-    out, tokens, attn = block(x, batch, return_attention=True, return_tokens=True)
+    out, attn = block(x, batch, return_attention=True)
+    tokens = block.update_tokens(x, batch)
     assert out.shape == (8, 8) and tokens.shape == (2, 2, 8)
-    assert isinstance(attn, GlobalTokenAttention)
-    assert attn.tokens.shape == (2, 2, 2, 7) and attn.nodes.shape == (8, 2, 2)
-    torch.testing.assert_close(attn.tokens.sum(-1), torch.ones(2, 2, 2, device=device))
-    torch.testing.assert_close(attn.nodes.sum(-1), torch.ones(8, 2, device=device))
-    assert (attn.tokens[1, :, :, 5:] == 0).all() and (attn.tokens[1, :, :, :5] > 0).all()
-    out2, tokens2 = block(x, batch, return_tokens=True)  # fused path, same numbers
-    torch.testing.assert_close(out2, out)
-    torch.testing.assert_close(tokens2, tokens)
-    torch.testing.assert_close(block(x, batch), out)
+    assert attn.kind == "graph" and attn.num_sources == 8 + 2 * 2
+    # into each token: 2 tokens + the nodes of its cloud; into each node: the 2 tokens
+    tgt, src = attn.edge_index[1], attn.edge_index[0]
+    counts = torch.bincount(tgt, minlength=12).tolist()
+    assert counts == [2] * 8 + [7, 7, 5, 5]
+    sums = torch.zeros(12, 2, device=device).index_add_(0, tgt, attn.weight)
+    torch.testing.assert_close(sums, torch.ones(12, 2, device=device))
+    # cloud 1's tokens (10, 11) read nodes 5..7 and tokens 10, 11 only
+    assert set(src[tgt == 10].tolist()) == {5, 6, 7, 10, 11}
+    assert set(src[tgt == 6].tolist()) == {10, 11}
+    torch.testing.assert_close(block(x, batch), out)  # fused path, same numbers
 
 
 def test_closed_form_one_head_no_norm(device):
@@ -44,7 +47,7 @@ def test_closed_form_one_head_no_norm(device):
     k2, v2 = block.lin_kv_node(g2).chunk(2, -1)
     # one token: every node's softmax over one key is 1, so it reads v2 exactly
     expect = x + block.lin_out_node(v2.expand(4, -1))
-    out, tokens = block(x, return_tokens=True)
+    out, tokens = block(x), block.update_tokens(x)
     torch.testing.assert_close(tokens[0], g2)
     torch.testing.assert_close(out, expect)
 
@@ -66,21 +69,30 @@ def test_batched_equals_alone(device):
     pos = torch.randn(9, 3, device=device)
     block = GlobalTokens(8, num_tokens=2, heads=2).to(device)
     idx = knn(pos, 4, batch)  # the small cloud has -1 neighbours
-    out, tokens, attn = block(x, batch, True, idx=idx, return_tokens=True)
-    out1, tokens1, attn1 = block(x[6:], None, True, idx=knn(pos[6:], 4),
-                                 return_tokens=True)
+    out, attn = block(x, batch, idx=idx, return_attention=True)
+    out1, attn1 = block(x[6:], None, idx=knn(pos[6:], 4), return_attention=True)
     idx0 = knn(pos[:6], 4)
     torch.testing.assert_close(out, torch.cat([block(x[:6], idx=idx0), out1]))
-    torch.testing.assert_close(tokens[1], tokens1[0])
-    torch.testing.assert_close(attn.tokens[1, :, :, :5], attn1.tokens[0])
-    assert (attn.nodes[6:, :, 2:][idx[6:, None, :].expand(-1, 2, -1) < 0] == 0).all()
+    torch.testing.assert_close(block.update_tokens(x, batch)[1], block.update_tokens(x[6:])[0])
+    # cloud 1 alone: nodes 0..2, tokens 3, 4; batched: nodes 6..8, tokens 9+2=11, 12
+    def triples(amap, shift_node, shift_token, m):
+        q, s, w = amap.to_sparse()
+        ren = lambda t: torch.where(t < m, t + shift_node, t + shift_token)  # noqa: E731
+        return {(int(a), int(b)): w_ for a, b, w_ in zip(ren(q), ren(s), w)}
+    alone = triples(attn1, 6, 11 - 3, 3)
+    both = {k: v for k, v in triples(attn, 0, 0, 9).items() if k[0] in (6, 7, 8, 11, 12)}
+    assert alone.keys() == both.keys()
+    for key, w in alone.items():
+        torch.testing.assert_close(both[key], w)
+    # -1 neighbours of the 3-node cloud are no edges: 2 tokens + 3 neighbours per node
+    assert torch.bincount(attn.edge_index[1])[6:9].tolist() == [5, 5, 5]
 
 
 def test_no_gradient_across_clouds_or_from_padding(device):
     x, batch = clouds([6, 3], 8, device)
     x.requires_grad_(True)
     block = GlobalTokens(8, num_tokens=2, heads=2).to(device)
-    out, tokens = block(x, batch, return_tokens=True)
+    out, tokens = block(x, batch), block.update_tokens(x, batch)
     (out[6:].sum() + tokens[1].sum()).backward()
     assert (x.grad[:6] == 0).all()
     assert (x.grad[6:].abs().sum(-1) > 0).all()
@@ -104,7 +116,7 @@ def test_gradcheck(device):
     block = GlobalTokens(4, num_tokens=2, heads=2).to(device, torch.float64)
     assert torch.autograd.gradcheck(lambda t: block(t, batch, idx=idx), (x,))
     assert torch.autograd.gradcheck(
-        lambda t: block(t, batch, True, return_tokens=True)[1], (x,))
+        lambda t: block.update_tokens(t, batch), (x,))
 
 
 def test_composes_with_a_local_block(device):

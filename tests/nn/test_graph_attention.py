@@ -66,7 +66,8 @@ def test_matches_gatv2conv(device, concat, edge_dim, residual, share):
         layer.bias.normal_()  # a non-zero bias, so copying it is checked too
     conv = pyg_twin(layer, add_self_loops=False).to(device)
     ea = rel_pos(pos, edge_index) if edge_dim else None
-    out, alpha = layer(x, edge_index, ea, return_attention=True)
+    out, alpha = layer(x, edge_index, edge_attr=ea, return_attention=True)
+    alpha = alpha.weight
     ref, (ref_ei, ref_alpha) = conv(x, edge_index, ea, return_attention_weights=True)
     assert out.shape == (17, 8) and alpha.shape == (edge_index.shape[1], 2)
     assert torch.equal(ref_ei, edge_index)
@@ -82,7 +83,8 @@ def test_matches_gatv2conv_self_loops_on_a_mesh(device):
     conv = pyg_twin(layer).to(device)  # add_self_loops=True, fill_value="mean"
     ei, ea = remove_self_loops(edge_index, rel_pos(pos, edge_index))
     ei, ea = add_self_loops(ei, ea, fill_value="mean", num_nodes=6)
-    out, alpha = layer(x, ei, ea, return_attention=True)
+    out, alpha = layer(x, ei, edge_attr=ea, return_attention=True)
+    alpha = alpha.weight
     ref, (_, ref_alpha) = conv(x, edge_index, rel_pos(pos, edge_index),
                                return_attention_weights=True)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
@@ -103,6 +105,7 @@ def test_attention_is_a_softmax_over_incoming_edges(device):
     pos, edge_index = octahedron(device)
     layer = GraphAttention(3, 4, heads=2).to(device)
     _, alpha = layer(pos, edge_index, return_attention=True)
+    alpha = alpha.weight
     total = torch.zeros(6, 2, device=device).index_add_(0, edge_index[1], alpha)
     torch.testing.assert_close(total, torch.ones(6, 2, device=device))
     assert (alpha > 0).all()
@@ -111,12 +114,15 @@ def test_attention_is_a_softmax_over_incoming_edges(device):
 def test_permutation_equivariance(device):
     x, pos, _, edge_index = knn_graph([15], 4, 6, device)
     layer = GraphAttention(6, 8, heads=2, edge_dim=3).to(device)
-    out, alpha = layer(x, edge_index, rel_pos(pos, edge_index), return_attention=True)
+    out, alpha = layer(x, edge_index, edge_attr=rel_pos(pos, edge_index), return_attention=True)
+    alpha = alpha.weight
     perm = torch.randperm(15, device=device)
     inv = torch.empty_like(perm)
     inv[perm] = torch.arange(15, device=device)
     ei_p = inv[edge_index]  # same edges, new node ids, same edge order
-    out_p, alpha_p = layer(x[perm], ei_p, rel_pos(pos[perm], ei_p), return_attention=True)
+    out_p, alpha_p = layer(x[perm], ei_p, edge_attr=rel_pos(pos[perm], ei_p),
+                           return_attention=True)
+    alpha_p = alpha_p.weight
     torch.testing.assert_close(out_p, out[perm], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(alpha_p, alpha, atol=1e-5, rtol=1e-5)
 
@@ -124,10 +130,10 @@ def test_permutation_equivariance(device):
 def test_batch_equals_each_graph_alone(device):
     x, pos, batch, edge_index = knn_graph([13, 3], 5, 6, device)  # 3-node cloud: padded kNN
     layer = GraphAttention(6, 8, heads=2, edge_dim=3).to(device)
-    out = layer(x, edge_index, rel_pos(pos, edge_index))
+    out = layer(x, edge_index, edge_attr=rel_pos(pos, edge_index))
     for s, e in [(0, 13), (13, 16)]:
         ei = neighbors_to_edge_index(knn(pos[s:e], 5))
-        alone = layer(x[s:e], ei, rel_pos(pos[s:e], ei))
+        alone = layer(x[s:e], ei, edge_attr=rel_pos(pos[s:e], ei))
         torch.testing.assert_close(out[s:e], alone, atol=1e-5, rtol=1e-5)
 
 
@@ -153,7 +159,7 @@ def test_padding_and_isolated_nodes(device):
 def test_all_parameters_get_gradients(device, residual):
     x, pos, _, edge_index = knn_graph([10, 7], 4, 6, device)
     layer = GraphAttention(6, 8, heads=2, edge_dim=3, residual=residual).to(device)
-    layer(x, edge_index, rel_pos(pos, edge_index)).square().sum().backward()
+    layer(x, edge_index, edge_attr=rel_pos(pos, edge_index)).square().sum().backward()
     for name, p in layer.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
@@ -163,7 +169,7 @@ def test_gradcheck(device):
     layer = GraphAttention(3, 4, heads=2, edge_dim=3).to(device).double()
     x.requires_grad_()
     ea = rel_pos(pos, edge_index).requires_grad_()
-    assert torch.autograd.gradcheck(lambda a, b: layer(a, edge_index, b), (x, ea))
+    assert torch.autograd.gradcheck(lambda a, b: layer(a, edge_index, edge_attr=b), (x, ea))
 
 
 def test_bad_arguments():

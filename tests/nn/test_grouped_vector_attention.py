@@ -10,8 +10,8 @@ from pcattn.ops import knn
 from helpers import clouds, renumber
 
 
-def make(c_in=5, c=8, groups=4, **kw):
-    return GroupedVectorAttention(c_in, c, groups=groups, **kw)
+def make(c_in=5, c=8, heads=4, **kw):
+    return GroupedVectorAttention(c_in, c, heads=heads, **kw)
 
 
 def test_shapes_and_weights(device):
@@ -19,6 +19,7 @@ def test_shapes_and_weights(device):
     idx = knn(pos, 6, batch)  # the 3-point cloud has 3 padded slots per row
     layer = make().to(device)
     out, w = layer(x, pos, idx, return_attention=True)
+    w = w.weight
     assert out.shape == (23, 8) and w.shape == (23, 6, 4)
     torch.testing.assert_close(w.sum(1), torch.ones(23, 4, device=device))
     assert (w[idx < 0] == 0).all() and (idx[20:, 3:] == -1).all()
@@ -32,6 +33,7 @@ def test_matches_per_node_loop(pos_multiplier):
     idx = knn(pos, 5, batch)
     layer = make(pos_multiplier=pos_multiplier).double()
     out, w = layer(x, pos, idx, return_attention=True)
+    w = w.weight
     q, k, v = layer.lin_q(x), layer.lin_k(x), layer.lin_v(x)
     for i in range(x.shape[0]):
         nb = idx[i][idx[i] >= 0]
@@ -52,7 +54,9 @@ def test_permutation_equivariance(device):
     layer = make().to(device)
     perm = torch.randperm(16, device=device)
     out, w = layer(x, pos, idx, return_attention=True)
+    w = w.weight
     out_p, w_p = layer(x[perm], pos[perm], renumber(idx, perm), return_attention=True)
+    w_p = w_p.weight
     torch.testing.assert_close(out_p, out[perm], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(w_p, w[perm], atol=1e-5, rtol=1e-5)
 
@@ -79,6 +83,7 @@ def test_padding_gets_no_weight_and_no_gradient(device):
         xx, pp = x.clone().requires_grad_(), pos.clone().requires_grad_()
         layer.zero_grad()
         out, w = layer(xx, pp, nb, return_attention=True)
+        w = w.weight
         (out * torch.linspace(-1, 1, out.numel(), device=device).view_as(out)).sum().backward()
         grads.append((out, w[nb >= 0], xx.grad, pp.grad,
                       [p.grad.clone() for p in layer.parameters()]))
@@ -98,6 +103,7 @@ def test_all_padding_row_is_zero_and_finite(device):
     xx = x.clone().requires_grad_()
     layer = make().to(device)
     out, w = layer(xx, pos, idx, return_attention=True)
+    w = w.weight
     out.sum().backward()
     assert (out[2] == 0).all() and (w[2] == 0).all()
     assert torch.isfinite(xx.grad).all()
@@ -115,7 +121,7 @@ def test_all_parameters_get_gradients(device, pos_multiplier):
 def test_gradcheck(device):
     x, pos, batch = clouds([5, 3], 3, device, dtype=torch.float64)
     idx = knn(pos, 4, batch)
-    layer = make(c_in=3, c=4, groups=2, pos_multiplier=True).to(device).double()
+    layer = make(c_in=3, c=4, heads=2, pos_multiplier=True).to(device).double()
     x.requires_grad_()
     pos.requires_grad_()
     assert torch.autograd.gradcheck(lambda a, b: layer(a, b, idx), (x, pos))
@@ -123,7 +129,7 @@ def test_gradcheck(device):
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="divisible"):
-        GroupedVectorAttention(4, 10, groups=4)
+        GroupedVectorAttention(4, 10, heads=4)
     layer = make()
     with pytest.raises(ValueError, match="idx must be"):
         layer(torch.randn(5, 5), torch.rand(5, 3), torch.zeros(4, 2, dtype=torch.long))

@@ -25,6 +25,7 @@ def test_shapes_and_weights(device):
     idx = knn(pos, 6, batch)
     layer = LocalSelfAttention(6, 8, heads=2).to(device)
     out, w = layer(x, pos, idx, return_attention=True)
+    w = w.weight
     assert out.shape == (23, 8) and w.shape == (23, 6, 2)
     torch.testing.assert_close(w.sum(1), torch.ones(23, 2, device=device))
     assert (w[idx < 0] == 0).all() and (idx < 0).any()
@@ -45,6 +46,7 @@ def test_matches_torch_multihead_attention_without_position(device):
         mha.out_proj.weight.copy_(layer.lin_out.weight)
         mha.out_proj.bias.copy_(layer.lin_out.bias)
     out, w = layer(x, pos, idx, return_attention=True)
+    w = w.weight
     nbr = gather(x, idx)  # [M, K, C]
     ref, ref_w = mha(x[:, None], nbr, nbr, key_padding_mask=idx < 0,
                      average_attn_weights=False)  # [M, 1, C], [M, H, 1, K]
@@ -68,7 +70,9 @@ def test_permutation_equivariance(device):
     layer = LocalSelfAttention(4, 8, heads=2).to(device)
     perm = torch.randperm(16, device=device)
     out, w = layer(x, pos, idx, return_attention=True)
+    w = w.weight
     out_p, w_p = layer(x[perm], pos[perm], renumber(idx, perm), return_attention=True)
+    w_p = w_p.weight
     torch.testing.assert_close(out_p, out[perm], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(w_p, w[perm], atol=1e-5, rtol=1e-5)
 
@@ -93,6 +97,7 @@ def test_padding_gets_no_weight_and_no_gradient(device):
         xx, pp = x.clone().requires_grad_(), pos.clone().requires_grad_()
         layer.zero_grad()
         out, w = layer(xx, pp, nb, return_attention=True)
+        w = w.weight
         (out * torch.linspace(-1, 1, out.numel(), device=device).view_as(out)).sum().backward()
         res.append([out, w[nb >= 0], xx.grad, pp.grad] + [p.grad.clone()
                                                           for p in layer.parameters()])
@@ -101,6 +106,7 @@ def test_padding_gets_no_weight_and_no_gradient(device):
     idx_pad[3] = -1  # a row with no neighbour: zero weights, finite everything
     xx = x.clone().requires_grad_()
     out, w = layer(xx, pos, idx_pad, return_attention=True)
+    w = w.weight
     out.sum().backward()
     assert (w[3] == 0).all() and torch.isfinite(out).all() and torch.isfinite(xx.grad).all()
 

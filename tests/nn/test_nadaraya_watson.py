@@ -25,6 +25,7 @@ def test_closed_form_at_a_given_query(device):
     pool = NadarayaWatsonPool(sigma=1.0)
     out, w = pool(v, pos, query=torch.tensor([[0.5, 0, 0]], device=device),
                   return_attention=True)
+    w = w.weight[..., 0]  # [M_q, K]
     e = math.exp(-1.0)
     torch.testing.assert_close(w, torch.tensor([[1, 1, e]], device=device) / (2 + e))
     torch.testing.assert_close(out, torch.tensor([[(3 + 4 * e) / (2 + e)]], device=device))
@@ -34,6 +35,7 @@ def test_closed_form_global_pool_at_the_centroid(device):
     # centroid x = 1, sigma = 0.5: d^2 = 1, 0, 1 -> logits -2, 0, -2 -> weights e^-2 : 1 : e^-2
     v, pos = line(device)
     out, w = NadarayaWatsonPool(sigma=0.5)(v, pos, return_attention=True)
+    w = w.weight[..., 0]  # [M_q, K]
     e = math.exp(-2.0)
     assert out.shape == (1, 1) and w.shape == (1, 3)
     torch.testing.assert_close(w, torch.tensor([[e, 1, e]], device=device) / (1 + 2 * e))
@@ -54,6 +56,7 @@ def test_bandwidth_limits_are_mean_and_nearest(device):
 def test_global_weights_follow_the_unpack_layout(device):
     x, pos, batch = clouds([6, 2, 5], 3, device)
     out, w = NadarayaWatsonPool(sigma=0.3)(x, pos, batch, return_attention=True)
+    w = w.weight[..., 0]  # [M_q, K]
     _, mask = ops.unpack(x, batch)
     assert out.shape == (3, 3) and w.shape == mask.shape == (3, 6)
     assert (w[~mask] == 0).all()
@@ -67,20 +70,21 @@ def test_k_nearest_equals_ops_interpolate(device):
     x, pos, batch = clouds([15, 6], 4, device)
     q, qb = torch.rand(7, 3, device=device), torch.tensor([0, 0, 0, 0, 1, 1, 1], device=device)
     pool = NadarayaWatsonPool(sigma=0.2, k=4)
-    ref = ops.interpolate(x, pos, q, batch, qb, k=4, mode="nadaraya_watson", sigma=0.2)
-    torch.testing.assert_close(pool(x, pos, batch, q, qb), ref)
+    ref = ops.interpolate(x, pos, batch, query=q, query_batch=qb, k=4, mode="nadaraya_watson", sigma=0.2)
+    torch.testing.assert_close(pool(x, pos, batch, query=q, query_batch=qb), ref)
 
 
 def test_all_nodes_equals_k_large_and_padding_gets_no_weight(device):
     """k beyond a cloud's size pads with -1: those slots get zero weight and change nothing."""
     x, pos, batch = clouds([10, 3], 4, device)
     q, qb = torch.rand(4, 3, device=device), torch.tensor([0, 0, 1, 1], device=device)
-    exact = NadarayaWatsonPool(sigma=0.3)(x, pos, batch, q, qb)
-    out, w = NadarayaWatsonPool(sigma=0.3, k=10)(x, pos, batch, q, qb, return_attention=True)
+    exact = NadarayaWatsonPool(sigma=0.3)(x, pos, batch, query=q, query_batch=qb)
+    out, w = NadarayaWatsonPool(sigma=0.3, k=10)(x, pos, batch, query=q, query_batch=qb, return_attention=True)
+    w = w.weight[..., 0]  # [M_q, K]
     torch.testing.assert_close(out, exact, atol=1e-6, rtol=1e-5)
     assert (w[2:, 3:] == 0).all()
     xx = x.clone().requires_grad_()
-    NadarayaWatsonPool(sigma=0.3, k=10)(xx, pos, batch, q, qb).sum().backward()
+    NadarayaWatsonPool(sigma=0.3, k=10)(xx, pos, batch, query=q, query_batch=qb).sum().backward()
     assert torch.isfinite(xx.grad).all()
 
 
@@ -131,7 +135,7 @@ def test_gradcheck(device):
     def f(a, p, qq, s):
         params = {"log_sigma": s}
         return (functional_call(pool, params, (a, p, batch)),
-                functional_call(pool, params, (a, p, batch, qq, qb)))
+                functional_call(pool, params, (a, p, batch), {"query": qq, "query_batch": qb}))
 
     assert torch.autograd.gradcheck(f, (x, pos, q, ls))
 

@@ -60,13 +60,14 @@ def test_shapes_and_weights(device):
     x, batch = clouds([5, 3], 8, device)
     attn = OffsetAttention(8).to(device)
     out, w = attn(x, batch, return_attention=True)
+    w = w.weight  # PCT's orientation: [b, 0, i, j] = attention[i, j], columns sum to 1
     assert out.shape == (8, 8) and w.shape == (2, 1, 5, 5)
-    torch.testing.assert_close(w[0, 0].sum(-1), torch.ones(5, device=device))
-    torch.testing.assert_close(w[1, 0, :3].sum(-1), torch.ones(3, device=device))
+    torch.testing.assert_close(w[0, 0].sum(-2), torch.ones(5, device=device))
+    torch.testing.assert_close(w[1, 0, :, :3].sum(-2), torch.ones(3, device=device))
     assert (w[1, :, 3:] == 0).all() and (w[1, :, :, 3:] == 0).all()
     assert (w[1, 0, :3, :3] > 0).all()
     v = attn.lin_v(x)
-    x_r = torch.cat([w[0, 0] @ v[:5], w[1, 0, :3, :3] @ v[5:]])
+    x_r = torch.cat([w[0, 0].T @ v[:5], w[1, 0, :3, :3].T @ v[5:]])  # x_r[j] = sum_i w_ij v_i
     torch.testing.assert_close(out, x + attn.lbr(x - x_r))  # weights are the ones used
 
 
@@ -81,7 +82,9 @@ def test_batched_equals_alone(device):
     x, batch = clouds([6, 3], 8, device)
     attn = OffsetAttention(8, share_qk=False).to(device)
     out, w = attn(x, batch, return_attention=True)
+    w = w.weight
     out1, w1 = attn(x[6:], None, return_attention=True)
+    w1 = w1.weight
     torch.testing.assert_close(out, torch.cat([attn(x[:6]), out1]))
     torch.testing.assert_close(w[1, :, :3, :3], w1[0])
 
@@ -91,6 +94,7 @@ def test_no_gradient_across_clouds(device):
     x.requires_grad_(True)
     attn = OffsetAttention(8).to(device)
     out, w = attn(x, batch, return_attention=True)
+    w = w.weight
     (out[6:].sum() + w[1].sum()).backward()
     assert (x.grad[:6] == 0).all()
     assert (x.grad[6:].abs().sum(-1) > 0).all()
@@ -112,7 +116,7 @@ def test_gradcheck(device):
     x.requires_grad_(True)
     attn = OffsetAttention(4).to(device, torch.float64)
     assert torch.autograd.gradcheck(lambda t: attn(t, batch), (x,))
-    assert torch.autograd.gradcheck(lambda t: attn(t, batch, True)[1], (x,))
+    assert torch.autograd.gradcheck(lambda t: attn(t, batch, return_attention=True)[1].weight, (x,))
 
 
 def test_injectable_norm_and_eval_mode(device):
@@ -148,8 +152,9 @@ def test_fused_path_keeps_pcts_epsilon_on_starved_columns():
         attn.lin_q.weight.copy_(torch.tensor([[60.0, 0, 0, 0]]))
         attn.lin_v.bias.fill_(1.0)
     fused = attn(x)
-    full, w = attn(x, return_attention=True)
-    assert float(w[0, 0, 5].sum()) < 1e-6  # column 5's softmax mass ~e^-900 << 1e-9
+    full, amap = attn(x, return_attention=True)
+    # PCT orientation: column 5 is what node 5 receives; its softmax mass ~e^-900 << 1e-9
+    assert float(amap.weight[0, 0, :, 5].sum()) < 1e-6
     # x_r[5] = 0 (without the epsilon it would be a mean of v, whose bias is 1)
     torch.testing.assert_close(fused[5], x[5] + attn.lbr(x[5]))
     torch.testing.assert_close(fused, full, atol=1e-12, rtol=1e-10)

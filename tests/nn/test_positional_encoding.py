@@ -28,7 +28,7 @@ def test_fourier_closed_form(device):
 def test_fourier_defaults_are_nerf_and_vaswani_is_reachable():
     torch.testing.assert_close(FourierPositionalEncoding(4).freqs,
                                math.pi * 2.0 ** torch.arange(4.0))
-    pe = FourierPositionalEncoding(5, in_dim=1, scale=10000 ** -0.8,
+    pe = FourierPositionalEncoding(5, in_channels=1, scale=10000 ** -0.8,
                                    max_frequency=10000 ** 0.8, include_input=False)
     d = 10  # Vaswani's 1 / 10000^(2i/d), i = 0..4, in reverse order
     expect = 1.0 / 10000 ** (2 * torch.arange(5.0) / d)

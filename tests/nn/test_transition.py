@@ -24,7 +24,7 @@ def test_inverse_distance_by_hand_with_padding(device):
     pos_f = torch.tensor([[0.5, 0, 0]], device=device)
     x_f = torch.randn(1, 4, device=device)
     up = TransitionUp(5, 8, skip_channels=4, k=3).to(device)
-    out = up(x_c, pos_c, None, x_f, pos_f, None)
+    out = up(x_c, pos_c, x_skip=x_f, query=pos_f)
     h = up.mlp(x_c)
     ref = 0.9 * h[0] + 0.1 * h[1] + up.mlp_skip(x_f)[0]
     assert out.shape == (1, 8)
@@ -35,7 +35,7 @@ def test_nadaraya_watson_upsample_is_pluggable(device):
     xc, pc, bc, xf, pf, bf = coarse_and_fine(device)
     nw = NadarayaWatsonPool(sigma=0.3, k=3, learn_sigma=True)
     up = TransitionUp(6, 8, skip_channels=4, upsample=nw).to(device)
-    out = up(xc, pc, bc, xf, pf, bf)
+    out = up(xc, pc, bc, x_skip=xf, query=pf, query_batch=bf)
     ref = nw(up.mlp(xc), pc, bc, query=pf, query_batch=bf) + up.mlp_skip(xf)
     torch.testing.assert_close(out, ref)
     out.square().sum().backward()
@@ -45,10 +45,10 @@ def test_nadaraya_watson_upsample_is_pluggable(device):
 def test_batch_equals_each_cloud_alone(device):
     xc, pc, bc, xf, pf, bf = coarse_and_fine(device)
     up = TransitionUp(6, 8, skip_channels=4).to(device)
-    out = up(xc, pc, bc, xf, pf, bf)
+    out = up(xc, pc, bc, x_skip=xf, query=pf, query_batch=bf)
     assert out.shape == (22, 8)
     for (cs, ce), (fs, fe) in [((0, 6), (0, 15)), ((6, 9), (15, 22))]:
-        alone = up(xc[cs:ce], pc[cs:ce], None, xf[fs:fe], pf[fs:fe], None)
+        alone = up(xc[cs:ce], pc[cs:ce], x_skip=xf[fs:fe], query=pf[fs:fe])
         torch.testing.assert_close(out[fs:fe], alone, atol=1e-5, rtol=1e-5)
 
 
@@ -56,12 +56,14 @@ def test_permutations(device):
     """Equivariant to the fine points' order, invariant to the coarse points' order."""
     xc, pc, bc, xf, pf, bf = coarse_and_fine(device)
     up = TransitionUp(6, 8, skip_channels=4).to(device)
-    out = up(xc, pc, bc, xf, pf, bf)
+    out = up(xc, pc, bc, x_skip=xf, query=pf, query_batch=bf)
     pf_perm = torch.cat([torch.randperm(15), 15 + torch.randperm(7)]).to(device)
-    torch.testing.assert_close(up(xc, pc, bc, xf[pf_perm], pf[pf_perm], bf), out[pf_perm],
+    torch.testing.assert_close(up(xc, pc, bc, x_skip=xf[pf_perm], query=pf[pf_perm],
+                                  query_batch=bf), out[pf_perm],
                                atol=1e-5, rtol=1e-5)
     pc_perm = torch.cat([torch.randperm(6), 6 + torch.randperm(3)]).to(device)
-    torch.testing.assert_close(up(xc[pc_perm], pc[pc_perm], bc, xf, pf, bf), out,
+    torch.testing.assert_close(up(xc[pc_perm], pc[pc_perm], bc, x_skip=xf, query=pf,
+                                  query_batch=bf), out,
                                atol=1e-5, rtol=1e-5)
 
 
@@ -70,7 +72,7 @@ def test_down_up_round_trip_and_gradients(device):
     down = TransitionDown(4, 8, ratio=0.25, k=4).to(device)
     up = TransitionUp(8, 4, k=3).to(device)
     h, pos_s, batch_s, _ = down(x, pos, batch)
-    out = up(h, pos_s, batch_s, x, pos, batch)
+    out = up(h, pos_s, batch_s, x_skip=x, query=pos, query_batch=batch)
     assert out.shape == x.shape
     out.square().sum().backward()
     for name, p in list(down.named_parameters()) + list(up.named_parameters()):
@@ -83,4 +85,5 @@ def test_gradcheck(device):
     xc.requires_grad_()
     xf.requires_grad_()
     pf.requires_grad_()
-    assert torch.autograd.gradcheck(lambda a, b, p: up(a, pc, bc, b, p, bf), (xc, xf, pf))
+    assert torch.autograd.gradcheck(
+        lambda a, b, p: up(a, pc, bc, x_skip=b, query=p, query_batch=bf), (xc, xf, pf))

@@ -77,9 +77,10 @@ def test_local_blocks_on_dilated_neighbourhoods(device, block):
     if block == "local":
         layer = LocalSelfAttention(4, 8, heads=2).to(device)
     else:
-        layer = GroupedVectorAttention(4, 8, groups=2).to(device)
+        layer = GroupedVectorAttention(4, 8, heads=2).to(device)
     idx = ops.knn(pos, 4, batch, dilation=2)  # the 6-point cloud: ranks 0, 2, 4 and -1
     out, w = layer(x, pos, idx, return_attention=True)
+    w = w.weight
     assert out.shape == (30, 8) and (w[idx < 0] == 0).all() and (idx[24:, 3] == -1).all()
     alone = layer(x[24:], pos[24:], ops.knn(pos[24:], 4, dilation=2))
     torch.testing.assert_close(out[24:], alone, atol=1e-5, rtol=1e-5)

@@ -1,0 +1,245 @@
+"""Graph attention networks on point clouds and meshes (GATv2 layers, Brody et al. 2022).
+
+The graph is the input's own ``data.edge_index`` when it has one (a mesh's edges, a
+molecule's bonds), else each point's ``k`` nearest neighbours. Where the nodes have
+positions, the relative position ``p_j - p_i`` of each edge is an edge feature of the
+attention scores, so the layers see geometry and not only the features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.utils import add_self_loops, remove_self_loops
+
+from pcattn.models.registry import register_model
+
+GAT = "Brody et al. 2022, How Attentive are Graph Attention Networks? (GATv2)"
+from pcattn.nn import (
+    ClassificationHead,
+    GraphAttention,
+    PointEmbedding,
+    SegmentationHead,
+    global_max_pool,
+    global_mean_pool,
+)
+from pcattn.nn.attention_map import AttentionMap, LayerAttention
+from pcattn.ops.batching import batch_size, neighbors_to_edge_index
+from pcattn.ops.knn import knn
+
+
+@dataclass
+class GraphAttentionConfig:
+    """Hyper-parameters of the graph attention network; YAML ``model:`` keys are these."""
+
+    num_classes: int = 10  # classes, or all parts for segmentation; filled from the data
+    num_categories: int = 0  # segmentation: object categories for the one-hot (0: none)
+    feature_channels: int = 0  # extra features in data.x (3 for normals); filled likewise
+    channels: tuple[int, ...] = (32, 64, 64)  # output width of each graph attention block
+    heads: int = 4
+    k: int = 16  # neighbours of the kNN graph (inputs without edge_index)
+    edge_features: bool = True  # relative position p_j - p_i as an edge feature
+    self_loops: bool = True  # each node also attends to itself on a given graph
+    attn_dropout: float = 0.0  # dropout on the attention weights (training only)
+    head_hidden: tuple[int, ...] = (128,)
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        self.channels, self.head_hidden = tuple(self.channels), tuple(self.head_hidden)
+        if not self.channels or any(c % self.heads for c in self.channels):
+            raise ValueError(f"channels {self.channels} must be non-empty and each divisible "
+                             f"by heads={self.heads}")
+        if self.num_classes < 2 or self.k < 1 or self.heads < 1:
+            raise ValueError("need num_classes >= 2, k >= 1 and heads >= 1, got "
+                             f"{self.num_classes}, {self.k}, {self.heads}")
+        if self.num_categories < 0 or self.feature_channels < 0:
+            raise ValueError("num_categories and feature_channels must be >= 0, got "
+                             f"{self.num_categories}, {self.feature_channels}")
+
+
+@dataclass
+class GraphAttentionBaseConfig(GraphAttentionConfig):
+    """Close to the inductive GAT of Velickovic et al. (ICLR 2018, PPI: three layers of
+    4 heads x 256 channels, about 3.6 M parameters with its head)."""
+
+    channels: tuple[int, ...] = (256, 512, 1024)
+    head_hidden: tuple[int, ...] = (512, 256)
+    dropout: float = 0.5
+
+
+class GraphAttentionBlock(nn.Module):
+    """Pre-norm residual graph attention: ``skip(x) + ELU(GAT(LN(x)))``, the ELU of the GAT
+    paper, ``skip`` a linear map where the width changes.
+
+    Shape:
+        x: [M, C_in], edge_index: [2, E], edge_attr: [E, 3] or None -> [M, C]
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, heads: int,
+                 edge_dim: int | None, dropout: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(in_channels)
+        self.attn = GraphAttention(in_channels, out_channels, heads=heads, edge_dim=edge_dim,
+                                   dropout=dropout)
+        self.skip = (nn.Identity() if in_channels == out_channels
+                     else nn.Linear(in_channels, out_channels, bias=False))
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None, *,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
+        h = self.attn(self.norm(x), edge_index, edge_attr=edge_attr,
+                      return_attention=return_attention)
+        h, amap = h if return_attention else (h, None)  # [M, C], graph map [E, H]
+        out = self.skip(x) + F.elu(h)  # [M, C]
+        return (out, amap) if return_attention else out
+
+
+class GraphAttentionBackbone(nn.Module):
+    """Embedding and graph attention blocks on the input's graph (or a kNN graph).
+
+    ``forward`` returns the output of every block and the list of ``LayerAttention`` (every
+    map is over the input nodes, so ``query_index = source_index = arange(M)``).
+
+    Shape:
+        data.pos: [M, 3], data.x: [M, F] or None, data.edge_index: [2, E] or None
+        -> list of [M, C_l]
+    """
+
+    def __init__(self, cfg: GraphAttentionConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = PointEmbedding(3 + cfg.feature_channels, cfg.channels[0])
+        widths = (cfg.channels[0],) + cfg.channels
+        self.blocks = nn.ModuleList(
+            GraphAttentionBlock(widths[i], widths[i + 1], heads=cfg.heads,
+                                edge_dim=3 if cfg.edge_features else None,
+                                dropout=cfg.attn_dropout)
+            for i in range(len(cfg.channels)))
+
+    def graph(self, data) -> tuple[Tensor, Tensor | None]:
+        """``edge_index [2, E]`` (source, target) and the edge features ``[E, 3]``."""
+        pos = data.pos
+        edge_index = getattr(data, "edge_index", None)
+        if edge_index is None:
+            edge_index = neighbors_to_edge_index(knn(pos, self.cfg.k, _batch_of(data)))
+        elif self.cfg.self_loops:
+            edge_index, _ = remove_self_loops(edge_index.long())
+            edge_index, _ = add_self_loops(edge_index, num_nodes=pos.shape[0])
+        edge_attr = pos[edge_index[0]] - pos[edge_index[1]] if self.cfg.edge_features else None
+        return edge_index, edge_attr  # [2, E], [E, 3]
+
+    def forward(self, data, return_attention: bool = False
+                ) -> tuple[list[Tensor], list[LayerAttention]]:
+        feats = data.pos if getattr(data, "x", None) is None else torch.cat(
+            [data.pos, data.x], -1)
+        if feats.shape[1] != 3 + self.cfg.feature_channels:
+            raise ValueError(f"the model expects {self.cfg.feature_channels} extra feature "
+                             f"channels in data.x, got {feats.shape[1] - 3}; set "
+                             "model.feature_channels to match the data")
+        edge_index, edge_attr = self.graph(data)
+        x = self.embed(feats)  # [M, C0]
+        nodes = torch.arange(x.shape[0], device=x.device)  # [M]
+        outs, maps = [], []
+        for i, block in enumerate(self.blocks):
+            if return_attention:
+                x, amap = block(x, edge_index, edge_attr=edge_attr, return_attention=True)
+                maps.append(LayerAttention(f"blocks.{i}", amap, nodes, nodes))
+            else:
+                x = block(x, edge_index, edge_attr=edge_attr)  # [M, C_i]
+            outs.append(x)
+        return outs, maps
+
+
+@register_model("gat_cls", GraphAttentionConfig, paper=GAT)
+class GraphAttentionCls(nn.Module):
+    """Graph attention classifier: the blocks, max and mean pooling of the last block's
+    nodes (concatenated), an MLP head.
+
+    Shape:
+        data.pos: [M, 3], data.x: [M, F] or None, data.batch: [M], data.edge_index: [2, E]
+        or None -> logits [B, num_classes]
+    """
+
+    def __init__(self, config: GraphAttentionConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.backbone = GraphAttentionBackbone(cfg)
+        self.head = ClassificationHead(2 * cfg.channels[-1], cfg.num_classes,
+                                       hidden_channels=cfg.head_hidden, dropout=cfg.dropout)
+
+    def forward_features(self, data, return_attention: bool = False) -> dict:
+        """``{"pooled": [B, 2 C], "blocks": [[M, C_l], ...]}`` and with
+        ``return_attention=True`` ``"attention"``: one graph map per block."""
+        outs, maps = self.backbone(data, return_attention)
+        batch, b = _batch_of(data), _num_clouds(data)
+        pooled = torch.cat([global_max_pool(outs[-1], batch, num_clouds=b),
+                            global_mean_pool(outs[-1], batch, num_clouds=b)], dim=-1)  # [B, 2C]
+        out = {"pooled": pooled, "blocks": outs}
+        if return_attention:
+            out["attention"] = maps
+        return out
+
+    def forward_head(self, pooled: Tensor, pre_logits: bool = False) -> Tensor:
+        return self.head(pooled, pre_logits=pre_logits)
+
+    def forward(self, data) -> Tensor:
+        return self.forward_head(self.forward_features(data)["pooled"])
+
+
+@register_model("gat_seg", GraphAttentionConfig, paper=GAT)
+class GraphAttentionSeg(nn.Module):
+    """Graph attention part segmenter: every block's output and the cloud's max-pooled last
+    block, concatenated per node (as DGCNN's segmentation network), then a per-node head
+    with the category one-hot.
+
+    Shape:
+        data.pos: [M, 3], data.x: [M, F] or None, data.batch: [M], data.category: [B]
+        -> logits [M, num_classes]
+    """
+
+    def __init__(self, config: GraphAttentionConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.backbone = GraphAttentionBackbone(cfg)
+        self.head = SegmentationHead(sum(cfg.channels) + cfg.channels[-1], cfg.num_classes,
+                                     num_categories=cfg.num_categories or None,
+                                     hidden_channels=cfg.head_hidden, dropout=cfg.dropout)
+
+    def forward_features(self, data, return_attention: bool = False) -> dict:
+        """``{"point": [M, sum C + C_last], "blocks": [...]}`` and with
+        ``return_attention=True`` ``"attention"``: one graph map per block."""
+        outs, maps = self.backbone(data, return_attention)
+        batch = _batch_of(data)
+        glob = global_max_pool(outs[-1], batch, num_clouds=_num_clouds(data))[batch]  # [M, C_last]
+        out = {"point": torch.cat(outs + [glob], dim=-1), "blocks": outs}
+        if return_attention:
+            out["attention"] = maps
+        return out
+
+    def forward_head(self, point: Tensor, category: Tensor | None = None,
+                     batch: Tensor | None = None, pre_logits: bool = False) -> Tensor:
+        return self.head(point, batch, category=category, pre_logits=pre_logits)
+
+    def forward(self, data) -> Tensor:
+        point = self.forward_features(data)["point"]
+        category = getattr(data, "category", None) if self.config.num_categories else None
+        return self.forward_head(point, category, _batch_of(data))
+
+
+register_model("gat_cls_base", GraphAttentionBaseConfig, paper=GAT)(GraphAttentionCls)
+register_model("gat_seg_base", GraphAttentionBaseConfig, paper=GAT)(GraphAttentionSeg)
+
+
+def _batch_of(data) -> Tensor:
+    batch = getattr(data, "batch", None)
+    if batch is None:
+        return torch.zeros(data.pos.shape[0], dtype=torch.long, device=data.pos.device)
+    return batch
+
+
+def _num_clouds(data) -> int:
+    if hasattr(data, "num_graphs"):
+        return int(data.num_graphs)
+    return batch_size(_batch_of(data))

@@ -1,0 +1,136 @@
+"""Point Transformer part segmenter (Zhao et al. 2021), assembled from pcattn.nn blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from pcattn.models.point_transformer import PointTransformerEncoder, _batch_of, stage_attention
+from pcattn.models.registry import register_model
+
+PT = "Zhao et al. 2021, Point Transformer"
+from pcattn.nn import LayerAttention, PointTransformerBlock, SegmentationHead, TransitionUp
+
+
+@dataclass
+class PointTransformerSegConfig:
+    """Hyper-parameters of the Point Transformer segmenter; YAML ``model:`` keys are these."""
+
+    num_classes: int = 50  # parts over all categories; `pcattn train` fills it in from the data
+    num_categories: int = 16  # object categories for the head's one-hot (0: none); filled in
+    feature_channels: int = 0  # extra features in ``data.x`` (3 for normals); filled in
+    channels: tuple[int, ...] = (32, 64, 128, 256)  # encoder stages; the decoder mirrors them
+    blocks: tuple[int, ...] = (1, 1, 1, 1)  # Point Transformer blocks per encoder stage
+    decoder_blocks: int = 1  # Point Transformer blocks after each transition up
+    k: int = 16  # neighbours for attention and for transition down
+    ratio: float = 0.25  # points kept by each transition down
+    up_k: int = 3  # coarse neighbours interpolated by each transition up
+    head_hidden: tuple[int, ...] = (64,)
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.channels, self.blocks = tuple(self.channels), tuple(self.blocks)
+        self.head_hidden = tuple(self.head_hidden)
+        if len(self.channels) != len(self.blocks) or not self.channels:
+            raise ValueError(f"channels {self.channels} and blocks {self.blocks} must be "
+                             "non-empty and of the same length (one entry per stage)")
+        if (self.num_classes < 2 or self.num_categories < 0 or self.feature_channels < 0
+                or self.decoder_blocks < 0 or self.k < 1 or self.up_k < 1
+                or not 0 < self.ratio <= 1):
+            raise ValueError("need num_classes >= 2, num_categories, feature_channels and "
+                             "decoder_blocks >= 0, k, up_k >= 1 and 0 < ratio <= 1, got "
+                             f"{self.num_classes}, {self.num_categories}, "
+                             f"{self.feature_channels}, {self.decoder_blocks}, {self.k}, "
+                             f"{self.up_k}, {self.ratio}")
+
+
+@register_model("point_transformer_seg", PointTransformerSegConfig, paper=PT)
+class PointTransformerSeg(nn.Module):
+    """Point Transformer segmenter (Zhao et al., ICCV 2021, Fig. 3, top): the classifier's
+    :class:`~pcattn.models.point_transformer.PointTransformerEncoder`; a decoder that goes
+    back up stage by stage with a :class:`~pcattn.nn.TransitionUp` (interpolation of the
+    coarse features plus the encoder's skip features at the finer stage) followed by Point
+    Transformer blocks on that stage's neighbourhoods; and a per-point
+    :class:`~pcattn.nn.SegmentationHead` fed the one-hot object category of each cloud, as
+    ShapeNetPart models do.
+
+    ``forward_features(data, return_attention=False)`` returns ``{"point": [M, C0]}`` (and
+    ``"attention"``: a :class:`~pcattn.nn.attention_map.LayerAttention` per block, encoder
+    then decoder, in forward order); ``forward_head(point, category, batch, pre_logits=)``
+    maps the point features to part logits; ``forward(data)`` does both.
+
+    Shape:
+        data.pos: [M, 3], data.x: [M, F] or None, data.batch: [M], data.category: [B]
+        -> logits [M, num_classes]
+    """
+
+    def __init__(self, config: PointTransformerSegConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.encoder = PointTransformerEncoder(3 + cfg.feature_channels, cfg.channels,
+                                               cfg.blocks, k=cfg.k, ratio=cfg.ratio)
+        # decoder stage i brings stage i + 1 up to stage i
+        self.ups = nn.ModuleList(TransitionUp(cfg.channels[i + 1], cfg.channels[i], k=cfg.up_k)
+                                 for i in range(len(cfg.channels) - 1))
+        self.decoders = nn.ModuleList(
+            nn.ModuleList(PointTransformerBlock(cfg.channels[i])
+                          for _ in range(cfg.decoder_blocks))
+            for i in range(len(cfg.channels) - 1))
+        self.head = SegmentationHead(cfg.channels[0], cfg.num_classes,
+                                     num_categories=cfg.num_categories or None,
+                                     hidden_channels=cfg.head_hidden, dropout=cfg.dropout)
+
+    def forward_features(self, data, return_attention: bool = False) -> dict:
+        """Per-point features ``"point" [M, C0]``; with ``return_attention`` also
+        ``"attention"``: list of ``LayerAttention`` (local maps on each stage's kNN, with
+        ``query_index`` = ``source_index`` = the stage's points as indices into the input)."""
+        cfg = self.config
+        pos, batch = data.pos, _batch_of(data)
+        feats = pos if getattr(data, "x", None) is None else torch.cat([pos, data.x], -1)
+        if feats.shape[1] != 3 + cfg.feature_channels:
+            raise ValueError(f"the model expects {cfg.feature_channels} extra feature channels "
+                             f"in data.x, got {feats.shape[1] - 3}; set "
+                             "model.feature_channels to match the data")
+        stages = self.encoder(feats, pos, batch, return_attention=return_attention)
+        maps = stage_attention(stages) if return_attention else []
+        x = stages[-1]["x"]
+        for i in reversed(range(len(self.ups))):
+            fine, coarse = stages[i], stages[i + 1]
+            x = self.ups[i](x, coarse["pos"], coarse["batch"], x_skip=fine["x"],
+                            query=fine["pos"], query_batch=fine["batch"])  # [M_i, C_i]
+            for b, block in enumerate(self.decoders[i]):
+                if return_attention:
+                    x, amap = block(x, fine["pos"], fine["idx"], return_attention=True)
+                    maps.append(LayerAttention(f"decoder.{i}.{b}", amap, fine["index"],
+                                               fine["index"]))
+                else:
+                    x = block(x, fine["pos"], fine["idx"])  # [M_i, C_i]
+        out = {"point": x}
+        if return_attention:
+            out["attention"] = maps
+        return out
+
+    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor | None,
+                     pre_logits: bool = False) -> Tensor:
+        if self.config.num_categories:
+            if category is None:
+                raise ValueError(f"point_transformer_seg with num_categories="
+                                 f"{self.config.num_categories} needs data.category [B] "
+                                 "(the object category of each cloud); set "
+                                 "model.num_categories=0 for data without categories")
+            top = int(category.max()) if category.numel() else 0
+            if top >= self.config.num_categories:
+                raise ValueError(f"data.category holds {top} but the model was built with "
+                                 f"num_categories={self.config.num_categories}; set "
+                                 "model.num_categories to the dataset's")
+        else:
+            category = None
+        return self.head(point, batch, category=category.view(-1) if category is not None
+                         else None, pre_logits=pre_logits)
+
+    def forward(self, data) -> Tensor:
+        return self.forward_head(self.forward_features(data)["point"],
+                                 getattr(data, "category", None), _batch_of(data))
+

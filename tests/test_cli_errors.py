@@ -1,0 +1,123 @@
+"""User errors on the command line: exit status 2 and one line on stderr, no traceback;
+Ctrl-C is 130 and one line; a closed pipe is quiet."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import pcattn.cli
+from pcattn.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = ("model:\n  name: point_transformer_cls\n  channels: [8]\n  blocks: [1]\n"
+        "data:\n  name: synthetic_shapes\n  root: {root}\n  num_points: 32\n  per_class: 2\n"
+        "train:\n  epochs: 1\n  batch_size: 2\n  out_dir: {root}/runs\n")
+
+
+def _one_line_error(capsys, code: int, *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def _config(tmp_path, text: str | None = None) -> Path:
+    p = tmp_path / "run.yaml"
+    p.write_text(text if text is not None else GOOD.format(root=tmp_path))
+    return p
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path, capsys):
+    bad = _config(tmp_path, "model:\n  name: point_transformer_cls\n  k: [8, 16\ntrain: {}\n")
+    _one_line_error(capsys, main(["train", "--config", str(bad)]), str(bad), "line 4, column 6",
+                    "YAML syntax error")
+    good = _config(tmp_path)
+    code = main(["train", "--config", str(good), "--set", "model.channels=[8, 16"])
+    _one_line_error(capsys, code, "--set model.channels=[8, 16", "YAML syntax error")
+
+
+@pytest.mark.parametrize("device, needle", [
+    ("gpu", "train.device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"),
+    ("banana", "got 'banana'"),
+    ("cuda:x", "got 'cuda:x'"),
+])
+def test_a_device_name_that_does_not_exist_lists_the_valid_forms(tmp_path, capsys, device,
+                                                                  needle):
+    code = main(["train", "--config", str(_config(tmp_path)), "--set", f"train.device={device}"])
+    _one_line_error(capsys, code, needle)
+
+
+def test_a_device_this_machine_lacks_lists_the_ones_it_has(tmp_path, capsys):
+    have_mps = getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    missing = "cuda:7" if have_mps else "mps"
+    code = main(["train", "--config", str(_config(tmp_path)), "--set", f"train.device={missing}"])
+    _one_line_error(capsys, code, f"train.device={missing!r} is not available on this machine; "
+                    "available: auto, cpu")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_eval_device_is_checked_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", "x.pt", "--device", "gpu"])
+    assert stop.value.code == 2
+    assert "--device must be 'auto', 'cpu'" in capsys.readouterr().err
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_eval_refuses_non_checkpoints_and_never_runs_a_pickle_payload(tmp_path, capsys):
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint\n")
+    _one_line_error(capsys, main(["eval", str(text)]), f"{text} is not a pcattn checkpoint")
+    whole = tmp_path / "whole.pt"
+    torch.save({"model": {"w": torch.ones(3)}, "config": {"model": {}}}, whole)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole.read_bytes()[:200])
+    _one_line_error(capsys, main(["eval", str(cut)]), "is not a pcattn checkpoint, or a truncated")
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "extra": _Payload(marker)}, evil)
+    assert not marker.exists()
+    _one_line_error(capsys, main(["eval", str(evil)]), "holds objects other than tensors",
+                    "can run code")
+    assert not marker.exists(), "loading the checkpoint ran its payload"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pcattn.cli, "_run", interrupted)
+    assert main(["models"]) == 130
+    assert capsys.readouterr().err.strip() == "pcattn models: interrupted"
+
+
+def _pcattn(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "pcattn", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_a_closed_pipe_exits_quietly_and_errors_have_no_traceback(tmp_path):
+    proc = _pcattn("models")
+    proc.stdout.close()  # the reader (`| head`) is gone before the first line is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141 and err == "", err
+    bad = _config(tmp_path, "model: [1\n")
+    proc = _pcattn("train", "--config", str(bad))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err

@@ -1,0 +1,35 @@
+"""The README's code runs as written: Python blocks are executed, and every `pcattn ...`
+command line of its shell blocks parses, with the files it names present."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from pcattn.cli import _parser
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README.read_text(), flags=re.S)
+PYTHON = [code for lang, code in BLOCKS if lang == "python"]
+COMMANDS = [line.split("#")[0].strip() for lang, code in BLOCKS if lang == "bash"
+            for line in code.splitlines() if line.lstrip().startswith("pcattn ")]
+
+
+def test_the_readme_has_code_to_check():
+    assert PYTHON and len(COMMANDS) >= 5
+
+
+@pytest.mark.parametrize("code", PYTHON, ids=[f"python{i}" for i in range(len(PYTHON))])
+def test_python_blocks_run(code):
+    exec(compile(code, str(README), "exec"), {"__name__": "readme"})
+
+
+@pytest.mark.parametrize("line", COMMANDS)
+def test_command_lines_parse_and_name_existing_configs(line):
+    args = _parser().parse_args(shlex.split(line)[1:])
+    config = getattr(args, "config", None)
+    if config is not None:
+        assert (README.parent / config).is_file(), f"{line}: {config} does not exist"
