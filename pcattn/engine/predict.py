@@ -13,6 +13,7 @@ from torch_geometric.data import Batch
 from pcattn.data.io import read_cloud
 from pcattn.data.transforms import NormalizeUnitSphere
 from pcattn.engine.train import load_model
+from pcattn.models.registry import model_info
 
 
 def part_colors(num: int) -> np.ndarray:
@@ -64,7 +65,7 @@ def predict_file(checkpoint: str | Path, file: str | Path, *, out: str | Path | 
         data.category = torch.tensor([_category_index(category, info.get("categories"),
                                                       num_categories)])
     logits = model(Batch.from_data_list([data]).to(dev)).cpu()
-    if not run.model_name.endswith("_seg"):  # one label for the cloud
+    if model_info(run.model_name)["task"] == "classification":  # one label for the cloud
         classes = info.get("classes") or [str(i) for i in range(logits.shape[-1])]
         prob = logits.softmax(-1)[0]
         top = prob.topk(min(5, prob.numel()))
