@@ -16,8 +16,6 @@ from torch import Tensor, nn
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from pcattn.models.registry import register_model
-
-GAT = "Brody et al. 2022, How Attentive are Graph Attention Networks? (GATv2)"
 from pcattn.nn import (
     ClassificationHead,
     GraphAttention,
@@ -29,6 +27,8 @@ from pcattn.nn import (
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.ops.batching import batch_size, neighbors_to_edge_index
 from pcattn.ops.knn import knn
+
+GAT = "Brody et al. 2022, How Attentive are Graph Attention Networks? (GATv2)"
 
 
 @dataclass

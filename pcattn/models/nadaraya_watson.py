@@ -42,8 +42,6 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.models.registry import register_model
-
-NW = "Nadaraya 1964; Watson 1964 (kernel regression baseline)"
 from pcattn.nn import (
     ClassificationHead,
     NadarayaWatsonLayer,
@@ -57,6 +55,8 @@ from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.ops.batching import batch_size, counts_and_ptr
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
+
+NW = "Nadaraya 1964; Watson 1964 (kernel regression baseline)"
 
 
 @dataclass

@@ -9,8 +9,6 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.models.registry import register_model
-
-PT = "Zhao et al. 2021, Point Transformer"
 from pcattn.nn import (
     ClassificationHead,
     LayerAttention,
@@ -21,6 +19,8 @@ from pcattn.nn import (
     global_mean_pool,
 )
 from pcattn.ops.knn import knn
+
+PT = "Zhao et al. 2021, Point Transformer"
 
 
 @dataclass

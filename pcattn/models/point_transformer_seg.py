@@ -9,9 +9,9 @@ from torch import Tensor, nn
 
 from pcattn.models.point_transformer import PointTransformerEncoder, _batch_of, stage_attention
 from pcattn.models.registry import register_model
+from pcattn.nn import LayerAttention, PointTransformerBlock, SegmentationHead, TransitionUp
 
 PT = "Zhao et al. 2021, Point Transformer"
-from pcattn.nn import LayerAttention, PointTransformerBlock, SegmentationHead, TransitionUp
 
 
 @dataclass

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
