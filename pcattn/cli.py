@@ -1,4 +1,4 @@
-"""Command line: ``pcattn train | eval | predict | bench | models | data``
+"""Command line: ``pcattn train | eval | predict | visualize | bench | models | data``
 (also ``python -m pcattn``)."""
 
 from __future__ import annotations
@@ -17,13 +17,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
-    t.add_argument("--config", required=True, help="YAML file (see configs/)")
-    t.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override config values, e.g. train.epochs=2 model.k=8")
+    t.add_argument("--config", help="YAML file (see configs/); optional with --resume")
+    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override config values, e.g. train.epochs=2 model.k=8 (repeatable)")
+    t.add_argument("--resume", metavar="RUN_DIR|CKPT",
+                   help="continue a stopped run from its last.pt (bit-exact); with "
+                        "--set train.epochs=N, extend a finished one")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on a split of its dataset")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", metavar="RUN_DIR|CKPT", help="a .pt file or a run folder "
+                   "(its best.pt)")
     e.add_argument("--split", default="test")
     e.add_argument("--device", default="auto", type=_device,
                    help="auto (default), cpu, cuda, cuda:N or mps")
@@ -42,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="auto (default), cpu, cuda, cuda:N or mps")
     pr.add_argument("--json", action="store_true", help="print JSON")
 
+    _visualize_parser(sub)
+
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
     b.add_argument("what", choices=["ops", "blocks", "large"],
                    help="ops: kNN/FPS vs open3d; blocks: attention blocks vs PyG at "
@@ -51,6 +57,26 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list registered models")
     _data_parser(sub)
     return p
+
+
+def _visualize_parser(sub) -> None:
+    v = sub.add_parser("visualize", help="a trained model's attention on one cloud: PNG, "
+                                         "coloured PLY and an offline HTML page")
+    v.add_argument("checkpoint", metavar="RUN_DIR|CKPT")
+    cloud = v.add_mutually_exclusive_group(required=True)
+    cloud.add_argument("--sample", metavar="SPLIT:INDEX", help="a cloud of the run's data, "
+                       "e.g. test:17, or the first of a class: test:torus")
+    cloud.add_argument("--file", help="a cloud or mesh file (any file read_cloud reads)")
+    v.add_argument("--layer", help="index (negative from the end) or name; default: the "
+                                   "first, the last for rollout")
+    v.add_argument("--head", type=int, help="one head (channel group); default: their mean")
+    v.add_argument("--query", help="123 | fps:4 | xyz:0.1,0.2,0.0; default fps:4 (map), "
+                                   "fps:1 (rollout)")
+    v.add_argument("--mode", default="map", choices=["map", "received", "rollout"])
+    v.add_argument("--category", help="segmentation with --file: the object category")
+    v.add_argument("--out", help="output folder; default RUN_DIR/attention")
+    v.add_argument("--device", default="auto", type=_device,
+                   help="auto (default), cpu, cuda, cuda:N or mps")
 
 
 def _device(name: str) -> str:
@@ -70,7 +96,7 @@ def _data_parser(sub) -> None:
     i.add_argument("--json", action="store_true", help="print JSON")
     pr = dsub.add_parser("prepare", help="build the cache of ROOT's train and test splits")
     pr.add_argument("root")
-    pr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    pr.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                     help="data config fields, e.g. num_points=1024 name=modelnet10 "
                          "(use the values your run config uses so that it finds the cache)")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -80,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; a user error (bad config, file, data or device) is one message and
     exit status 2, Ctrl-C is one line and 130, a closed pipe (``| head``) exits quietly."""
     args = _parser().parse_args(argv)
+    from pcattn.engine.interrupt import TrainingInterrupted
+
     try:
         code = _run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
@@ -88,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         # the reader went away: print nothing more (also not at interpreter exit)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports a process ended by the closed pipe
+    except TrainingInterrupted as stop:
+        print(f"pcattn {args.command}: {stop}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print(f"\npcattn {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -98,16 +129,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     if args.command == "train":
-        from pcattn.engine.config import load_config
+        from pcattn.engine.config import load_config  # config errors before heavy imports
 
-        run = load_config(args.config, args.set)  # config errors before the heavy imports
-        from pcattn.engine.train import train
+        if args.resume:
+            from pcattn.engine.resume import resume_config
 
-        metrics = train(run, progress=not args.no_progress)
-        keys = (("overall_accuracy", "mean_class_accuracy") if metrics["task"] ==
-                "classification" else ("instance_miou", "class_miou"))
-        print("test " + ", ".join(f"{k.replace('_', ' ')} {metrics[k]:.4f}" for k in keys)
-              + f"; run folder: {metrics['run_dir']}")
+            run, ckpt = resume_config(args.resume, args.config, args.set)
+        elif args.config:
+            run, ckpt = load_config(args.config, args.set), None
+        else:
+            raise ValueError("give --config FILE (a new run) or --resume RUN_DIR")
+        from pcattn.engine.loop import train
+
+        metrics = train(run, progress=not args.no_progress, resume=ckpt)
+        if metrics["best"] is not None and int(os.environ.get("RANK", "0")) == 0:
+            best = metrics["best"]
+            print(f"best {metrics['eval_split']} {best['metric']} {best['value']:.4f} (epoch "
+                  f"{best['epoch']}); run folder: {metrics['run_dir']}")
     elif args.command == "eval":
         from pcattn.engine import evaluate_checkpoint
 
@@ -116,6 +154,15 @@ def _run(args) -> int:
                                              vote_rotation=args.vote_rotation), indent=2))
     elif args.command == "predict":
         return _run_predict(args)
+    elif args.command == "visualize":
+        from pcattn.viz import visualize
+
+        written = visualize(args.checkpoint, sample=args.sample, file=args.file,
+                            layer=args.layer, head=args.head, query=args.query,
+                            mode=args.mode, out=args.out, category=args.category,
+                            device=args.device)
+        for kind, path in written.items():
+            print(f"{kind}: {path}")
     elif args.command == "bench":
         from pcattn import bench
 

@@ -9,6 +9,7 @@ and each value must match its field's annotation (``int``, ``float``, ``bool``, 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import numbers
 import types
 import typing
@@ -40,7 +41,10 @@ def check_config_values(config_cls: type, values: dict[str, Any], where: str,
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(fields)}")
+        close = {k: difflib.get_close_matches(k, fields, n=1) for k in unknown}
+        hint = "".join(f" (did you mean {m[0]!r} for {k!r}?)" for k, m in close.items() if m)
+        raise ValueError(f"unknown key(s) {unknown} in {where}{hint}; valid keys: "
+                         f"{sorted(fields)}")
     hints = typing.get_type_hints(config_cls)
     defaults = config_cls()
     out = {}

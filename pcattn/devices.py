@@ -28,17 +28,20 @@ def available_devices() -> list[str]:
     return out
 
 
-def resolve_device(name: str, key: str = "device"):
-    """The ``torch.device`` that ``name`` means here (``auto``: the first GPU, else the CPU);
-    a device this machine lacks is a ValueError listing the ones it has."""
+def resolve_device(name: str, key: str = "device", local_rank: int = 0):
+    """The ``torch.device`` that ``name`` means here (``auto``: a GPU, else the CPU; under
+    torchrun ``auto`` and ``cuda`` take GPU ``local_rank``); a device this machine lacks is a
+    ValueError listing the ones it has."""
     import torch
 
     check_device_name(name, key)
     have = available_devices()
-    if name == "auto":
-        return torch.device("cuda" if len(have) > 1 and have[1].startswith("cuda") else "cpu")
-    wanted = "cuda:0" if name == "cuda" else name
+    wanted = name
+    if wanted == "auto":
+        wanted = "cuda" if len(have) > 1 and have[1].startswith("cuda") else "cpu"
+    if wanted == "cuda":
+        wanted = f"cuda:{local_rank}"
     if wanted not in have:
         raise ValueError(f"{key}={name!r} is not available on this machine; available: "
                          f"auto, {', '.join(have)}")
-    return torch.device(name)
+    return torch.device(wanted)

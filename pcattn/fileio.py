@@ -1,4 +1,5 @@
-"""Crash-safe file writes, for caches and checkpoints alike."""
+"""Crash-safe file writes, for caches and checkpoints alike: a temporary file in the same
+folder, flushed, fsynced, renamed over the target."""
 
 from __future__ import annotations
 
@@ -7,14 +8,24 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
 
-    A crash or Ctrl-C leaves either the old file or none, never a half-written one.
+    A crash, ``kill -9`` or Ctrl-C at any moment leaves either the old file or the new one,
+    never a half-written one.
     """
+    import torch  # here, so that writing a config does not import torch
+
+    _atomic(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> None:
+    """Write ``text`` to ``path`` with the same guarantee as :func:`atomic_save`."""
+    _atomic(path, lambda f: f.write(text.encode()))
+
+
+def _atomic(path: str | os.PathLike, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(path)
@@ -22,10 +33,10 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
                                dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as its data
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; ours are as readable as their folder
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

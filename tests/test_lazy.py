@@ -35,12 +35,12 @@ def test_config_errors_and_help_import_no_heavy_package(tmp_path):
 
 
 def test_lazy_names_survive_their_submodule_being_imported_first():
-    import pcattn.engine.train  # noqa: F401  (binds the submodule in the package first)
+    import pcattn.engine.evaluate  # noqa: F401  (binds the submodule in the package first)
     from pcattn.data import read_cloud
     from pcattn.data.io import read_cloud as direct
-    from pcattn.engine import train
+    from pcattn.engine import evaluate
 
-    assert callable(train) and train.__module__ == "pcattn.engine.train"
+    assert callable(evaluate) and evaluate.__module__ == "pcattn.engine.evaluate"
     assert read_cloud is direct
     import pcattn.data
 

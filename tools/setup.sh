@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what is missing, quickly when it is all there: the system library open3d needs,
 # a virtual environment in .venv, the CPU build of torch 2.13.0, and pcattn (editable, with
-# its test extras). Sourced by tools/train_default.sh and tools/test.sh.
+# its test extras); with PCATTN_BROWSER_TESTS=1 also Debian's chromium. Sourced by
+# tools/train_default.sh and tools/test.sh.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -10,6 +11,13 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
   echo "[setup] installing libusb-1.0-0 (needed by open3d)" >&2
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libusb-1.0-0 >/dev/null
   else sudo apt-get update -qq && sudo apt-get install -y -qq libusb-1.0-0 >/dev/null; fi
+fi
+
+# the browser the page test drives (tools/test.sh asks for it; ~25 s the first time)
+if [ "${PCATTN_BROWSER_TESTS:-}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "[setup] installing chromium (for the test of the attention page)" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi
 fi
 
 if [ ! -x .venv/bin/python ]; then

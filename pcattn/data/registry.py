@@ -67,16 +67,19 @@ def _synthetic(kind: str):
 
         cls = SyntheticShapes if kind == "shapes" else SyntheticParts
         per_class = cfg.per_class if split == "train" else max(1, cfg.per_class * 3 // 10)
+        from pcattn.data.transforms import Compose
+
         augment = _augment(cfg, split)
-
-        def transform(data):
-            if not cfg.use_normals:
-                data.x = None
-            return augment(data) if augment is not None else data
-
+        steps = ([] if cfg.use_normals else [_drop_normals]) + ([augment] if augment else [])
         return cls(cfg.root, split, num_points=cfg.num_points, per_class=per_class,
-                   seed=cfg.seed, rotation=cfg.rotation, transform=transform)
+                   seed=cfg.seed, rotation=cfg.rotation,
+                   transform=Compose(steps) if steps else None)
     return build
+
+
+def _drop_normals(data):
+    data.x = None
+    return data
 
 
 def _augment(cfg: DataConfig, split: str):

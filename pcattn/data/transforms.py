@@ -71,6 +71,19 @@ class Compose(Transform):
         return data
 
 
+def generators(transform) -> list[torch.Generator]:
+    """The generators of the seeded transforms in ``transform`` (a tree of :class:`Compose`),
+    in order: what a training run saves and restores to resume its augmentation exactly."""
+    if not isinstance(transform, Transform):
+        return []
+    own = transform._own if transform._own is not None else (
+        transform._stream.get() if transform._stream is not None else None)
+    found = [] if own is None else [own]
+    for t in getattr(transform, "transforms", []):
+        found += generators(t)
+    return found
+
+
 def _normals(data: Data) -> Tensor | None:
     x = getattr(data, "x", None)
     if x is None or x.dim() != 2 or x.size(1) != 3:

@@ -7,6 +7,9 @@ from pcattn._lazy import lazy_package
 
 _EXPORTS = {
     "pcattn.engine.config": ("RunConfig", "TrainConfig", "load_config"),
-    "pcattn.engine.train": ("evaluate", "evaluate_checkpoint", "train"),
+    "pcattn.engine.evaluate": ("evaluate", "evaluate_checkpoint"),
+    "pcattn.engine.interrupt": ("TrainingInterrupted",),
+    "pcattn.engine.resume": ("resume_config",),
+    "pcattn.engine.loop": ("train",),
 }
 __all__ = lazy_package(__name__, _EXPORTS)

@@ -1,4 +1,5 @@
-"""Checkpoints: model weights with the run config that built them, written atomically."""
+"""Checkpoints: everything a run needs to continue bit-exactly, written atomically and read
+back with ``torch.load(weights_only=True)`` (no code runs when a checkpoint is opened)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,22 @@ import re
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from pcattn.fileio import atomic_save
 
+FORMAT = "pcattn-checkpoint-1"
 
-def save_checkpoint(path: str | Path, model: nn.Module, config: dict, **extra) -> None:
-    """Save ``{"model": state_dict, "config": config, **extra}``; a crash keeps the old file."""
-    atomic_save({"model": model.state_dict(), "config": config, **extra}, path)
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write ``state`` (model, optimizer, scheduler, scaler, epoch, best, rng, config...)
+    to a temporary file, fsync it and rename it over ``path``: a kill at any moment leaves the
+    previous file intact."""
+    atomic_save({"format": FORMAT, **state}, path)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint`; anything else is a ValueError
+    saying what the file is instead."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -33,9 +39,25 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     except Exception as err:  # noqa: BLE001 - not a zip, truncated, empty, text...
         raise ValueError(f"{path} is not a pcattn checkpoint, or a truncated one "
                          f"({type(err).__name__}: {_first(err)})") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{path} is not a pcattn checkpoint (needs 'model' and 'config' keys)")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a pcattn checkpoint (no {FORMAT!r} format tag); "
+                         "give a last.pt or best.pt written by `pcattn train`")
     return ckpt
+
+
+def checkpoint_path(path: str | Path, default: str) -> Path:
+    """A checkpoint file, or ``<run folder>/<default>``; a folder without it says what it holds."""
+    path = Path(path)
+    if path.is_dir():
+        found = path / default
+        if not found.is_file():
+            held = sorted(p.name for p in path.iterdir()) or ["nothing"]
+            raise FileNotFoundError(f"{path} has no {default} (it holds: {', '.join(held)}); "
+                                    "give a run folder written by `pcattn train` or a .pt file")
+        return found
+    if not path.exists():
+        raise FileNotFoundError(f"no run folder or checkpoint at {path}")
+    return path
 
 
 def _first(err: BaseException) -> str:

@@ -17,18 +17,37 @@ import yaml
 from pcattn.config_check import build_config, parse_yaml
 from pcattn.data.registry import DataConfig
 from pcattn.devices import check_device_name
+from pcattn.fileio import atomic_write_text
+
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "step")
+AMP_MODES = ("none", "bf16", "fp16")
 
 
 @dataclass
 class TrainConfig:
-    """Optimisation and bookkeeping."""
+    """Optimisation and bookkeeping (the ``train:`` section of a run)."""
 
     epochs: int = 8
-    batch_size: int = 16
+    batch_size: int = 16  # per process: the global batch under torchrun is N x batch_size
+    optimizer: str = "adamw"  # "adamw" or "sgd"
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    warmup_epochs: float = 0.5
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    schedule: str = "cosine"  # "cosine" (to min_lr) or "step" (x step_gamma every step_epochs)
+    warmup_epochs: float = 0.5  # linear warm-up from lr / (warm-up steps), either schedule
+    min_lr: float = 0.0  # cosine: the lr at the last step
+    step_epochs: int = 30  # step: epochs between decays
+    step_gamma: float = 0.1  # step: the decay factor
     label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
+    amp: str = "none"  # "none", "bf16" (CPU and CUDA) or "fp16" (CUDA, with a GradScaler)
+    eval_every: int = 1  # evaluate every N epochs (and always after the last one)
+    eval_split: str = "test"  # the split evaluated during training
+    time_budget: float = 0.0  # minutes; > 0: fit the schedule into it (see README)
+    stop_after: int = 0  # > 0: stop cleanly after this epoch, resumable (cluster time limits)
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     num_workers: int = 0
@@ -36,9 +55,21 @@ class TrainConfig:
     run_name: str = ""  # default: the config file's stem
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("train.epochs and train.batch_size must be >= 1 and train.lr > 0, "
-                             f"got {self.epochs}, {self.batch_size}, {self.lr}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.eval_every < 1:
+            raise ValueError("train.epochs, train.batch_size and train.eval_every must be >= 1 "
+                             f"and train.lr > 0, got {self.epochs}, {self.batch_size}, "
+                             f"{self.eval_every}, {self.lr}")
+        for key, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                           ("amp", AMP_MODES)):
+            if getattr(self, key) not in valid:
+                raise ValueError(f"unknown train.{key} {getattr(self, key)!r}; valid: "
+                                 f"{list(valid)}")
+        if self.time_budget < 0 or self.stop_after < 0 or self.grad_clip < 0:
+            raise ValueError("train.time_budget, train.stop_after and train.grad_clip must be "
+                             f">= 0, got {self.time_budget}, {self.stop_after}, {self.grad_clip}")
+        if self.step_epochs < 1 or not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError("need train.step_epochs >= 1 and 0 <= train.label_smoothing < 1, "
+                             f"got {self.step_epochs}, {self.label_smoothing}")
         check_device_name(self.device, "train.device")
 
 
@@ -66,6 +97,11 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **defaults) 
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: expected a mapping with sections model/data/train")
         defaults.setdefault("run_name", path.stem)
+    return config_from_dict(apply_overrides(raw, overrides), **defaults)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """``raw`` (a config mapping, changed in place) with ``section.key=value`` overrides."""
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, name = key.partition(".")
@@ -75,7 +111,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **defaults) 
         if not isinstance(raw[section], dict):
             raise ValueError(f"section {section!r} must be a mapping")
         raw[section][name] = parse_yaml(value, f"--set {item}")
-    return config_from_dict(raw, **defaults)
+    return raw
 
 
 def config_from_dict(raw: dict, run_name: str = "") -> RunConfig:
@@ -102,4 +138,15 @@ def _plain(d: dict) -> dict:
 
 
 def save_config(run: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(run.to_dict(), sort_keys=False))
+    atomic_write_text(yaml.safe_dump(run.to_dict(), sort_keys=False), path)
+
+
+def config_differences(a: dict, b: dict) -> list[str]:
+    """``section.key`` of every value that differs between two ``RunConfig.to_dict()``."""
+    keys = sorted({(s, k) for d in (a, b) for s in d for k in (d[s] or {})})
+    return [f"{s}.{k}" for s, k in keys
+            if _norm((a.get(s) or {}).get(k)) != _norm((b.get(s) or {}).get(k))]
+
+
+def _norm(value):
+    return list(value) if isinstance(value, tuple) else value

@@ -8,12 +8,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch_geometric.data import Batch
 
 from pcattn.data.io import read_cloud
 from pcattn.data.transforms import NormalizeUnitSphere
-from pcattn.engine.train import load_model
-from pcattn.models.registry import model_info
+from pcattn.devices import resolve_device
+from pcattn.engine.checkpoint import checkpoint_path, load_checkpoint
+from pcattn.engine.config import RunConfig, config_from_dict
+from pcattn.models.registry import create_model, model_task
+
+
+def load_model(path: str | Path, device: str = "auto") -> tuple[nn.Module, RunConfig, dict]:
+    """The eval-mode model of a checkpoint (or of a run folder's ``best.pt``), its run config
+    and the checkpoint dict."""
+    ckpt = load_checkpoint(checkpoint_path(path, "best.pt"))
+    run = config_from_dict(ckpt["config"])
+    model = create_model(run.model_name, **vars(run.model))
+    model.load_state_dict(ckpt["model"])
+    return model.to(resolve_device(device)).eval(), run, ckpt
 
 
 def part_colors(num: int) -> np.ndarray:
@@ -65,7 +78,7 @@ def predict_file(checkpoint: str | Path, file: str | Path, *, out: str | Path | 
         data.category = torch.tensor([_category_index(category, info.get("categories"),
                                                       num_categories)])
     logits = model(Batch.from_data_list([data]).to(dev)).cpu()
-    if model_info(run.model_name)["task"] == "classification":  # one label for the cloud
+    if model_task(run.model_name) == "classification":  # one label for the cloud
         classes = info.get("classes") or [str(i) for i in range(logits.shape[-1])]
         prob = logits.softmax(-1)[0]
         top = prob.topk(min(5, prob.numel()))

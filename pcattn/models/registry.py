@@ -41,6 +41,12 @@ def register_model(name: str, config_cls: type, *, task: str | None = None,
     return wrap
 
 
+def model_task(name: str) -> str:
+    """What a registered model predicts: ``"classification"`` or ``"part_segmentation"``."""
+    _lookup(name)
+    return _INFO[name]["task"]
+
+
 def model_info(name: str) -> dict[str, Any]:
     """``name``, ``task``, ``paper`` and ``parameters`` (of the default config) of a model."""
     _lookup(name)

@@ -52,7 +52,9 @@ def test_unknown_override_and_bad_value(tmp_path, capsys):
     assert main(["train", "--config", str(path), "--set", "data.name=modelnet9"]) != 0
     assert "unknown dataset" in capsys.readouterr().err
     assert main(["train", "--config", str(path), "--set", "data.name=synthetic_parts"]) != 0
-    assert "needs a *_seg model" in capsys.readouterr().err
+    assert "needs a classification dataset" in capsys.readouterr().err
+    assert main(["train", "--config", str(path), "--set", "train.optimiser=sgd"]) != 0
+    assert "did you mean 'optimizer'" in capsys.readouterr().err
 
 
 def test_short_train_beats_chance(tmp_path, capsys):
@@ -60,32 +62,34 @@ def test_short_train_beats_chance(tmp_path, capsys):
     assert main(["train", "--config", str(path), "--no-progress"]) == 0
     run = tmp_path / "runs" / "tiny"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["num_samples"] == 30  # 3 test clouds per class x 10 classes
-    assert metrics["overall_accuracy"] >= 0.4, metrics  # chance is 0.1; seeds 0-2 gave 0.6-0.7
-    assert (run / "checkpoint.pt").is_file()
+    final = metrics["final"]
+    assert final["num_samples"] == 30  # 3 test clouds per class x 10 classes
+    assert final["overall_accuracy"] >= 0.4, final  # chance is 0.1; seeds 0-2 gave 0.6-0.7
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["num_classes"] == 10 and saved["data"]["num_points"] == 128
+    model = saved["model"]
+    assert model["feature_channels"] == 3  # normals: 3 channels filled in from data.x
     # eval rebuilds the model from the checkpoint and gets the same number
     capsys.readouterr()
-    assert main(["eval", str(run / "checkpoint.pt")]) == 0
+    assert main(["eval", str(run / "last.pt")]) == 0
     again = json.loads(capsys.readouterr().out)
-    assert again["overall_accuracy"] == pytest.approx(metrics["overall_accuracy"])
+    assert again["overall_accuracy"] == pytest.approx(final["overall_accuracy"])
     # predict names a class of the training data, with the top 5 in decreasing probability
     from datafixtures import write_off
 
     from pcattn.data import SHAPE_CLASSES
 
     cube = write_off(tmp_path / "cube.off")
-    assert main(["predict", str(run / "checkpoint.pt"), str(cube), "--json"]) == 0
+    assert main(["predict", str(run / "last.pt"), str(cube), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     probs = [p for _, p in res["top5"]]
     assert res["class"] in SHAPE_CLASSES and res["class"] == res["top5"][0][0]
     assert len(probs) == 5 and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
     # a second run with the same name goes next to the first, which stays as it was
-    before = (run / "checkpoint.pt").read_bytes()
+    before = (run / "last.pt").read_bytes()
     assert main(["train", "--config", str(path), "--no-progress", "--set", "train.epochs=1"]) == 0
     assert (tmp_path / "runs" / "tiny-2" / "metrics.json").is_file()
-    assert (run / "checkpoint.pt").read_bytes() == before
+    assert (run / "last.pt").read_bytes() == before
 
 
 def test_module_entry_point_and_version():

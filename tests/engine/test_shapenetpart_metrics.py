@@ -9,11 +9,12 @@ import pytest
 import torch
 import yaml
 from torch import nn
+from torch_geometric.loader import DataLoader
 
 from pcattn.cli import main
 from pcattn.data.shapenetpart import ShapeNetPart
+from pcattn.engine.evaluate import evaluate
 from pcattn.engine.tasks import SegmentationTask, task_for
-from pcattn.engine.train import evaluate
 
 from datafixtures import shapenet_normal  # noqa: F401  (fixture)
 
@@ -31,7 +32,7 @@ def test_metrics_of_a_known_prediction_by_hand(shapenet_normal, tmp_path):  # no
     test = ShapeNetPart(shapenet_normal, "test", num_points=None, cache_dir=tmp_path)
     task = task_for(test)
     assert isinstance(task, SegmentationTask) and task.part_mask.shape == (16, 50)
-    m = evaluate(PartZero(), test, batch_size=2, task=task)
+    m = evaluate(PartZero(), DataLoader(test, batch_size=2), task, device=torch.device("cpu"))
     # Airplane a3: 70 points, labels i % 4 over parts 0-3 -> 18, 18, 17, 17 points; all
     # predicted 0: IoU 18/70, 0, 0, 0 -> shape 18/70/4 = 9/140.
     # Mug m2: 110 points, parts 36, 37 alternating (55 each); part 0 is masked out, 36 and
@@ -53,7 +54,7 @@ def test_train_the_segmenter_on_shapenetpart_files(shapenet_normal, tmp_path):  
     path = tmp_path / "snp.yaml"
     path.write_text(yaml.safe_dump(cfg))
     assert main(["train", "--config", str(path), "--no-progress"]) == 0
-    metrics = json.loads((tmp_path / "runs" / "snp" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "runs" / "snp" / "metrics.json").read_text())["final"]
     assert metrics["num_shapes"] == 2
     present = {k for k, v in metrics["per_category_miou"].items() if v is not None}
     assert present == {"Airplane", "Mug"}

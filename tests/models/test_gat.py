@@ -126,7 +126,7 @@ def test_base_size_is_near_the_inductive_gat():
 @pytest.mark.skipif(not REAL_OFF.is_dir(), reason="needs ../shared/realdata")
 def test_gat_cls_trains_on_real_mesh_graphs_through_the_engine(tmp_path):
     from pcattn.engine.config import config_from_dict
-    from pcattn.engine.train import train
+    from pcattn.engine.loop import train
 
     run = config_from_dict({
         "model": {"name": "gat_cls", "channels": [8, 8], "heads": 2, "head_hidden": [8]},
@@ -136,5 +136,5 @@ def test_gat_cls_trains_on_real_mesh_graphs_through_the_engine(tmp_path):
                   "out_dir": str(tmp_path / "runs")},
     }, run_name="mesh")
     metrics = train(run, progress=False)
-    assert metrics["parameters"] > 0 and metrics["train_history"][0]["loss"] > 0
-    assert 0.0 <= metrics["overall_accuracy"] <= 1.0
+    assert metrics["parameters"] > 0 and metrics["history"][0]["train/loss"] > 0
+    assert 0.0 <= metrics["final"]["overall_accuracy"] <= 1.0

@@ -1,0 +1,41 @@
+"""``pcattn train --resume``: the run config of a stopped run, checked against what is given."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from pcattn.engine.build import FILLED_FIELDS
+from pcattn.engine.checkpoint import checkpoint_path, load_checkpoint
+from pcattn.engine.config import (
+    RunConfig,
+    apply_overrides,
+    config_differences,
+    config_from_dict,
+    load_config,
+)
+
+# what may change between a run and its resumption (epochs: a new, longer schedule)
+MAY_CHANGE = {"train.epochs", "train.stop_after", "train.device", "train.run_name",
+              "train.out_dir"} | {f"model.{k}" for k in FILLED_FIELDS}
+
+
+def resume_config(target: str | Path, config: str | Path | None = None,
+                  overrides: list[str] = ()) -> tuple[RunConfig, Path]:
+    """The config to resume ``target`` (a run folder or a checkpoint) with, and its ``last.pt``.
+
+    Without ``config`` the run's own config is used; ``overrides`` apply either way. Any
+    difference from the saved config outside :data:`MAY_CHANGE` is an error naming the keys.
+    """
+    path = checkpoint_path(target, "last.pt")
+    saved = load_checkpoint(path)["config"]
+    if config is None:
+        run = config_from_dict(apply_overrides(copy.deepcopy(saved), list(overrides)))
+    else:
+        run = load_config(config, list(overrides))
+    differ = [k for k in config_differences(saved, run.to_dict()) if k not in MAY_CHANGE]
+    if differ:
+        raise ValueError(f"cannot resume {path}: the config differs from the run's in "
+                         f"{differ}; only train.epochs (a new schedule), train.stop_after and "
+                         "train.device may change (start a new run for anything else)")
+    return run, path

@@ -1,0 +1,141 @@
+"""One self-contained, offline HTML page to explore a model's attention on a cloud.
+
+The page inlines plotly.js and the model's sparse attention maps (weights in float16) and
+computes in the browser what :mod:`pcattn.viz.quantities` computes in Python: the map of the
+clicked query, the attention received and the rollout (page.js beside this file). Rotate and
+zoom the cloud, click a point to make it the query, choose layer, head and mode from menus.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pcattn.nn.attention_map import LayerAttention
+from pcattn.viz.quantities import layer_triples, select_layer
+from pcattn.viz.view import MODES
+
+PAGE_BUDGET = 15_000_000  # bytes: per-head weights are left out of layers beyond it
+PAGE_JS = Path(__file__).with_name("page.js")
+
+
+def _b64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+
+
+def layer_payload(layer: LayerAttention, with_heads: bool) -> dict:
+    """One layer as CSR rows over input points: ``query`` (row points), ``rowptr``, ``col``
+    (source points), ``mean`` (weights averaged over heads, float16) and, with
+    ``with_heads``, ``w`` ([nnz, H] row-major float16). Arrays are base64."""
+    rows, cols, _ = layer_triples(layer)
+    _, _, w = layer.map.to_sparse()  # [nnz, H]
+    order = torch.argsort(rows, stable=True)
+    rows, cols, w = rows[order].cpu(), cols[order].cpu(), w[order].float().cpu()
+    query, counts = torch.unique_consecutive(rows, return_counts=True)
+    rowptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+    out = {
+        "name": layer.name, "kind": layer.map.kind, "residual": bool(layer.residual),
+        "heads": int(w.shape[1]), "nnz": int(cols.numel()),
+        "query": _b64(query.numpy().astype(np.uint32)),
+        "rowptr": _b64(rowptr.numpy().astype(np.uint32)),
+        "col": _b64(cols.numpy().astype(np.uint32)),
+        "sources": _b64(layer.source_index.cpu().numpy().astype(np.uint32)),
+        "mean": _b64(w.mean(1).numpy().astype(np.float16)),
+        "w": _b64(w.numpy().astype(np.float16)) if with_heads else None,
+    }
+    if layer.map.kind != "pool":  # query nodes, also those that read nothing
+        out["query_nodes"] = _b64(layer.query_index.cpu().numpy().astype(np.uint32))
+    return out
+
+
+def page_data(pos: Tensor, layers: Sequence[LayerAttention], *, title: str = "",
+              layer: int | str = 0, head: int | None = None, mode: str = "map",
+              query: int = 0, budget: int = PAGE_BUDGET) -> dict:
+    """Everything the page embeds. Per-head weights are kept for the layers (in order) that
+    fit in ``budget`` bytes with plotly.js; the others offer the mean over heads only."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    i = select_layer(layers, layer)
+    if head is not None and not -layers[i].map.heads <= head < layers[i].map.heads:
+        raise ValueError(f"head {head} is out of range: layer {layers[i].name!r} has heads "
+                         f"0..{layers[i].map.heads - 1}")
+    left = budget - len(_plotly_js()) - 64 * pos.shape[0]
+    payload = []
+    for la in layers:
+        nnz = la.map.to_sparse()[0].numel()
+        base = nnz * (4 + 2) * 4 // 3 + 4 * (la.query_index.numel() + la.source_index.numel())
+        heads = nnz * la.map.heads * 2 * 4 // 3
+        left -= base
+        with_heads = la.map.heads > 1 and heads <= left
+        left -= heads if with_heads else 0
+        payload.append(layer_payload(la, with_heads))
+    return {
+        "title": title, "n": int(pos.shape[0]),
+        "pos": _b64(pos.detach().float().cpu().numpy()),
+        "layers": payload,
+        "init": {"layer": i, "head": head, "mode": mode, "query": int(query)},
+    }
+
+
+def save_html(path: str | Path, pos: Tensor, layers: Sequence[LayerAttention], *,
+              title: str = "", layer: int | str = 0, head: int | None = None,
+              mode: str = "map", query: int = 0, budget: int = PAGE_BUDGET) -> Path:
+    """Write the page for the cloud ``pos`` and its ``layers``, opening on the given
+    layer, head (``None``: mean), mode and query point. Returns the path.
+
+    Shape:
+        pos: [N, 3]
+    """
+    data = page_data(pos, layers, title=title, layer=layer, head=head, mode=mode,
+                     query=query, budget=budget)
+    html = _TEMPLATE.format(
+        title=_escape(title or "pcattn attention"), plotly=_plotly_js(),
+        data=json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
+        page=PAGE_JS.read_text())
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_TEMPLATE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<meta http-equiv="Content-Security-Policy"
+      content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval';
+               style-src 'unsafe-inline'; img-src data: blob:; worker-src blob:">
+<style>
+body {{ font-family: sans-serif; margin: 0; height: 100vh; display: flex;
+       flex-direction: column; }}
+#bar {{ padding: 6px 10px; background: #f3f3f3; display: flex; gap: 14px; align-items: center;
+       flex-wrap: wrap; font-size: 14px; }}
+#plot {{ flex: 1; min-height: 0; }}
+#status {{ color: #444; }}
+</style></head>
+<body>
+<div id="bar"><b id="title"></b>
+<label>layer <select id="layer"></select></label>
+<label>head <select id="head"></select></label>
+<label>mode <select id="mode"></select></label>
+<span id="status"></span></div>
+<div id="plot"></div>
+<script>{plotly}</script>
+<script>const PCATTN_DATA = {data};</script>
+<script>{page}</script>
+</body></html>
+"""

@@ -1,0 +1,49 @@
+"""Query points from a short text: ``123`` | ``fps:4`` | ``xyz:0.1,0.2,0.0``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+QUERY_FORMS = ("an index like 123, fps:4 (4 points spread by farthest point sampling) or "
+               "xyz:0.1,0.2,0.0 (the point nearest to those coordinates)")
+
+
+def parse_query(spec: str | int, pos: Tensor) -> Tensor:
+    """Input-point indices named by ``spec``.
+
+    ``"123"``: that point; ``"fps:4"``: 4 points spread over the cloud by farthest point
+    sampling; ``"xyz:x,y,z"``: the point nearest to those coordinates.
+
+    Shape:
+        pos: [N, 3] -> [Q]
+    """
+    n = pos.shape[0]
+    text = str(spec).strip()
+    kind, sep, arg = text.partition(":")
+    if not sep:
+        i = _number(text, int, text)
+        if not -n <= i < n:
+            raise ValueError(f"query point {i} is out of range: the cloud has points 0..{n - 1}")
+        return torch.tensor([i % n], device=pos.device)
+    if kind == "fps":
+        k = _number(arg, int, text)
+        if not 1 <= k <= n:
+            raise ValueError(f"query fps:{k} is out of range: take 1..{n} points")
+        from pcattn.ops import farthest_point_sample
+
+        return farthest_point_sample(pos, num=k)
+    if kind == "xyz":
+        coords = [_number(v, float, text) for v in arg.split(",")]
+        if len(coords) != 3:
+            raise ValueError(f"query {text!r} needs three coordinates, like xyz:0.1,0.2,0.0")
+        xyz = torch.tensor(coords, dtype=pos.dtype, device=pos.device)
+        return ((pos - xyz) ** 2).sum(1).argmin().reshape(1)
+    raise ValueError(f"unknown query {text!r}: give {QUERY_FORMS}")
+
+
+def _number(text: str, kind: type, spec: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"cannot read the query {spec!r}: give {QUERY_FORMS}") from None

@@ -1,0 +1,184 @@
+"""``pcattn visualize``: a trained model's attention on one cloud, written as PNG, PLY, HTML.
+
+The model is rebuilt from a checkpoint (``weights_only`` loading) and run once on the cloud
+with ``forward_features(data, return_attention=True)``; everything drawn comes from the
+``"attention"`` list it returns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch_geometric.data import Batch, Data
+
+CHECKPOINT_NAMES = ("best.pt", "last.pt")  # looked for in a run folder
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """``path`` itself, or the first of :data:`CHECKPOINT_NAMES` in the run folder ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        for name in CHECKPOINT_NAMES:
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"no checkpoint in {path}: looked for "
+                                f"{', '.join(CHECKPOINT_NAMES)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such run folder or checkpoint: {path}")
+    return path
+
+
+def load_model(path: str | Path, device: str = "auto"):
+    """The eval-mode model of a run folder or checkpoint, its run config and the checkpoint
+    dict, loaded with ``weights_only=True`` (a checkpoint cannot run code)."""
+    from pcattn.engine.predict import load_model as load
+
+    return load(find_checkpoint(path), device)
+
+
+def load_sample(run, sample: str | None = None, file: str | Path | None = None,
+                category: str | None = None, categories: list[str] | None = None) -> Data:
+    """One cloud: ``sample="test:17"`` (item 17 of the run's test split; ``"test:torus"``:
+    its first cloud of that class or category) or a file read
+    like the run's data (more than ``num_points`` points are cut to ``num_points`` by FPS;
+    centred and scaled to the unit sphere). A part-segmentation model needs the object
+    ``category`` of a file (a name of ``categories`` or an index)."""
+    from pcattn.data.registry import build_dataset
+
+    if (sample is None) == (file is None):
+        raise ValueError("give one cloud: --sample SPLIT:INDEX (e.g. test:17) or --file PATH")
+    if file is not None:
+        data = _file_sample(run, Path(file))
+        needed = getattr(run.model, "num_categories", 0)
+        if needed:
+            data.category = torch.tensor([_category(category, categories, needed)])
+        return data
+    split, sep, index = str(sample).partition(":")
+    if not sep or not index:
+        raise ValueError(f"--sample expects SPLIT:INDEX or SPLIT:CLASS, like test:17 or "
+                         f"test:torus, got {sample!r}")
+    dataset = build_dataset(run.data, split)
+    if not index.lstrip("-").isdigit():
+        return dataset[_first_of_class(dataset, index, sample)]
+    i = int(index)
+    if not -len(dataset) <= i < len(dataset):
+        raise ValueError(f"--sample {sample}: the {split} split has clouds 0..{len(dataset) - 1}")
+    return dataset[i]
+
+
+def _first_of_class(dataset, name: str, sample: str) -> int:
+    """Index of the first cloud of class (or category) ``name`` in ``dataset``."""
+    names = list(getattr(dataset, "classes", None) or getattr(dataset, "categories", None) or [])
+    if name not in names:
+        raise ValueError(f"--sample {sample}: no class {name!r} in this data; classes: {names}")
+    for i in range(len(dataset)):
+        item = dataset[i]
+        label = item.category if getattr(item, "category", None) is not None else item.y
+        if int(label.reshape(-1)[0]) == names.index(name):
+            return i
+    raise ValueError(f"--sample {sample}: the split has no cloud of class {name!r}")
+
+
+def _file_sample(run, path: Path) -> Data:
+    from pcattn.data.io import read_cloud
+    from pcattn.data.transforms import NormalizeUnitSphere
+    from pcattn.ops import farthest_point_sample
+
+    data = read_cloud(path, num_points=run.data.num_points)
+    if data.pos.shape[0] > run.data.num_points:
+        keep = farthest_point_sample(data.pos, num=run.data.num_points)
+        data = Data(pos=data.pos[keep], x=None if data.x is None else data.x[keep])
+    data = NormalizeUnitSphere()(data)
+    if not run.data.use_normals:
+        data.x = None
+    elif data.x is None:
+        raise ValueError(f"{path} has no normals but the model reads them (data.use_normals); "
+                         "give a file with normals (.ply with normals, or x y z nx ny nz rows)")
+    return data
+
+
+def _category(category: str | None, names: list[str] | None, needed: int) -> int:
+    names = list(names or [])
+    if category is None:
+        raise ValueError(f"a part-segmentation model needs the object category of a file: "
+                         f"pass --category, one of {names or list(range(needed))}")
+    lower = [n.lower() for n in names]
+    if str(category).lower() in lower:
+        return lower.index(str(category).lower())
+    if str(category).isdigit() and int(category) < needed:
+        return int(category)
+    raise ValueError(f"unknown category {category!r}; the model knows "
+                     f"{names or list(range(needed))}")
+
+
+@torch.no_grad()
+def run_model(model: nn.Module, data: Data) -> dict:
+    """One forward of ``model`` on the cloud ``data``: ``{"attention": [...], "logits"}``."""
+    device = next(model.parameters()).device
+    batch = Batch.from_data_list([data]).to(device)
+    feats = model.forward_features(batch, return_attention=True)
+    if not isinstance(feats, dict) or "attention" not in feats:
+        raise ValueError(f"{type(model).__name__}.forward_features(data, return_attention=True) "
+                         "returned no 'attention' list; this model cannot be visualized yet")
+    return {"attention": feats["attention"], "logits": model(batch), "pos": batch.pos}
+
+
+def visualize(path: str | Path, *, sample: str | None = None, file: str | Path | None = None,
+              layer: int | str | None = None, head: int | None = None,
+              query: str | None = None, mode: str = "map", out: str | Path | None = None,
+              category: str | None = None, formats: tuple[str, ...] = ("png", "ply", "html"),
+              device: str = "auto") -> dict[str, Path]:
+    """Write the attention of the model at ``path`` on one cloud; returns ``{format: path}``.
+
+    Files go to ``out`` (default: ``<run folder>/attention``), named for the cloud, mode and
+    layer. The page opens on the same choices and offers every layer, head and mode.
+    """
+    from pcattn.viz.html import save_html
+    from pcattn.viz.ply import save_ply
+    from pcattn.viz.png import save_png
+    from pcattn.viz.quantities import point_layers
+    from pcattn.viz.view import make_view
+
+    ckpt_path = find_checkpoint(path)
+    model, run, ckpt = load_model(ckpt_path, device)
+    info = ckpt.get("dataset") or {}
+    data = load_sample(run, sample, file, category, info.get("categories"))
+    result = run_model(model, data)
+    layers, pos = point_layers(result["attention"]), result["pos"]
+    view = make_view(layers, pos, mode, layer, head, query)
+    title = f"{run.model_name}: {view.label}"
+    logits = result["logits"].cpu()
+    parts = None
+    if logits.shape[0] == pos.shape[0]:  # a part per point
+        mask = info.get("part_mask")
+        if mask is not None and getattr(data, "category", None) is not None:
+            logits = logits.masked_fill(~mask[int(data.category.reshape(-1)[0])], float("-inf"))
+        truth = getattr(data, "y", None)
+        parts = (logits.argmax(-1), None if truth is None else truth.cpu())
+    else:
+        names = info.get("classes")
+        title += f"; predicted {_name(names, int(logits.argmax(-1)[0]))}"
+        if getattr(data, "y", None) is not None:
+            title += f", true {_name(names, int(data.y.reshape(-1)[0]))}"
+    where = Path(out) if out is not None else ckpt_path.parent / "attention"
+    cloud = Path(file).stem if file is not None else str(sample).replace(":", "_")
+    stem = f"{cloud}_{mode}_layer{view.layer}"
+    written = {}
+    if "png" in formats:
+        written["png"] = save_png(where / f"{stem}.png", pos, view.values, active=view.active,
+                                  queries=view.queries, title=title, parts=parts)
+    if "ply" in formats:
+        written["ply"] = save_ply(where / f"{stem}.ply", pos, view.values, active=view.active,
+                                  queries=view.queries)
+    if "html" in formats:
+        first = int(view.queries[0]) if view.queries.numel() else 0
+        written["html"] = save_html(where / f"{cloud}.html", pos, layers,
+                                    title=f"{run.model_name} on {cloud}", layer=view.layer,
+                                    head=view.head, mode=mode, query=first)
+    return written
+
+
+def _name(names, i: int) -> str:
+    return names[i] if names is not None and 0 <= i < len(names) else str(i)

@@ -1,0 +1,33 @@
+"""Every registered model's attention goes through pcattn.viz: map, received and rollout."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from pcattn.models import create_model, list_models
+from pcattn.models.registry import model_config_class
+from pcattn.viz import make_view, point_layers, rollout_matrix
+from pcattn.viz.html import page_data
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_is_drawn(name):
+    fields = {f.name for f in dataclasses.fields(model_config_class(name))}
+    overrides = {"num_classes": 4, **({"num_categories": 0} if "num_categories" in fields else {})}
+    model = create_model(name, **overrides).eval()
+    pos = torch.rand(64, 3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        feats = model.forward_features(Batch.from_data_list([Data(pos=pos)]),
+                                       return_attention=True)
+    layers = point_layers(feats["attention"])
+    assert layers, f"{name} returned no maps that weigh points"
+    for mode in ("map", "received", "rollout"):
+        view = make_view(layers, pos, mode)
+        assert view.values.shape == (64,) and view.values.max() > 0, (name, mode)
+    sums = torch.sparse.sum(rollout_matrix(layers, 64), 1).to_dense()
+    assert torch.allclose(sums, torch.ones(64), atol=1e-4)
+    assert len(page_data(pos, layers)["layers"]) == len(layers)

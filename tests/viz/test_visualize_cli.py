@@ -1,0 +1,86 @@
+"""``pcattn visualize`` on checkpoints of a classifier and a part segmenter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pcattn.cli import main
+from pcattn.data.registry import build_dataset
+from pcattn.engine.checkpoint import save_checkpoint
+from pcattn.engine.config import config_from_dict
+from pcattn.engine.build import dataset_info, fill_model_config
+from pcattn.models import create_model
+
+
+def write_run(folder, model, data, name):
+    """An (untrained) checkpoint in a run folder, as `pcattn train` writes one."""
+    run = config_from_dict({"model": model, "data": data})
+    test_set = build_dataset(run.data, "test")
+    torch.manual_seed(0)
+    fill_model_config(run, test_set)
+    net = create_model(run.model_name, **vars(run.model))
+    folder.mkdir(parents=True)
+    save_checkpoint(folder / name, {"model": net.state_dict(), "config": run.to_dict(),
+                                    "dataset": dataset_info(test_set), "epoch": 0})
+    return folder
+
+
+@pytest.fixture
+def classifier_run(tmp_path):
+    return write_run(tmp_path / "cls", {"name": "point_transformer_cls", "channels": [16, 32],
+                                        "blocks": [1, 1], "k": 8, "head_hidden": [16]},
+                     {"name": "synthetic_shapes", "root": str(tmp_path / "data"),
+                      "num_points": 128, "per_class": 4, "rotation": "z"}, "best.pt")
+
+
+def test_visualize_writes_png_ply_and_page_of_a_classifier(classifier_run, capsys):
+    out = classifier_run / "viz"
+    assert main(["visualize", str(classifier_run), "--sample", "test:3", "--out", str(out),
+                 "--query", "fps:2", "--head", "1"]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert set(printed) == {"png", "ply", "html"}
+    with Image.open(printed["png"]) as im:
+        assert im.size == (1300, 460)
+    assert (out / "test_3.html").stat().st_size < 15e6
+    assert main(["visualize", str(classifier_run), "--sample", "test:cone", "--out", str(out),
+                 "--mode", "rollout"]) == 0
+    assert (out / "test_cone_rollout_layer1.png").is_file()
+
+
+def test_sample_by_class_name(classifier_run):
+    from pcattn.viz.run import load_model, load_sample
+
+    _, run, _ = load_model(classifier_run, "cpu")
+    assert int(load_sample(run, "test:cone").y) == 3  # SHAPE_CLASSES[3]
+    with pytest.raises(ValueError, match="classes:.*torus"):
+        load_sample(run, "test:teapot")
+
+
+def test_visualize_names_the_valid_range(classifier_run, capsys):
+    run = str(classifier_run)
+    for args, message in ((["--layer", "5"], "valid layers are 0..1"),
+                          (["--head", "99"], "heads 0..15"),
+                          (["--query", "999"], "points 0..127"),
+                          (["--sample", "test:9999"], "clouds 0..")):
+        sample = [] if "--sample" in args else ["--sample", "test:0"]
+        assert main(["visualize", run, *sample, *args]) != 0
+        assert message in capsys.readouterr().err
+    assert main(["visualize", str(classifier_run / "nope")] + ["--sample", "test:0"]) != 0
+    assert "no such run folder" in capsys.readouterr().err
+
+
+def test_visualize_a_part_segmenter_shows_parts(tmp_path, capsys):
+    run = write_run(tmp_path / "seg", {"name": "point_transformer_seg", "channels": [16, 32],
+                                       "blocks": [1, 1], "k": 8, "head_hidden": [16]},
+                    {"name": "synthetic_parts", "root": str(tmp_path / "data"),
+                     "num_points": 128, "per_class": 4, "rotation": "z"}, "best.pt")
+    assert main(["visualize", str(run), "--sample", "test:1", "--mode", "received",
+                 "--layer", "-1"]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    with Image.open(printed["png"]) as im:
+        assert im.size == (2100, 460)  # three views + predicted parts + ground truth
+        assert len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 50
+    assert printed["png"].startswith(str(run / "attention"))
