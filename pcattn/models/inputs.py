@@ -39,8 +39,10 @@ def category_of(data, num_categories: int) -> Tensor:
     of range."""
     category = getattr(data, "category", None)
     if category is None:
-        raise ValueError("a part-segmentation model needs data.category [B] (the object "
-                         "category of each cloud), as ShapeNetPart and synthetic_parts give")
+        raise ValueError(f"this model was built with num_categories={num_categories} and needs "
+                         "data.category [B] (the object category of each cloud, as "
+                         "ShapeNetPart and synthetic_parts give); set model.num_categories=0 "
+                         "for data without categories")
     category = category.reshape(-1).long()
     if category.numel() and int(category.max()) >= num_categories:
         raise ValueError(f"data.category holds {int(category.max())} but the model was built "

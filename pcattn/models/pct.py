@@ -31,7 +31,7 @@ class PCTConfig:
     """
 
     num_classes: int = 10  # classes, or all parts for segmentation (filled from the data)
-    num_categories: int = 16  # segmentation: object categories (filled from the data)
+    num_categories: int = 16  # segmentation: object categories (0: none; filled from the data)
     feature_channels: int = 0  # extra channels in data.x (3 for normals; filled from the data)
     embed_channels: int = 32  # H: first embedding of the neighbour embedding (PCT: 64)
     channels: int = 64  # C: attention width (PCT: 256)
@@ -51,6 +51,8 @@ class PCTConfig:
         self.ratios, self.head_hidden = tuple(self.ratios), tuple(self.head_hidden)
         if len(self.ratios) != 2 or not all(0 < r <= 1 for r in self.ratios):
             raise ValueError(f"ratios must be two fractions in (0, 1], got {self.ratios}")
+        if self.num_categories < 0:
+            raise ValueError(f"num_categories must be >= 0, got {self.num_categories}")
         if self.num_classes < 2 or self.layers < 1 or self.k < 1 or self.channels % 2:
             raise ValueError("need num_classes >= 2, layers >= 1, k >= 1 and an even "
                              f"channels, got {self.num_classes}, {self.layers}, {self.k}, "
@@ -187,7 +189,8 @@ class PCTSeg(nn.Module):
     a per-point MLP head predicts the parts.
 
     Shape:
-        data.pos: [M, 3], data.x: [M, F], data.batch: [M], data.category: [B]
+        data.pos: [M, 3], data.x: [M, F], data.batch: [M], data.category: [B] (unless
+        ``num_categories=0``)
         -> logits [M, num_classes]
     """
 
@@ -199,8 +202,10 @@ class PCTSeg(nn.Module):
                              f"{config.ratios}, leave it at (1.0, 1.0)")
         self.config = cfg = config
         self.backbone = PCTBackbone(cfg)
-        self.category = mlp([cfg.num_categories, cfg.category_channels], last_act=True)
-        self.head = SegmentationHead(3 * cfg.fuse_channels + cfg.category_channels,
+        cat_channels = cfg.category_channels if cfg.num_categories else 0
+        self.category = (mlp([cfg.num_categories, cat_channels], last_act=True)
+                         if cfg.num_categories else None)
+        self.head = SegmentationHead(3 * cfg.fuse_channels + cat_channels,
                                      cfg.num_classes, hidden_channels=cfg.head_hidden,
                                      dropout=cfg.dropout)
 
@@ -209,9 +214,11 @@ class PCTSeg(nn.Module):
         its cloud's max + mean feature and its category embedding."""
         out = self.backbone(data, return_attention)
         x, batch, b = out["x"], out["batch"], num_clouds(data)
-        category = category_of(data, self.config.num_categories)  # [B]
-        one_hot = nn.functional.one_hot(category, self.config.num_categories).to(x.dtype)
-        glob = torch.cat([_max_mean(x, batch, b), self.category(one_hot)], dim=-1)  # [B, *]
+        glob = _max_mean(x, batch, b)  # [B, 2 F_fuse]
+        if self.category is not None:
+            category = category_of(data, self.config.num_categories)  # [B]
+            one_hot = nn.functional.one_hot(category, self.config.num_categories).to(x.dtype)
+            glob = torch.cat([glob, self.category(one_hot)], dim=-1)  # [B, 2 F_fuse + C_cat]
         out["point"] = torch.cat([x, glob[batch]], dim=-1)  # [M, 3 F_fuse + C_cat]
         return out
 

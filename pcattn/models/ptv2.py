@@ -36,7 +36,7 @@ class PTv2Config:
     """
 
     num_classes: int = 10  # classes, or all parts for segmentation (filled from the data)
-    num_categories: int = 16  # segmentation: object categories (filled from the data)
+    num_categories: int = 16  # segmentation: object categories (0: none; filled from the data)
     feature_channels: int = 0  # extra channels in data.x (3 for normals; filled from the data)
     channels: tuple[int, ...] = (32, 64, 128)
     depths: tuple[int, ...] = (1, 1, 1)
@@ -58,6 +58,8 @@ class PTv2Config:
         if bad:
             raise ValueError(f"each stage's channels must be divisible by its groups, got "
                              f"(channels, groups) {bad}")
+        if self.num_categories < 0:
+            raise ValueError(f"num_categories must be >= 0, got {self.num_categories}")
         if self.num_classes < 2 or self.k < 1 or not 0 < self.ratio <= 1:
             raise ValueError("need num_classes >= 2, k >= 1 and 0 < ratio <= 1, got "
                              f"{self.num_classes}, {self.k}, {self.ratio}")
@@ -204,7 +206,8 @@ class PTv2Seg(nn.Module):
     point's feature and the one-hot object category.
 
     Shape:
-        data.pos: [M, 3], data.x: [M, F], data.batch: [M], data.category: [B]
+        data.pos: [M, 3], data.x: [M, F], data.batch: [M], data.category: [B] (unless
+        ``num_categories=0``)
         -> logits [M, num_classes]
     """
 
@@ -218,7 +221,7 @@ class PTv2Seg(nn.Module):
                                             cfg.pos_multiplier) for i in range(len(ch) - 1))
         self.norm = nn.LayerNorm(ch[0])
         self.head = SegmentationHead(ch[0], cfg.num_classes,
-                                     num_categories=cfg.num_categories,
+                                     num_categories=cfg.num_categories or None,
                                      hidden_channels=cfg.head_hidden, dropout=cfg.dropout)
 
     def forward_features(self, data, return_attention: bool = False) -> dict:
@@ -234,12 +237,13 @@ class PTv2Seg(nn.Module):
             x = self.decoder[i](x, fine["pos"], fine["idx"], fine["where"], f"decoder.{i}",
                                 maps)  # [M_i, C_i]
         out = {"point": self.norm(x), "batch": levels[0]["batch"], "levels": levels,
-               "category": category_of(data, self.config.num_categories)}
+               "category": (category_of(data, self.config.num_categories)
+                            if self.config.num_categories else None)}
         if return_attention:
             out["attention"] = maps
         return out
 
-    def forward_head(self, point: Tensor, category: Tensor, batch: Tensor, *,
+    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
                      pre_logits: bool = False) -> Tensor:
         return self.head(point, batch, category=category, pre_logits=pre_logits)
 
