@@ -11,7 +11,9 @@ from __future__ import annotations
 
 GAT = "Brody et al. 2022, How Attentive are Graph Attention Networks? (GATv2)"
 NW = "Nadaraya 1964; Watson 1964 (kernel regression baseline)"
+PCT = "Guo et al. 2021, PCT: Point Cloud Transformer"
 PT = "Zhao et al. 2021, Point Transformer"
+PTV2 = "Wu et al. 2022, Point Transformer V2"
 
 # name, task, parameters of the default config, paper
 MODELS: tuple[tuple[str, str, int, str], ...] = (
@@ -23,8 +25,16 @@ MODELS: tuple[tuple[str, str, int, str], ...] = (
     ("nw_cls_base", "classification", 2536234, NW),
     ("nw_seg", "part_segmentation", 110634, NW),
     ("nw_seg_base", "part_segmentation", 3460394, NW),
+    ("pct_cls", "classification", 209514, PCT),
+    ("pct_cls_base", "classification", 3395658, PCT),
+    ("pct_seg", "part_segmentation", 251690, PCT),
+    ("pct_seg_base", "part_segmentation", 3953930, PCT),
     ("point_transformer_cls", "classification", 227658, PT),
     ("point_transformer_seg", "part_segmentation", 1087058, PT),
+    ("ptv2_cls", "classification", 190058, PTV2),
+    ("ptv2_cls_base", "classification", 10266838, PTV2),
+    ("ptv2_seg", "part_segmentation", 229546, PTV2),
+    ("ptv2_seg_base", "part_segmentation", 11866418, PTV2),
 )
 
 

@@ -134,6 +134,8 @@ class NeighborEmbedding(nn.Module):
                           stage: int) -> tuple[Tensor, Tensor]:
         if self.num_samples is not None:
             keep = farthest_point_sample(pos, batch, num=self.num_samples[stage])  # [S]
+        elif self.ratios[stage] >= 1:  # every point is a centre (PCT's segmentation)
+            keep = torch.arange(pos.shape[0], device=pos.device)  # [M]
         else:
             keep = farthest_point_sample(pos, batch, ratio=self.ratios[stage])  # [S]
         idx = knn(pos, self.k, batch, query=pos[keep], query_batch=batch[keep])  # [S, K]
