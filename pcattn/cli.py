@@ -168,12 +168,9 @@ def _run(args) -> int:
 
         bench.run_suite(args.what, quick=args.quick)
     elif args.command == "models":
-        from pcattn.models.registry import list_models, model_info
+        from pcattn.catalog import format_table  # no model import: starts fast
 
-        rows = [model_info(name) for name in list_models()]
-        print(f"{'name':<24} {'task':<18} {'params':>8}  paper")
-        for r in rows:
-            print(f"{r['name']:<24} {r['task']:<18} {r['parameters'] / 1e6:>7.2f}M  {r['paper']}")
+        print(format_table())
     elif args.command == "data":
         return _run_data(args)
     return 0

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
+from pcattn.nn.checks import check_int, check_local
 from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
@@ -57,9 +58,13 @@ class LocalSelfAttention(nn.Module):
         pos_nn: Callable | None = None, bias: bool = True, chunk_size: int | None = 2**20,
     ) -> None:
         super().__init__()
-        self.chunk_size = chunk_size
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
+        heads = check_int(name, "heads", heads)
+        self.chunk_size = check_int(name, "chunk_size", chunk_size, optional=True)
         if out_channels % heads != 0:
-            raise ValueError(f"out_channels ({out_channels}) must be divisible by heads "
+            raise ValueError(f"{name}: out_channels ({out_channels}) must be divisible by heads "
                              f"({heads})")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         c = out_channels
@@ -76,6 +81,7 @@ class LocalSelfAttention(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, AttentionMap]:
+        check_local(type(self).__name__, x, pos, idx, self.in_channels)
         check_neighbors(idx, x.shape[0])
         c = self.out_channels
         table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
+from pcattn.nn.checks import check_batch_rows, check_features, check_int
 from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.positional_encoding import apply_pos_encoding
 from pcattn.nn.reset import reset_children
@@ -75,8 +76,10 @@ class OffsetAttention(nn.Module):
                  norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
                  pos_encoding: Callable | None = None, chunk_size: int | None = 2**22) -> None:
         super().__init__()
-        self.chunk_size = chunk_size
-        channels = in_channels
+        name = type(self).__name__
+        self.chunk_size = check_int(name, "chunk_size", chunk_size, optional=True)
+        channels = check_int(name, "in_channels", in_channels)
+        qk_channels = check_int(name, "qk_channels", qk_channels, optional=True)
         qk_channels = qk_channels or max(1, channels // 4)
         self.in_channels = self.out_channels = channels
         self.eps = 1e-9
@@ -93,8 +96,10 @@ class OffsetAttention(nn.Module):
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
+        name = type(self).__name__
+        check_batch_rows(name, batch, check_features(name, x, self.in_channels))
         batch = check_batch(batch, x.shape[0], x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding)  # [M, C]
+        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C]
         q, mask = unpack(self.lin_q(x), batch)  # [B, N, C_qk], [B, N]
         k, _ = unpack(self.lin_k(x), batch)  # [B, N, C_qk]
         v, _ = unpack(self.lin_v(x), batch)  # [B, N, C]
