@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.chunking import chunked_rows
+from pcattn.nn.chunking import RECOMPUTE_ABOVE, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
@@ -40,9 +40,12 @@ class PointTransformerLayer(nn.Module):
         out_channels: output feature size ``C``.
         pos_nn: ``[*, 3] -> [*, C]``; default ``Linear(3, C), LayerNorm, ReLU, Linear(C, C)``.
         attn_nn: ``[*, C] -> [*, C]``; default ``Linear, LayerNorm, ReLU, Linear``.
-        chunk_size: elements of ``[R, K, C]`` handled at once: rows go in chunks of ``R``,
-            each recomputed in backward (:func:`pcattn.nn.chunking.chunked_rows`), so the
-            ``[M, K, C]`` intermediates never exist whole. ``None``: one chunk, all kept.
+        chunk_size: elements of ``[R, K, C]`` handled at once (rows go in chunks of ``R``);
+            ``"auto"``: cache-sized chunks on the CPU, one chunk elsewhere; ``None``: one
+            chunk, all kept (:func:`pcattn.nn.chunking.chunked_rows`).
+        recompute_above: memory budget, in elements of ``[M, K, C]``: above it each chunk
+            is recomputed in backward, so the intermediates never exist whole; ``None``:
+            never recompute.
 
     Shape:
         x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
@@ -52,11 +55,12 @@ class PointTransformerLayer(nn.Module):
 
     def __init__(
         self, in_channels: int, out_channels: int, *, pos_nn: Callable | None = None,
-        attn_nn: Callable | None = None, chunk_size: int | None = 2**20,
+        attn_nn: Callable | None = None, chunk_size: int | str | None = "auto",
+        recompute_above: int | None = RECOMPUTE_ABOVE,
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.chunk_size = chunk_size
+        self.chunk_size, self.recompute_above = chunk_size, recompute_above
         self.lin = nn.Linear(in_channels, out_channels, bias=False)  # alpha: value
         self.lin_src = nn.Linear(in_channels, out_channels, bias=False)  # psi: key
         self.lin_dst = nn.Linear(in_channels, out_channels, bias=False)  # phi: query
@@ -77,7 +81,8 @@ class PointTransformerLayer(nn.Module):
         padded = bool((idx < 0).any())
         out, weight = chunked_rows(
             self._attend, (query, pos, idx), (table, pos, padded), chunk_size=self.chunk_size,
-            row_elems=idx.shape[1] * self.out_channels, keep=(True, return_attention))
+            row_elems=idx.shape[1] * self.out_channels, keep=(True, return_attention),
+            recompute_above=self.recompute_above)
         if not return_attention:
             return out  # [M, C]
         return out, AttentionMap("local", weight, idx=idx)  # weight [M, K, C]
@@ -86,8 +91,8 @@ class PointTransformerLayer(nn.Module):
                 padded: bool) -> tuple[Tensor, Tensor]:
         """The attention of rows ``i`` of one chunk: ``query, pos_i, idx`` hold those rows."""
         c = self.out_channels
-        kv_j = gather(table, idx)  # [R, K, 2C]
-        neg_key_j, value_j = kv_j[..., :c], kv_j[..., c:]  # [R, K, C] each
+        # split, not slices: the gradient of a slice is a zero-filled [R, K, 2C] each
+        neg_key_j, value_j = gather(table, idx).split(c, dim=-1)  # [R, K, C] each
         delta = self.pos_nn(pos_i[:, None, :] - gather(pos, idx))  # [R, K, C]: theta(p_i - p_j)
         logits = self.attn_nn(neg_key_j + delta + query[:, None, :])  # [R, K, C]
         if padded:
@@ -106,7 +111,7 @@ class PointTransformerBlock(nn.Module):
     Args:
         in_channels: ``C`` (input and output).
         **layer_kwargs: keywords of :class:`PointTransformerLayer` (``pos_nn``, ``attn_nn``,
-            ``chunk_size``).
+            ``chunk_size``, ``recompute_above``).
 
     Shape:
         x: [M, C], pos: [M, 3], idx: [M, K] -> [M, C]; with ``return_attention=True``
