@@ -12,7 +12,7 @@ from pcattn.nn.chunking import RECOMPUTE_ABOVE, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
-from pcattn.ops.gather import gather
+from pcattn.ops.gather import gather_padded, pad_zero_row
 from pcattn.ops.softmax import masked_softmax
 
 
@@ -96,7 +96,8 @@ class GroupedVectorAttention(nn.Module):
         c = self.out_channels
         table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]
         out, weight = chunked_rows(
-            self._attend, (self.lin_q(x), pos, idx), (table, pos), chunk_size=self.chunk_size,
+            self._attend, (self.lin_q(x), pos, idx), (pad_zero_row(table), pad_zero_row(pos)),
+            chunk_size=self.chunk_size,
             row_elems=idx.shape[1] * c, keep=(True, return_attention),
             recompute_above=self.recompute_above)
         if not return_attention:
@@ -105,11 +106,13 @@ class GroupedVectorAttention(nn.Module):
 
     def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor
                 ) -> tuple[Tensor, Tensor]:
-        """The attention of one chunk of rows ``i`` (``query, pos_i, idx`` hold them)."""
+        """The attention of one chunk of rows ``i`` (``query, pos_i, idx`` hold them);
+        ``table`` and ``pos`` end in a zero row (:func:`~pcattn.ops.gather.pad_zero_row`)."""
         (r, k), c, g = idx.shape, self.out_channels, self.heads
         valid = idx >= 0  # [R, K]
-        key_j, value_j = gather(table, idx).split(c, dim=-1)  # [R, K, C] each (not slices)
-        rel = (gather(pos, idx) - pos_i[:, None, :]) * valid[..., None]  # [R, K, 3]: p_j - p_i
+        key_j, value_j = gather_padded(table, idx).split(c, dim=-1)  # [R, K, C] each (not slices)
+        rel = (gather_padded(pos, idx) - pos_i[:, None, :]) * valid[..., None]  # [R, K, 3]
+        # rel = p_j - p_i, zero at padding
         relation = key_j - query[:, None, :]  # [R, K, C]
         if self.pos_mul_nn is not None:
             relation = relation * self.pos_mul_nn(rel)  # [R, K, C]

@@ -13,7 +13,7 @@ from pcattn.nn.chunking import RECOMPUTE_ABOVE, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
-from pcattn.ops.gather import gather
+from pcattn.ops.gather import gather_padded, pad_zero_row
 from pcattn.ops.softmax import masked_softmax
 
 
@@ -84,7 +84,8 @@ class LocalSelfAttention(nn.Module):
         c = self.out_channels
         table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]
         out, weight = chunked_rows(
-            self._attend, (self.lin_q(x), pos, idx), (table, pos), chunk_size=self.chunk_size,
+            self._attend, (self.lin_q(x), pos, idx), (pad_zero_row(table), pad_zero_row(pos)),
+            chunk_size=self.chunk_size,
             row_elems=idx.shape[1] * c, keep=(True, return_attention),
             recompute_above=self.recompute_above)
         out = self.lin_out(out)  # [M, C]
@@ -94,12 +95,14 @@ class LocalSelfAttention(nn.Module):
 
     def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor
                 ) -> tuple[Tensor, Tensor]:
-        """The attention of one chunk of rows ``i`` (``query, pos_i, idx`` hold them)."""
+        """The attention of one chunk of rows ``i`` (``query, pos_i, idx`` hold them);
+        ``table`` and ``pos`` end in a zero row (:func:`~pcattn.ops.gather.pad_zero_row`)."""
         (r, k), c, h = idx.shape, self.out_channels, self.heads
         d = c // h
         valid = idx >= 0  # [R, K]
-        key_j, value_j = gather(table, idx).split(c, dim=-1)  # [R, K, C] each (not slices)
-        rel = (pos_i[:, None, :] - gather(pos, idx)) * valid[..., None]  # [R, K, 3]: p_i - p_j
+        key_j, value_j = gather_padded(table, idx).split(c, dim=-1)  # [R, K, C] each (not slices)
+        rel = (pos_i[:, None, :] - gather_padded(pos, idx)) * valid[..., None]  # [R, K, 3]
+        # rel = p_i - p_j, zero at padding
         delta = self.pos_nn(rel)  # [R, K, C]
         key_j = (key_j + delta).view(r, k, h, d)  # [R, K, H, D]
         value_j = (value_j + delta).view(r, k, h, d)  # [R, K, H, D]

@@ -12,7 +12,7 @@ from pcattn.nn.chunking import RECOMPUTE_ABOVE, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
-from pcattn.ops.gather import gather
+from pcattn.ops.gather import gather_padded, pad_zero_row
 from pcattn.ops.softmax import masked_softmax
 
 
@@ -79,8 +79,9 @@ class PointTransformerLayer(nn.Module):
         query = self.lin_dst(x)  # [M, C]
         table = torch.cat([-self.lin_src(x), self.lin(x)], dim=-1)  # [M, 2C]: -key | value
         padded = bool((idx < 0).any())
+        shared = (pad_zero_row(table), pad_zero_row(pos), padded)  # [M + 1, *]: padded once
         out, weight = chunked_rows(
-            self._attend, (query, pos, idx), (table, pos, padded), chunk_size=self.chunk_size,
+            self._attend, (query, pos, idx), shared, chunk_size=self.chunk_size,
             row_elems=idx.shape[1] * self.out_channels, keep=(True, return_attention),
             recompute_above=self.recompute_above)
         if not return_attention:
@@ -89,11 +90,13 @@ class PointTransformerLayer(nn.Module):
 
     def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor,
                 padded: bool) -> tuple[Tensor, Tensor]:
-        """The attention of rows ``i`` of one chunk: ``query, pos_i, idx`` hold those rows."""
+        """The attention of rows ``i`` of one chunk: ``query, pos_i, idx`` hold those rows;
+        ``table`` and ``pos`` end in a zero row (:func:`~pcattn.ops.gather.pad_zero_row`)."""
         c = self.out_channels
         # split, not slices: the gradient of a slice is a zero-filled [R, K, 2C] each
-        neg_key_j, value_j = gather(table, idx).split(c, dim=-1)  # [R, K, C] each
-        delta = self.pos_nn(pos_i[:, None, :] - gather(pos, idx))  # [R, K, C]: theta(p_i - p_j)
+        neg_key_j, value_j = gather_padded(table, idx).split(c, dim=-1)  # [R, K, C] each
+        rel = pos_i[:, None, :] - gather_padded(pos, idx)  # [R, K, 3]: p_i - p_j
+        delta = self.pos_nn(rel)  # [R, K, C]: theta(p_i - p_j)
         logits = self.attn_nn(neg_key_j + delta + query[:, None, :])  # [R, K, C]
         if padded:
             weight = masked_softmax(logits, idx >= 0)  # [R, K, C]
