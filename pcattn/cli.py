@@ -185,9 +185,9 @@ def _run(args) -> int:
 
         bench.run_suite(args.what, quick=args.quick)
     elif args.command == "models":
-        from pcattn.models import list_models
+        from pcattn.catalog import format_table  # no model import: starts fast
 
-        print("\n".join(list_models()))
+        print(format_table())
     elif args.command == "data":
         return _run_data(args)
     return 0

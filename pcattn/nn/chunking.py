@@ -21,9 +21,21 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from pcattn.nn.checks import check_int
+
 CPU_CHUNK = 2**18  # elements of [R, K, C] per chunk on the CPU ("auto")
 DEVICE_CHUNK = 2**22  # ... on other devices, when recomputing ("auto")
 RECOMPUTE_ABOVE = 2**23  # default budget: elements of [M, K, C] kept for backward
+
+
+def check_chunking(block: str, chunk_size, recompute_above) -> tuple[int | str | None,
+                                                                      int | None]:
+    """A block's ``chunk_size`` (an int >= 1, ``"auto"`` or None) and ``recompute_above``
+    (an int >= 0 or None), checked; one error naming the block otherwise."""
+    if chunk_size != "auto":
+        chunk_size = check_int(block, "chunk_size", chunk_size, optional=True)
+    return chunk_size, check_int(block, "recompute_above", recompute_above, minimum=0,
+                                 optional=True)
 
 
 def chunked_rows(

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.chunking import RECOMPUTE_ABOVE, chunked_rows
+from pcattn.nn.checks import check_int, check_local
+from pcattn.nn.chunking import RECOMPUTE_ABOVE, check_chunking, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
@@ -61,9 +62,14 @@ class LocalSelfAttention(nn.Module):
         recompute_above: int | None = RECOMPUTE_ABOVE,
     ) -> None:
         super().__init__()
-        self.chunk_size, self.recompute_above = chunk_size, recompute_above
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
+        heads = check_int(name, "heads", heads)
+        self.chunk_size, self.recompute_above = check_chunking(
+            name, chunk_size, recompute_above)
         if out_channels % heads != 0:
-            raise ValueError(f"out_channels ({out_channels}) must be divisible by heads "
+            raise ValueError(f"{name}: out_channels ({out_channels}) must be divisible by heads "
                              f"({heads})")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         c = out_channels
@@ -80,6 +86,7 @@ class LocalSelfAttention(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, AttentionMap]:
+        check_local(type(self).__name__, x, pos, idx, self.in_channels)
         check_neighbors(idx, x.shape[0])
         c = self.out_channels
         table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]

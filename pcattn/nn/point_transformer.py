@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.chunking import RECOMPUTE_ABOVE, chunked_rows
+from pcattn.nn.checks import check_int, check_local
+from pcattn.nn.chunking import RECOMPUTE_ABOVE, check_chunking, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
@@ -59,8 +60,12 @@ class PointTransformerLayer(nn.Module):
         recompute_above: int | None = RECOMPUTE_ABOVE,
     ) -> None:
         super().__init__()
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.chunk_size, self.recompute_above = chunk_size, recompute_above
+        self.chunk_size, self.recompute_above = check_chunking(
+            name, chunk_size, recompute_above)
         self.lin = nn.Linear(in_channels, out_channels, bias=False)  # alpha: value
         self.lin_src = nn.Linear(in_channels, out_channels, bias=False)  # psi: key
         self.lin_dst = nn.Linear(in_channels, out_channels, bias=False)  # phi: query
@@ -75,6 +80,7 @@ class PointTransformerLayer(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, AttentionMap]:
+        check_local(type(self).__name__, x, pos, idx, self.in_channels)
         check_neighbors(idx, x.shape[0])
         query = self.lin_dst(x)  # [M, C]
         table = torch.cat([-self.lin_src(x), self.lin(x)], dim=-1)  # [M, 2C]: -key | value
@@ -123,7 +129,7 @@ class PointTransformerBlock(nn.Module):
 
     def __init__(self, in_channels: int, **layer_kwargs) -> None:
         super().__init__()
-        c = in_channels
+        c = check_int(type(self).__name__, "in_channels", in_channels)
         self.in_channels = self.out_channels = c
         self.norm1 = nn.LayerNorm(c)
         self.lin_in = nn.Linear(c, c)
@@ -138,6 +144,7 @@ class PointTransformerBlock(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, AttentionMap]:
+        check_local(type(self).__name__, x, pos, idx, self.in_channels)
         h = self.attn(self.lin_in(self.norm1(x)), pos, idx, return_attention=return_attention)
         h, amap = h if return_attention else (h, None)  # [M, C]
         out = x + self.lin_out(torch.relu(self.norm2(h)))  # [M, C]

@@ -10,6 +10,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
+from pcattn.nn.checks import (
+    check_batch_rows,
+    check_features,
+    check_int,
+    check_positions,
+)
 from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
@@ -42,6 +48,10 @@ class TransitionDown(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, *, ratio: float = 0.25,
                  k: int = 16) -> None:
         super().__init__()
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
+        k = check_int(name, "k", k)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.ratio, self.k = ratio, k
         self.mlp = mlp([in_channels + 3, out_channels, out_channels], last_act=True)
@@ -52,6 +62,10 @@ class TransitionDown(nn.Module):
 
     def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        name = type(self).__name__
+        m = check_features(name, x, self.in_channels)
+        check_positions(name, pos, m)
+        check_batch_rows(name, batch, m)
         batch = check_batch(batch, pos.shape[0], pos.device)
         sample = farthest_point_sample(pos, batch, ratio=self.ratio)  # [S]
         pos_s, batch_s = pos[sample], batch[sample]  # [S, 3], [S]
@@ -114,9 +128,15 @@ class TransitionUp(nn.Module):
                  skip_channels: int | None = None, k: int = 3,
                  upsample: Callable | None = None) -> None:
         super().__init__()
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
+        skip_channels = check_int(name, "skip_channels", skip_channels, optional=True)
+        k = check_int(name, "k", k)
+        self.skip_channels = skip_channels or out_channels
         self.in_channels, self.out_channels, self.k = in_channels, out_channels, k
         self.mlp = mlp([in_channels, out_channels], last_act=True)
-        self.mlp_skip = mlp([skip_channels or out_channels, out_channels], last_act=True)
+        self.mlp_skip = mlp([self.skip_channels, out_channels], last_act=True)
         self.upsample = upsample
 
     def reset_parameters(self) -> None:
@@ -126,6 +146,14 @@ class TransitionUp(nn.Module):
     def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None, *, x_skip: Tensor,
                 query: Tensor, query_batch: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
+        name = type(self).__name__
+        s = check_features(name, x, self.in_channels)
+        check_positions(name, pos, s)
+        check_batch_rows(name, batch, s)
+        m = check_features(name, x_skip, self.skip_channels, name="x_skip",
+                           width_name="skip_channels")
+        check_positions(name, query, m, name="query", of="x_skip")
+        check_batch_rows(name, query_batch, m, name="query_batch", of="x_skip")
         h = self.mlp(x)  # [S, C]
         if self.upsample is None:
             idx, w = interpolation_weights(pos, batch, query=query, query_batch=query_batch,
