@@ -82,3 +82,13 @@ def test_chunk_size_auto_and_none():
     assert calls == [2**13]  # None: one chunk, never recomputed
     with pytest.raises(ValueError, match="chunk_size must be"):
         chunked_rows(fn, (rows,), (), chunk_size="big", row_elems=1, keep=(True,))
+
+
+@pytest.mark.parametrize("block", ["PointTransformerLayer", "GroupedVectorAttention",
+                                   "LocalSelfAttention"])
+def test_bad_chunking_options_name_the_block(block):
+    with pytest.raises(TypeError, match=f"{block}: chunk_size"):
+        getattr(pnn, block)(8, 8, chunk_size="big")
+    with pytest.raises(ValueError, match=f"{block}: recompute_above"):
+        getattr(pnn, block)(8, 8, recompute_above=-1)
+    assert getattr(pnn, block)(8, 8, chunk_size="auto", recompute_above=0).recompute_above == 0
