@@ -75,8 +75,11 @@ def chunked_rows(
         chunk_size = max(1, total)  # one chunk
     rows = max(1, chunk_size // max(1, row_elems))  # R
     parts: list[list[Tensor]] = [[] for _ in keep]
-    for r0 in range(0, max(m, 1), rows):
-        args = tuple(a[r0:r0 + rows] for a in row_args) + tuple(shared_args)
+    # split, not slices: one concatenation in backward instead of a zero-filled
+    # full-size gradient per chunk
+    pieces = [a.split(rows) if m else (a,) for a in row_args]
+    for chunk in zip(*pieces):
+        args = tuple(chunk) + tuple(shared_args)
         if recompute:
             outs = checkpoint(fn, *args, use_reentrant=False)
         else:
