@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
@@ -15,10 +16,11 @@ from pcattn.nn.checks import (
     check_int,
     check_positions,
 )
+from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch
-from pcattn.ops.gather import gather
+from pcattn.ops.gather import gather, gather_padded, pad_zero_row
 from pcattn.ops.interpolate import interpolation_weights
 from pcattn.ops.knn import knn
 from pcattn.ops.sampling import farthest_point_sample
@@ -68,10 +70,26 @@ class TransitionDown(nn.Module):
         sample = farthest_point_sample(pos, batch, ratio=self.ratio)  # [S]
         pos_s, batch_s = pos[sample], batch[sample]  # [S, 3], [S]
         idx = knn(pos, self.k, batch, query=pos_s, query_batch=batch_s)  # [S, K]
-        rel = gather(pos, idx) - pos_s[:, None, :]  # [S, K, 3]
-        h = self.mlp(torch.cat([gather(x, idx), rel], dim=-1))  # [S, K, C]
+        # the first linear map splits: W [x_j | p_j - p_i] + b = (W_x x_j + b) + W_p (p_j - p_i);
+        # W_x x + b is computed once per input node, not once per (centre, neighbour)
+        first = self.mlp[0]
+        w_x, w_p = first.weight.split([self.in_channels, 3], dim=1)
+        table = F.linear(x, w_x, first.bias)  # [M, C]
+        shared = (pad_zero_row(table), pad_zero_row(pos), w_p)  # [M + 1, *]: padded once
+        out, = chunked_rows(self._pool, (pos_s, idx), shared, chunk_size="auto",
+                            row_elems=idx.shape[1] * self.out_channels, keep=(True,))
+        return out, pos_s, batch_s, sample  # [S, C]
+
+    def _pool(self, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor, w_p: Tensor
+              ) -> tuple[Tensor]:
+        """Max-pooled MLP of one chunk of centres ``i`` (``pos_i, idx`` hold their rows)."""
+        r, k = idx.shape
+        rel = gather_padded(pos, idx) - pos_i[:, None, :]  # [R, K, 3]: p_j - p_i
+        h = torch.addmm(gather_padded(table, idx).reshape(r * k, -1), rel.reshape(r * k, 3),
+                        w_p.t())  # [R * K, C]: the first linear map
+        h = self.mlp[1:](h.view(r, k, -1))  # [R, K, C]
         h = h.masked_fill((idx < 0)[..., None], float("-inf"))
-        return h.max(dim=1).values, pos_s, batch_s, sample  # [S, C]
+        return (h.max(dim=1).values,)  # [R, C]
 
 
 class TransitionUp(nn.Module):
