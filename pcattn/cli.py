@@ -49,10 +49,20 @@ def _parser() -> argparse.ArgumentParser:
     _visualize_parser(sub)
 
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
-    b.add_argument("what", choices=["ops", "blocks", "large"],
+    b.add_argument("what", choices=["ops", "blocks", "large", "train"],
                    help="ops: kNN/FPS vs open3d; blocks: attention blocks vs PyG at "
-                        "8 x 1024 points; large: global/linear attention on one big cloud")
+                        "8 x 1024 points; large: global/linear attention on one big cloud; "
+                        "train: training step and data path of whole models, PyG peer")
     b.add_argument("--quick", action="store_true", help="small sizes only")
+    b.add_argument("--model", nargs="+", action="extend", metavar="NAME",
+                   help="train: models to run (default: every *_cls, point_transformer_seg "
+                        "and the PyG peer pyg_point_transformer_cls)")
+    b.add_argument("--points", type=int, default=1024, help="train: points per cloud")
+    b.add_argument("--batch", type=int, default=16, help="train: clouds per step")
+    b.add_argument("--steps", type=int, default=10, help="train: timed steps (median)")
+    b.add_argument("--workers", type=int, default=0, help="train: DataLoader workers")
+    b.add_argument("--device", default="cpu", type=_device, help="train: cpu, cuda, cuda:N")
+    b.add_argument("--json", action="store_true", help="train: print JSON, not a table")
 
     sub.add_parser("models", help="list registered models")
     _data_parser(sub)
@@ -164,13 +174,20 @@ def _run(args) -> int:
         for kind, path in written.items():
             print(f"{kind}: {path}")
     elif args.command == "bench":
+        if args.what == "train":
+            from pcattn import bench_train
+
+            bench_train.run(args.model, points=args.points, batch=args.batch,
+                            steps=args.steps, workers=args.workers, device=args.device,
+                            as_json=args.json)
+            return 0
         from pcattn import bench
 
         bench.run_suite(args.what, quick=args.quick)
     elif args.command == "models":
-        from pcattn.models import list_models
+        from pcattn.catalog import format_table  # no model import: starts fast
 
-        print("\n".join(list_models()))
+        print(format_table())
     elif args.command == "data":
         return _run_data(args)
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import numbers
+import re
 import types
 import typing
 from typing import Any
@@ -58,13 +59,32 @@ def check_config_values(config_cls: type, values: dict[str, Any], where: str,
     return out
 
 
+# YAML 1.2 floats: PyYAML follows YAML 1.1, which reads ``1e-3`` (no dot) as a string
+_FLOAT = re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X)
+
+
+def _loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """``yaml.SafeLoader`` that also reads ``1e-3`` as a float, as YAML 1.2 does."""
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+    return Loader
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """``yaml.safe_load(text)``; a syntax error names ``source`` (a file or a ``--set``
-    item), the line and the column, on one line."""
+    """``yaml.safe_load(text)``, with ``1e-3`` a float (YAML 1.2) rather than a string; a
+    syntax error names ``source`` (a file or a ``--set`` item), the line and the column, on
+    one line."""
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_loader())  # noqa: S506  (a SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source

@@ -35,3 +35,15 @@ def test_accepted_values_are_converted():
     model = create_model(MODEL, ratio=1, channels=[8, 16], blocks=[1, 1])
     assert model.config.ratio == 1.0 and isinstance(model.config.ratio, float)
     assert model.config.channels == (8, 16)
+
+
+def test_exponents_without_a_dot_are_numbers():
+    from pcattn.config_check import parse_yaml
+    from pcattn.engine.config import config_from_dict
+
+    assert parse_yaml("1e-3", "x") == 0.001 and parse_yaml("-2E4", "x") == -20000.0
+    assert parse_yaml("{lr: 5e-4, name: 1e3x, ver: '1e-3'}", "x") == {
+        "lr": 0.0005, "name": "1e3x", "ver": "1e-3"}
+    assert parse_yaml("[1, 1.5, .5, .inf, true, 0x10]", "x") == [1, 1.5, 0.5, float("inf"),
+                                                                  True, 16]
+    assert config_from_dict({"train": {"lr": parse_yaml("1e-3", "--set")}}).train.lr == 0.001

@@ -30,6 +30,10 @@ def test_config_errors_and_help_import_no_heavy_package(tmp_path):
     code = ("from pcattn.cli import main\n"
             f"assert main(['train', '--config', {str(bad)!r}]) == 2\n"
             f"assert main(['train', '--config', {str(cfg)!r}, '--set', 'train.device=gpu']) == 2\n"
+            f"for bad in ('data.sampling=banana', 'data.augment=banana', 'data.name=banana',"
+            f" 'data.num_points=0', 'data.layout=banana'):\n"
+            f"    assert main(['train', '--config', {str(cfg)!r}, '--set', bad]) == 2\n"
+            "assert main(['models']) == 0\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass")
     assert _imported_after(code) == []
 

@@ -17,8 +17,7 @@ from tqdm import tqdm
 from pcattn.data.cache import cache_key, load_or_build
 from pcattn.data.errors import DataFormatError
 from pcattn.data.layouts import CACHE_DIRNAME
-
-SAMPLINGS = ("auto", "first", "random", "fps")
+from pcattn.data.options import SAMPLINGS
 
 
 def downsample(xyz: np.ndarray, num: int, method: str, rng: np.random.Generator

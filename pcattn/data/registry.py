@@ -33,9 +33,8 @@ class DataConfig:
     graph: str = ""  # modelnet OFF layout: "mesh" reads each mesh as a graph (its vertices, edges)
 
     def __post_init__(self) -> None:
-        from pcattn.data.base import SAMPLINGS
         from pcattn.data.layouts import LAYOUTS
-        from pcattn.data.transforms import PRESETS
+        from pcattn.data.options import PRESET_NAMES, SAMPLINGS
 
         if self.name not in DATASETS:
             raise ValueError(f"unknown dataset {self.name!r}; available: {sorted(DATASETS)}")
@@ -49,8 +48,8 @@ class DataConfig:
                              f"{self.layout!r}")
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"data.sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
-        if self.augment and self.augment not in PRESETS:
-            raise ValueError(f"data.augment must be '' or one of {sorted(PRESETS)}, got "
+        if self.augment and self.augment not in PRESET_NAMES:
+            raise ValueError(f"data.augment must be '' or one of {sorted(PRESET_NAMES)}, got "
                              f"{self.augment!r}")
         if self.graph not in ("", "mesh"):
             raise ValueError(f"data.graph must be '' (point clouds) or 'mesh', got {self.graph!r}")

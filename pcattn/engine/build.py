@@ -14,7 +14,7 @@ from pcattn.engine.config import RunConfig
 from pcattn.engine.distributed import DistEnv, ResumableSampler, shard
 from pcattn.engine.rng import seed_worker
 from pcattn.engine.tasks import Task
-from pcattn.models.registry import create_model
+from pcattn.models.registry import create_model, model_task
 
 # config fields the engine fills from the data
 FILLED_FIELDS = ("num_classes", "num_categories", "feature_channels")
@@ -51,7 +51,7 @@ def fill_model_config(run: RunConfig, dataset) -> None:
 
 def build_model(run: RunConfig, task: Task) -> nn.Module:
     """The registered model of ``run``; a segmentation model needs a per-point dataset."""
-    seg_model = run.model_name.endswith("_seg")
+    seg_model = model_task(run.model_name) == "part_segmentation"
     if seg_model != (task.name != "classification"):
         needs = "a part-segmentation dataset (a label per point, e.g. synthetic_parts, " \
                 "shapenetpart)" if seg_model else "a classification dataset (a label per " \

@@ -51,6 +51,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     num_workers: int = 0
+    threads: int | str = "auto"  # CPU threads per process; "auto": see pcattn.engine.threads
     out_dir: str = "runs"
     run_name: str = ""  # default: the config file's stem
 
@@ -71,6 +72,9 @@ class TrainConfig:
             raise ValueError("need train.step_epochs >= 1 and 0 <= train.label_smoothing < 1, "
                              f"got {self.step_epochs}, {self.label_smoothing}")
         check_device_name(self.device, "train.device")
+        if self.threads != "auto" and (isinstance(self.threads, str) or self.threads < 1):
+            raise ValueError(f"train.threads must be 'auto' or an integer >= 1, got "
+                             f"{self.threads!r}")
 
 
 @dataclass

@@ -41,6 +41,7 @@ from pcattn.engine.rng import capture_rng, restore_rng, seed_everything
 from pcattn.engine.runlog import RunLog, epoch_line, scalars
 from pcattn.engine.step import backward_step, forward_loss
 from pcattn.engine.tasks import task_for
+from pcattn.engine.threads import set_threads
 from pcattn.fileio import atomic_write_text
 
 
@@ -53,6 +54,7 @@ def train(run: RunConfig, *, progress: bool = True, resume: str | Path | None = 
     (``last.pt`` then holds the run up to the last finished step).
     """
     env, device = init_distributed(run.train.device)
+    set_threads(run.train.threads)
     finished = False
     try:
         out = Trainer(run, env, device, progress=progress, resume=resume).fit()
@@ -103,6 +105,7 @@ class Trainer:
         self.elapsed = self.train_seconds = 0.0
         self.seen = 0
         self.run_dir: Path | None = None  # rank 0 only (except when resuming)
+        self.resumed = ckpt is not None
         if ckpt is not None:
             self.run_dir = Path(resume).parent
             self._restore(ckpt, Path(resume))
@@ -180,7 +183,28 @@ class Trainer:
         finally:
             if log is not None:
                 log.close()
+            if stopped is None:  # failed
+                self._discard_unstarted()
         return self._finish(stopped, params, time.perf_counter() - start)
+
+    def _discard_unstarted(self) -> None:
+        """Remove the run folder of a new run that failed before it saved a checkpoint
+        (``config.yaml``, an empty ``metrics.csv``, TensorBoard events): no half run is left
+        for ``--resume`` or a later run name to trip over."""
+        if self.resumed or not self.env.is_main or self.run_dir is None:
+            return
+        if any((self.run_dir / n).exists() for n in ("last.pt", "best.pt")):
+            return  # resumable: keep it
+        ours = [self.run_dir / "config.yaml", self.run_dir / "metrics.csv",
+                *self.run_dir.glob("events.out.tfevents.*")]
+        try:
+            for path in ours:
+                path.unlink(missing_ok=True)
+            self.run_dir.rmdir()  # only if nothing else is in it
+        except OSError:
+            return
+        tqdm.write(f"removed the run folder {self.run_dir}: the run failed before its first "
+                   "checkpoint")
 
     def _train_epoch(self, signals: StopSignals) -> None:
         cfg, task, device = self.cfg, self.task, self.device

@@ -16,7 +16,7 @@ from pcattn.data.transforms import NormalizeUnitSphere
 from pcattn.devices import resolve_device
 from pcattn.engine.checkpoint import checkpoint_path, load_checkpoint
 from pcattn.engine.config import RunConfig, config_from_dict
-from pcattn.models.registry import create_model
+from pcattn.models.registry import create_model, model_task
 
 
 def load_model(path: str | Path, device: str = "auto") -> tuple[nn.Module, RunConfig, dict]:
@@ -78,7 +78,7 @@ def predict_file(checkpoint: str | Path, file: str | Path, *, out: str | Path | 
         data.category = torch.tensor([_category_index(category, info.get("categories"),
                                                       num_categories)])
     logits = model(Batch.from_data_list([data]).to(dev)).cpu()
-    if not run.model_name.endswith("_seg"):  # one label for the cloud
+    if model_task(run.model_name) == "classification":  # one label for the cloud
         classes = info.get("classes") or [str(i) for i in range(logits.shape[-1])]
         prob = logits.softmax(-1)[0]
         top = prob.topk(min(5, prob.numel()))

@@ -20,7 +20,9 @@ def seed_everything(seed: int) -> None:
 
 
 def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: Python and numpy follow torch's per-worker seed."""
+    """DataLoader ``worker_init_fn``: Python and numpy follow torch's per-worker seed, and
+    the worker computes on one thread (workers times threads would oversubscribe the cores)."""
+    torch.set_num_threads(1)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

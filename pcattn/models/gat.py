@@ -28,6 +28,8 @@ from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.ops.batching import batch_size, neighbors_to_edge_index
 from pcattn.ops.knn import knn
 
+GAT = "Brody et al. 2022, How Attentive are Graph Attention Networks? (GATv2)"
+
 
 @dataclass
 class GraphAttentionConfig:
@@ -150,7 +152,7 @@ class GraphAttentionBackbone(nn.Module):
         return outs, maps
 
 
-@register_model("gat_cls", GraphAttentionConfig)
+@register_model("gat_cls", GraphAttentionConfig, paper=GAT)
 class GraphAttentionCls(nn.Module):
     """Graph attention classifier: the blocks, max and mean pooling of the last block's
     nodes (concatenated), an MLP head.
@@ -186,7 +188,7 @@ class GraphAttentionCls(nn.Module):
         return self.forward_head(self.forward_features(data)["pooled"])
 
 
-@register_model("gat_seg", GraphAttentionConfig)
+@register_model("gat_seg", GraphAttentionConfig, paper=GAT)
 class GraphAttentionSeg(nn.Module):
     """Graph attention part segmenter: every block's output and the cloud's max-pooled last
     block, concatenated per node (as DGCNN's segmentation network), then a per-node head
@@ -226,8 +228,8 @@ class GraphAttentionSeg(nn.Module):
         return self.forward_head(point, category, _batch_of(data))
 
 
-register_model("gat_cls_base", GraphAttentionBaseConfig)(GraphAttentionCls)
-register_model("gat_seg_base", GraphAttentionBaseConfig)(GraphAttentionSeg)
+register_model("gat_cls_base", GraphAttentionBaseConfig, paper=GAT)(GraphAttentionCls)
+register_model("gat_seg_base", GraphAttentionBaseConfig, paper=GAT)(GraphAttentionSeg)
 
 
 def _batch_of(data) -> Tensor:

@@ -56,6 +56,8 @@ from pcattn.ops.batching import batch_size, counts_and_ptr
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
 
+NW = "Nadaraya 1964; Watson 1964 (kernel regression baseline)"
+
 
 @dataclass
 class NadarayaWatsonConfig:
@@ -209,7 +211,7 @@ class NadarayaWatsonEncoder(nn.Module):
         return stages, maps
 
 
-@register_model("nw_cls", NadarayaWatsonConfig)
+@register_model("nw_cls", NadarayaWatsonConfig, paper=NW)
 class NadarayaWatsonCls(nn.Module):
     """The Nadaraya-Watson classifier: the encoder, a kernel pool from each cloud's centroid
     and Point Transformer's MLP head (see the module docstring).
@@ -251,7 +253,7 @@ class NadarayaWatsonCls(nn.Module):
         return self.forward_head(self.forward_features(data)["pooled"])
 
 
-@register_model("nw_seg", NadarayaWatsonConfig)
+@register_model("nw_seg", NadarayaWatsonConfig, paper=NW)
 class NadarayaWatsonSeg(nn.Module):
     """The Nadaraya-Watson part segmenter: Point Transformer's U-Net (encoder; per level a
     transition up whose interpolation is a kernel over the ``interp_k`` nearest coarse
@@ -326,8 +328,8 @@ class NadarayaWatsonSeg(nn.Module):
         return self.forward_head(point, category, _batch_of(data))
 
 
-register_model("nw_cls_base", NadarayaWatsonBaseConfig)(NadarayaWatsonCls)
-register_model("nw_seg_base", NadarayaWatsonBaseConfig)(NadarayaWatsonSeg)
+register_model("nw_cls_base", NadarayaWatsonBaseConfig, paper=NW)(NadarayaWatsonCls)
+register_model("nw_seg_base", NadarayaWatsonBaseConfig, paper=NW)(NadarayaWatsonSeg)
 
 
 def _batch_of(data) -> Tensor:

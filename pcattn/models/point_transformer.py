@@ -20,6 +20,8 @@ from pcattn.nn import (
 )
 from pcattn.ops.knn import knn
 
+PT = "Zhao et al. 2021, Point Transformer"
+
 
 @dataclass
 class PointTransformerConfig:
@@ -115,7 +117,7 @@ def stage_attention(stages: list[dict], prefix: str = "encoder") -> list[LayerAt
             for s, stage in enumerate(stages) for b, amap in enumerate(stage["attention"])]
 
 
-@register_model("point_transformer_cls", PointTransformerConfig)
+@register_model("point_transformer_cls", PointTransformerConfig, paper=PT)
 class PointTransformerCls(nn.Module):
     """Point Transformer classifier: :class:`PointTransformerEncoder`, global pooling and
     an MLP head.

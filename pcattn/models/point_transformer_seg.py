@@ -11,6 +11,8 @@ from pcattn.models.point_transformer import PointTransformerEncoder, _batch_of, 
 from pcattn.models.registry import register_model
 from pcattn.nn import LayerAttention, PointTransformerBlock, SegmentationHead, TransitionUp
 
+PT = "Zhao et al. 2021, Point Transformer"
+
 
 @dataclass
 class PointTransformerSegConfig:
@@ -44,7 +46,7 @@ class PointTransformerSegConfig:
                              f"{self.up_k}, {self.ratio}")
 
 
-@register_model("point_transformer_seg", PointTransformerSegConfig)
+@register_model("point_transformer_seg", PointTransformerSegConfig, paper=PT)
 class PointTransformerSeg(nn.Module):
     """Point Transformer segmenter (Zhao et al., ICCV 2021, Fig. 3, top): the classifier's
     :class:`~pcattn.models.point_transformer.PointTransformerEncoder`; a decoder that goes

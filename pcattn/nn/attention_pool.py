@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
+from pcattn.nn.checks import check_batch_rows, check_features, check_int
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import batch_size, check_batch
 from pcattn.ops.softmax import segment_softmax
@@ -44,9 +45,13 @@ class AttentionPool(nn.Module):
     def __init__(self, in_channels: int, out_channels: int | None = None, *, heads: int = 4,
                  bias: bool = True) -> None:
         super().__init__()
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels, optional=True)
+        heads = check_int(name, "heads", heads)
         c = out_channels or in_channels
         if c % heads != 0:
-            raise ValueError(f"out_channels ({c}) must be divisible by heads ({heads})")
+            raise ValueError(f"{name}: out_channels ({c}) must be divisible by heads ({heads})")
         self.in_channels, self.out_channels, self.heads = in_channels, c, heads
         self.query = nn.Parameter(torch.empty(heads, c // heads))
         self._init_query()
@@ -66,6 +71,8 @@ class AttentionPool(nn.Module):
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *, num_clouds: int | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
+        name = type(self).__name__
+        check_batch_rows(name, batch, check_features(name, x, self.in_channels))
         batch = check_batch(batch, x.shape[0], x.device)
         b = batch_size(batch) if num_clouds is None else num_clouds
         m, h, c = x.shape[0], self.heads, self.out_channels

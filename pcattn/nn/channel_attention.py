@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
+from pcattn.nn.checks import check_batch_rows, check_features, check_int
 from pcattn.nn.pool import global_max_pool, global_mean_pool
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import batch_size, check_batch
@@ -15,11 +16,13 @@ from pcattn.ops.batching import batch_size, check_batch
 _POOLS = {"mean": global_mean_pool, "max": global_max_pool}
 
 
-def _squeeze(x: Tensor, batch: Tensor | None, num_clouds: int | None, pool: str
+def _squeeze(block: nn.Module, x: Tensor, batch: Tensor | None, num_clouds: int | None
              ) -> tuple[Tensor, Tensor]:
+    name = type(block).__name__
+    check_batch_rows(name, batch, check_features(name, x, block.in_channels))
     batch = check_batch(batch, x.shape[0], x.device)
     b = batch_size(batch) if num_clouds is None else num_clouds
-    return _POOLS[pool](x, batch, num_clouds=b), batch  # [B, C], [M]
+    return _POOLS[block.pool](x, batch, num_clouds=b), batch  # [B, C], [M]
 
 
 class SqueezeExcitation(nn.Module):
@@ -49,9 +52,11 @@ class SqueezeExcitation(nn.Module):
 
     def __init__(self, in_channels: int, *, reduction: int = 4, pool: str = "mean") -> None:
         super().__init__()
-        channels = in_channels
+        name = type(self).__name__
+        channels = check_int(name, "in_channels", in_channels)
+        reduction = check_int(name, "reduction", reduction)
         if pool not in _POOLS:
-            raise ValueError(f"pool must be one of {sorted(_POOLS)}, got {pool!r}")
+            raise ValueError(f"{name}: pool must be one of {sorted(_POOLS)}, got {pool!r}")
         self.in_channels = self.out_channels = channels
         self.pool = pool
         hidden = max(1, channels // reduction)
@@ -64,7 +69,7 @@ class SqueezeExcitation(nn.Module):
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *, num_clouds: int | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
-        z, batch = _squeeze(x, batch, num_clouds, self.pool)  # [B, C], [M]
+        z, batch = _squeeze(self, x, batch, num_clouds)  # [B, C], [M]
         gate = torch.sigmoid(self.fc2(torch.relu(self.fc1(z))))  # [B, C]
         out = x * gate[batch]  # [M, C]
         return (out, AttentionMap("channel", gate)) if return_attention else out
@@ -100,14 +105,16 @@ class EfficientChannelAttention(nn.Module):
     def __init__(self, in_channels: int, *, kernel_size: int | None = None, gamma: float = 2,
                  beta: float = 1, pool: str = "mean") -> None:
         super().__init__()
-        channels = in_channels
+        name = type(self).__name__
+        channels = check_int(name, "in_channels", in_channels)
+        kernel_size = check_int(name, "kernel_size", kernel_size, optional=True)
         if pool not in _POOLS:
-            raise ValueError(f"pool must be one of {sorted(_POOLS)}, got {pool!r}")
+            raise ValueError(f"{name}: pool must be one of {sorted(_POOLS)}, got {pool!r}")
         if kernel_size is None:
             t = int(abs((math.log2(channels) + beta) / gamma))
             kernel_size = t if t % 2 else t + 1
         if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+            raise ValueError(f"{name}: kernel_size must be odd, got {kernel_size}")
         self.in_channels = self.out_channels = channels
         self.kernel_size, self.pool = kernel_size, pool
         self.conv = nn.Conv1d(1, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
@@ -118,7 +125,7 @@ class EfficientChannelAttention(nn.Module):
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *, num_clouds: int | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
-        z, batch = _squeeze(x, batch, num_clouds, self.pool)  # [B, C], [M]
+        z, batch = _squeeze(self, x, batch, num_clouds)  # [B, C], [M]
         gate = torch.sigmoid(self.conv(z[:, None, :])[:, 0, :])  # [B, 1, C] -> [B, C]
         out = x * gate[batch]  # [M, C]
         return (out, AttentionMap("channel", gate)) if return_attention else out

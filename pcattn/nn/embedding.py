@@ -5,6 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.checks import (
+    check_batch_rows,
+    check_features,
+    check_int,
+    check_positions,
+    check_tensor,
+)
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch
@@ -33,7 +40,11 @@ class PointEmbedding(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, *,
                  hidden_channels: int | None = None) -> None:
         super().__init__()
-        hidden = hidden_channels or out_channels
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
+        hidden = check_int(name, "hidden_channels", hidden_channels, optional=True)
+        hidden = hidden or out_channels
         self.in_channels, self.out_channels = in_channels, out_channels
         self.mlp = mlp([in_channels, hidden, out_channels], last_act=True)
 
@@ -42,8 +53,10 @@ class PointEmbedding(nn.Module):
         reset_children(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 1:
+        if isinstance(x, Tensor) and x.dim() == 1:
             x = x[:, None]  # [M, 1]
+        check_tensor(type(self).__name__, "x", x, ("M", self.in_channels), dtype="any",
+                     note=f"in_channels={self.in_channels}")
         if not x.is_floating_point():
             x = x.to(self.mlp[0].weight.dtype)
         return self.mlp(x)
@@ -79,8 +92,13 @@ class NeighborEmbedding(nn.Module):
                  hidden_channels: int = 64, ratios: tuple[float, float] = (0.5, 0.5),
                  num_samples: tuple[int, int] | None = None, k: int = 32) -> None:
         super().__init__()
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
+        hidden_channels = check_int(name, "hidden_channels", hidden_channels)
+        k = check_int(name, "k", k)
         if out_channels % 2:
-            raise ValueError(f"out_channels must be even, got {out_channels}")
+            raise ValueError(f"{name}: out_channels must be even, got {out_channels}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.ratios, self.num_samples, self.k = ratios, num_samples, k
         mid = out_channels // 2
@@ -94,6 +112,16 @@ class NeighborEmbedding(nn.Module):
 
     def forward(self, x: Tensor | None, pos: Tensor, batch: Tensor | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        name = type(self).__name__
+        if x is None:
+            check_tensor(name, "pos", pos, ("M", 3))
+            if self.in_channels != 3:
+                raise ValueError(f"{name}: x is None, so pos [M, 3] is embedded, but "
+                                 f"in_channels={self.in_channels}; pass x [M, "
+                                 f"{self.in_channels}]")
+        else:
+            check_positions(name, pos, check_features(name, x, self.in_channels))
+        check_batch_rows(name, batch, pos.shape[0], of="pos")
         batch = check_batch(batch, pos.shape[0], pos.device)
         h = self.embed(pos if x is None else x)  # [M, H]
         sample = torch.arange(pos.shape[0], device=pos.device)  # [M]
@@ -106,6 +134,8 @@ class NeighborEmbedding(nn.Module):
                           stage: int) -> tuple[Tensor, Tensor]:
         if self.num_samples is not None:
             keep = farthest_point_sample(pos, batch, num=self.num_samples[stage])  # [S]
+        elif self.ratios[stage] >= 1:  # every point is a centre (PCT's segmentation)
+            keep = torch.arange(pos.shape[0], device=pos.device)  # [M]
         else:
             keep = farthest_point_sample(pos, batch, ratio=self.ratios[stage])  # [S]
         idx = knn(pos, self.k, batch, query=pos[keep], query_batch=batch[keep])  # [S, K]

@@ -9,6 +9,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
+from pcattn.nn.checks import (
+    check_batch_rows,
+    check_features,
+    check_int,
+    check_neighbor_rows,
+)
 from pcattn.nn.positional_encoding import apply_pos_encoding
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import batch_size, check_batch, unpack
@@ -57,9 +63,12 @@ class GlobalTokens(nn.Module):
                  norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
                  pos_encoding: Callable | None = None) -> None:
         super().__init__()
-        channels = in_channels
+        name = type(self).__name__
+        channels = check_int(name, "in_channels", in_channels)
+        num_tokens = check_int(name, "num_tokens", num_tokens)
+        heads = check_int(name, "heads", heads)
         if channels % heads:
-            raise ValueError(f"in_channels={channels} is not divisible by heads={heads}")
+            raise ValueError(f"{name}: in_channels={channels} is not divisible by heads={heads}")
         self.in_channels = self.out_channels = channels
         self.num_tokens, self.heads = num_tokens, heads
         self.tokens = nn.Parameter(torch.empty(num_tokens, channels))
@@ -90,8 +99,12 @@ class GlobalTokens(nn.Module):
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 idx: Tensor | None = None, return_attention: bool = False
                 ) -> Tensor | tuple[Tensor, AttentionMap]:
+        name = type(self).__name__
+        check_batch_rows(name, batch, check_features(name, x, self.in_channels))
+        if idx is not None:
+            check_neighbor_rows(name, idx, x.shape[0])
         batch = check_batch(batch, x.shape[0], x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding)  # [M, C]
+        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C]
         m, c, h, t = x.shape[0], self.out_channels, self.heads, self.num_tokens
         d = c // h
         xn = self.norm_nodes(x)  # [M, C]
@@ -123,8 +136,10 @@ class GlobalTokens(nn.Module):
         Shape:
             x: [M, C], batch: [M] -> [B, T, C]
         """
+        name = type(self).__name__
+        check_batch_rows(name, batch, check_features(name, x, self.in_channels))
         batch = check_batch(batch, x.shape[0], x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding)  # [M, C]
+        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C]
         return self._read_nodes(self.norm_nodes(x), batch, False)[0]
 
     def _read_nodes(self, xn: Tensor, batch: Tensor, return_attention: bool

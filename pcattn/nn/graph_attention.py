@@ -9,6 +9,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax
 
 from pcattn.nn.attention_map import AttentionMap
+from pcattn.nn.checks import check_features, check_int, check_rows, check_tensor
 
 
 class GraphAttention(MessagePassing):
@@ -67,8 +68,17 @@ class GraphAttention(MessagePassing):
         residual: bool = False,
     ) -> None:
         super().__init__(aggr="add", node_dim=0)
+        name = type(self).__name__
+        if isinstance(in_channels, tuple):
+            in_channels = (check_int(name, "in_channels[0]", in_channels[0]),
+                           check_int(name, "in_channels[1]", in_channels[1]))
+        else:
+            in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
+        heads = check_int(name, "heads", heads)
+        edge_dim = check_int(name, "edge_dim", edge_dim, optional=True)
         if concat and out_channels % heads != 0:
-            raise ValueError(f"out_channels ({out_channels}) must be divisible by heads "
+            raise ValueError(f"{name}: out_channels ({out_channels}) must be divisible by heads "
                              f"({heads}) with concat=True")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.concat, self.edge_dim = concat, edge_dim
@@ -102,13 +112,22 @@ class GraphAttention(MessagePassing):
         self, x: Tensor | tuple[Tensor, Tensor], edge_index: Tensor, *,
         edge_attr: Tensor | None = None, return_attention: bool = False,
     ) -> Tensor | tuple[Tensor, AttentionMap]:
-        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
-            raise ValueError(f"edge_index must be [2, E], got {tuple(edge_index.shape)}")
+        name = type(self).__name__
+        c_src, c_dst = self.lin_src.in_features, self.lin_dst.in_features
+        if isinstance(x, Tensor):
+            check_features(name, x, c_src)
+        else:
+            check_features(name, x[0], c_src, name="x[0]")
+            check_features(name, x[1], c_dst, name="x[1]")
+        check_tensor(name, "edge_index", edge_index, (2, "E"), dtype="index")
         if (edge_attr is None) != (self.lin_edge is None):
-            raise ValueError(f"edge_attr is {'missing' if edge_attr is None else 'given'} "
+            raise ValueError(f"{name}: edge_attr is {'missing' if edge_attr is None else 'given'} "
                              f"but the layer was built with edge_dim={self.edge_dim}")
         h, d = self.heads, self.head_channels
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
+        if edge_attr is not None:
+            check_rows(name, "edge_attr", edge_attr, edge_index.shape[1], self.edge_dim,
+                       of="edge_index's columns")
         h_src = self.lin_src(x_src).view(-1, h, d)  # [M_src, H, D]
         h_dst = (h_src if self.share_weights and x_dst is x_src
                  else self.lin_dst(x_dst).view(-1, h, d))  # [M_dst, H, D]

@@ -8,11 +8,12 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.chunking import chunked_rows
+from pcattn.nn.checks import check_int, check_local
+from pcattn.nn.chunking import RECOMPUTE_ABOVE, check_chunking, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
-from pcattn.ops.gather import gather
+from pcattn.ops.gather import gather_padded, pad_zero_row
 from pcattn.ops.softmax import masked_softmax
 
 
@@ -51,8 +52,11 @@ class GroupedVectorAttention(nn.Module):
             ``Linear(C, G), LayerNorm, ReLU, Linear(G, G)``.
         pos_multiplier: also learn the multiplier ``mu`` (same architecture as ``pos_nn``).
         bias: bias in the query, key and value linear maps.
-        chunk_size: elements of ``[R, K, C]`` per chunk of rows, each recomputed in
-            backward (:func:`pcattn.nn.chunking.chunked_rows`); ``None``: one chunk.
+        chunk_size: elements of ``[R, K, C]`` per chunk of rows; ``"auto"``: cache-sized
+            chunks on the CPU, one chunk elsewhere; ``None``: one chunk, all kept
+            (:func:`pcattn.nn.chunking.chunked_rows`).
+        recompute_above: memory budget, in elements of ``[M, K, C]``: above it each chunk
+            is recomputed in backward; ``None``: never recompute.
 
     Shape:
         x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
@@ -63,12 +67,18 @@ class GroupedVectorAttention(nn.Module):
     def __init__(
         self, in_channels: int, out_channels: int, *, heads: int = 8,
         pos_nn: Callable | None = None, attn_nn: Callable | None = None,
-        pos_multiplier: bool = False, bias: bool = True, chunk_size: int | None = 2**20,
+        pos_multiplier: bool = False, bias: bool = True, chunk_size: int | str | None = "auto",
+        recompute_above: int | None = RECOMPUTE_ABOVE,
     ) -> None:
         super().__init__()
-        self.chunk_size = chunk_size
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
+        heads = check_int(name, "heads", heads)
+        self.chunk_size, self.recompute_above = check_chunking(
+            name, chunk_size, recompute_above)
         if out_channels % heads != 0:
-            raise ValueError(f"out_channels ({out_channels}) must be divisible by heads "
+            raise ValueError(f"{name}: out_channels ({out_channels}) must be divisible by heads "
                              f"({heads})")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         c = out_channels
@@ -88,24 +98,28 @@ class GroupedVectorAttention(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, AttentionMap]:
+        check_local(type(self).__name__, x, pos, idx, self.in_channels)
         check_neighbors(idx, x.shape[0])
         c = self.out_channels
         table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]
         out, weight = chunked_rows(
-            self._attend, (self.lin_q(x), pos, idx), (table, pos), chunk_size=self.chunk_size,
-            row_elems=idx.shape[1] * c, keep=(True, return_attention))
+            self._attend, (self.lin_q(x), pos, idx), (pad_zero_row(table), pad_zero_row(pos)),
+            chunk_size=self.chunk_size,
+            row_elems=idx.shape[1] * c, keep=(True, return_attention),
+            recompute_above=self.recompute_above)
         if not return_attention:
             return out  # [M, C]
         return out, AttentionMap("local", weight, idx=idx)  # weight [M, K, G]
 
     def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor
                 ) -> tuple[Tensor, Tensor]:
-        """The attention of one chunk of rows ``i`` (``query, pos_i, idx`` hold them)."""
+        """The attention of one chunk of rows ``i`` (``query, pos_i, idx`` hold them);
+        ``table`` and ``pos`` end in a zero row (:func:`~pcattn.ops.gather.pad_zero_row`)."""
         (r, k), c, g = idx.shape, self.out_channels, self.heads
         valid = idx >= 0  # [R, K]
-        kv_j = gather(table, idx)  # [R, K, 2C]
-        key_j, value_j = kv_j[..., :c], kv_j[..., c:]  # [R, K, C] each
-        rel = (gather(pos, idx) - pos_i[:, None, :]) * valid[..., None]  # [R, K, 3]: p_j - p_i
+        key_j, value_j = gather_padded(table, idx).split(c, dim=-1)  # [R, K, C] each (not slices)
+        rel = (gather_padded(pos, idx) - pos_i[:, None, :]) * valid[..., None]  # [R, K, 3]
+        # rel = p_j - p_i, zero at padding
         relation = key_j - query[:, None, :]  # [R, K, C]
         if self.pos_mul_nn is not None:
             relation = relation * self.pos_mul_nn(rel)  # [R, K, C]

@@ -9,6 +9,13 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
+from pcattn.nn.checks import (
+    check_batch_rows,
+    check_features,
+    check_int,
+    check_local,
+    check_positions,
+)
 from pcattn.nn.pool import global_mean_pool
 from pcattn.ops.batching import batch_size, check_batch, check_neighbors, counts_and_ptr
 from pcattn.ops.gather import gather
@@ -68,8 +75,7 @@ class NadarayaWatsonPool(nn.Module):
         super().__init__()
         if sigma <= 0:
             raise ValueError(f"sigma must be > 0, got {sigma}")
-        if k is not None and k < 1:
-            raise ValueError(f"k must be >= 1 or None, got {k}")
+        k = check_int(type(self).__name__, "k", k, optional=True)
         self.k, self.learn_sigma, self.sigma_init = k, learn_sigma, sigma
         log_sigma = torch.tensor(math.log(sigma))
         if learn_sigma:
@@ -91,6 +97,13 @@ class NadarayaWatsonPool(nn.Module):
         query: Tensor | None = None, query_batch: Tensor | None = None,
         return_attention: bool = False,
     ) -> Tensor | tuple[Tensor, AttentionMap]:
+        name = type(self).__name__
+        m = check_features(name, x, None)
+        check_positions(name, pos, m)
+        check_batch_rows(name, batch, m)
+        if query is not None:
+            check_features(name, query, 3, name="query", width_name="xyz")
+            check_batch_rows(name, query_batch, query.shape[0], name="query_batch", of="query")
         multi = batch is not None and batch.numel() > 0 and int(batch[-1]) > 0
         batch = check_batch(batch, pos.shape[0], pos.device)
         b = batch_size(batch)
@@ -183,6 +196,7 @@ class NadarayaWatsonLayer(nn.Module):
 
     def forward(self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
                 ) -> Tensor | tuple[Tensor, AttentionMap]:
+        check_local(type(self).__name__, x, pos, idx, None)
         check_neighbors(idx, x.shape[0])
         diff = gather(pos, idx) - pos[:, None, :]  # [M, K, 3]
         d2 = (diff * diff).sum(-1)  # [M, K]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
+from pcattn.nn.checks import check_batch_rows, check_features, check_int
+from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.positional_encoding import apply_pos_encoding
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch, pack, unpack
@@ -33,8 +37,18 @@ class OffsetAttention(nn.Module):
     mode collapse early in training (see DESIGN.md). Padded keys get no energy, padded
     rows are zeroed before the column normalisation, so padding has no weight.
 
-    Cost: the ``[B, N, N]`` matrix is built (the column normalisation needs whole
-    columns), O(B N^2) memory: about 4 MB per cloud at N=1024, 1 GB at N=16384.
+    Cost: without ``return_attention`` no ``[N, N]`` matrix is kept. The column
+    normalisation folds into a second softmax: with :math:`l_i = \log\sum_j e^{E_{ij}}`
+    (row log-sum-exp, computed in chunks of rows, each recomputed in backward),
+
+    .. math::
+        x_r[j] = \frac{\sum_i e^{E_{ij} - l_i} v_i}{\epsilon + \sum_i e^{E_{ij} - l_i}}
+
+    which is attention of query ``k_j`` over keys ``[q_i, -l_i]`` with values ``v_i``, plus
+    one "sink" key of logit :math:`\log\epsilon` and value 0 for PCT's ``1e-9``: one
+    ``scaled_dot_product_attention`` call (fused kernels, O(N) memory). With
+    ``return_attention=True`` the ``[B, N, N]`` matrix is built and returned: about 4 MB
+    per cloud at N=1024, 1 GB at N=16384.
 
     Args:
         in_channels: ``C`` (input and output, residual block).
@@ -44,6 +58,8 @@ class OffsetAttention(nn.Module):
             original, at the cost above).
         pos_encoding: absolute encoding ``[M, 3] -> [M, C]``; the block then works on
             ``x + pos_encoding(pos)`` (residual included) and ``forward`` needs ``pos=``.
+        chunk_size: elements of the ``[R, B, N]`` energies per chunk of rows in the
+            log-sum-exp pass (``None``: one chunk).
 
     Shape:
         x: [M, C], batch: [M] (``None``: one cloud) -> [M, C];
@@ -58,9 +74,12 @@ class OffsetAttention(nn.Module):
     def __init__(self, in_channels: int, *, qk_channels: int | None = None,
                  share_qk: bool = True,
                  norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
-                 pos_encoding: Callable | None = None) -> None:
+                 pos_encoding: Callable | None = None, chunk_size: int | None = 2**22) -> None:
         super().__init__()
-        channels = in_channels
+        name = type(self).__name__
+        self.chunk_size = check_int(name, "chunk_size", chunk_size, optional=True)
+        channels = check_int(name, "in_channels", in_channels)
+        qk_channels = check_int(name, "qk_channels", qk_channels, optional=True)
         qk_channels = qk_channels or max(1, channels // 4)
         self.in_channels = self.out_channels = channels
         self.eps = 1e-9
@@ -77,19 +96,49 @@ class OffsetAttention(nn.Module):
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
+        name = type(self).__name__
+        check_batch_rows(name, batch, check_features(name, x, self.in_channels))
         batch = check_batch(batch, x.shape[0], x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding)  # [M, C]
+        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C]
         q, mask = unpack(self.lin_q(x), batch)  # [B, N, C_qk], [B, N]
         k, _ = unpack(self.lin_k(x), batch)  # [B, N, C_qk]
         v, _ = unpack(self.lin_v(x), batch)  # [B, N, C]
-        energy = q @ k.transpose(1, 2)  # [B, N, N]
         key_mask = (mask | ~mask.any(1, keepdim=True))[:, None, :]  # [B, 1, N]
+        if not return_attention:
+            x_r = self._offset_fused(q, k, v, mask, key_mask)  # [B, N, C]
+            return x + self.lbr(x - pack(x_r, mask)[0])  # [M, C]
+        energy = q @ k.transpose(1, 2)  # [B, N, N]
         attn = torch.softmax(energy.masked_fill(~key_mask, float("-inf")), dim=-1)
         attn = attn * mask[:, :, None]  # [B, N, N]: padded rows i give nothing
         attn = attn / (self.eps + attn.sum(dim=1, keepdim=True))  # columns sum to 1
         x_r = attn.transpose(1, 2) @ v  # [B, N, C]: x_r[j] = sum_i attn[i, j] v_i
         out = x + self.lbr(x - pack(x_r, mask)[0])  # [M, C]
-        if not return_attention:
-            return out
         return out, AttentionMap("global", attn[:, None], mask=mask,
                                  transposed=True)  # weight [B, 1, N, N]
+
+    def _offset_fused(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, key_mask: Tensor
+                      ) -> Tensor:
+        """``x_r [B, N, C]`` as the class docstring derives it, without an ``[N, N]`` matrix."""
+        b, n, c = q.shape
+        bias = torch.zeros(key_mask.shape, dtype=q.dtype, device=q.device).masked_fill(
+            ~key_mask, float("-inf"))  # [B, 1, N]
+        (lse,) = chunked_rows(_row_logsumexp, (q.transpose(0, 1),), (k, bias),
+                              chunk_size=self.chunk_size, row_elems=b * n, keep=(True,))
+        lse = lse.transpose(0, 1)  # [B, N]: l_i
+        width = max(v.shape[-1], c + 1)  # fused kernels want one width for q, k and v
+        query = F.pad(torch.cat([k, torch.ones_like(k[..., :1])], -1), (0, width - c - 1))
+        key = F.pad(torch.cat([q, -lse[..., None]], -1), (0, width - c - 1))  # [B, N, W]
+        sink = q.new_zeros(b, 1, width)
+        sink[..., c] = math.log(self.eps)  # logit log(eps): PCT's 1e-9 in the denominator
+        key = torch.cat([key, sink], 1)  # [B, N + 1, W]
+        value = torch.cat([F.pad(v, (0, width - v.shape[-1])), q.new_zeros(b, 1, width)], 1)
+        allowed = torch.cat([mask, mask.new_ones(b, 1)], 1)[:, None, None, :]  # [B,1,1,N+1]
+        out = F.scaled_dot_product_attention(query[:, None], key[:, None], value[:, None],
+                                             attn_mask=allowed, scale=1.0)  # [B, 1, N, W]
+        return out[:, 0, :, :v.shape[-1]]  # [B, N, C]
+
+
+def _row_logsumexp(q: Tensor, k: Tensor, bias: Tensor) -> tuple[Tensor]:
+    """Log-sum-exp of the energies of rows ``q [R, B, C_qk]`` over keys ``k [B, N, C_qk]``."""
+    energy = torch.einsum("rbc,bnc->rbn", q, k) + bias.transpose(0, 1)  # [R, B, N]
+    return (torch.logsumexp(energy, dim=-1),)  # [R, B]

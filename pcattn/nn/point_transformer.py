@@ -8,11 +8,12 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.chunking import chunked_rows
+from pcattn.nn.checks import check_int, check_local
+from pcattn.nn.chunking import RECOMPUTE_ABOVE, check_chunking, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
-from pcattn.ops.gather import gather
+from pcattn.ops.gather import gather_padded, pad_zero_row
 from pcattn.ops.softmax import masked_softmax
 
 
@@ -40,9 +41,12 @@ class PointTransformerLayer(nn.Module):
         out_channels: output feature size ``C``.
         pos_nn: ``[*, 3] -> [*, C]``; default ``Linear(3, C), LayerNorm, ReLU, Linear(C, C)``.
         attn_nn: ``[*, C] -> [*, C]``; default ``Linear, LayerNorm, ReLU, Linear``.
-        chunk_size: elements of ``[R, K, C]`` handled at once: rows go in chunks of ``R``,
-            each recomputed in backward (:func:`pcattn.nn.chunking.chunked_rows`), so the
-            ``[M, K, C]`` intermediates never exist whole. ``None``: one chunk, all kept.
+        chunk_size: elements of ``[R, K, C]`` handled at once (rows go in chunks of ``R``);
+            ``"auto"``: cache-sized chunks on the CPU, one chunk elsewhere; ``None``: one
+            chunk, all kept (:func:`pcattn.nn.chunking.chunked_rows`).
+        recompute_above: memory budget, in elements of ``[M, K, C]``: above it each chunk
+            is recomputed in backward, so the intermediates never exist whole; ``None``:
+            never recompute.
 
     Shape:
         x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
@@ -52,11 +56,16 @@ class PointTransformerLayer(nn.Module):
 
     def __init__(
         self, in_channels: int, out_channels: int, *, pos_nn: Callable | None = None,
-        attn_nn: Callable | None = None, chunk_size: int | None = 2**20,
+        attn_nn: Callable | None = None, chunk_size: int | str | None = "auto",
+        recompute_above: int | None = RECOMPUTE_ABOVE,
     ) -> None:
         super().__init__()
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.chunk_size = chunk_size
+        self.chunk_size, self.recompute_above = check_chunking(
+            name, chunk_size, recompute_above)
         self.lin = nn.Linear(in_channels, out_channels, bias=False)  # alpha: value
         self.lin_src = nn.Linear(in_channels, out_channels, bias=False)  # psi: key
         self.lin_dst = nn.Linear(in_channels, out_channels, bias=False)  # phi: query
@@ -71,24 +80,29 @@ class PointTransformerLayer(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, AttentionMap]:
+        check_local(type(self).__name__, x, pos, idx, self.in_channels)
         check_neighbors(idx, x.shape[0])
         query = self.lin_dst(x)  # [M, C]
         table = torch.cat([-self.lin_src(x), self.lin(x)], dim=-1)  # [M, 2C]: -key | value
         padded = bool((idx < 0).any())
+        shared = (pad_zero_row(table), pad_zero_row(pos), padded)  # [M + 1, *]: padded once
         out, weight = chunked_rows(
-            self._attend, (query, pos, idx), (table, pos, padded), chunk_size=self.chunk_size,
-            row_elems=idx.shape[1] * self.out_channels, keep=(True, return_attention))
+            self._attend, (query, pos, idx), shared, chunk_size=self.chunk_size,
+            row_elems=idx.shape[1] * self.out_channels, keep=(True, return_attention),
+            recompute_above=self.recompute_above)
         if not return_attention:
             return out  # [M, C]
         return out, AttentionMap("local", weight, idx=idx)  # weight [M, K, C]
 
     def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor,
                 padded: bool) -> tuple[Tensor, Tensor]:
-        """The attention of rows ``i`` of one chunk: ``query, pos_i, idx`` hold those rows."""
+        """The attention of rows ``i`` of one chunk: ``query, pos_i, idx`` hold those rows;
+        ``table`` and ``pos`` end in a zero row (:func:`~pcattn.ops.gather.pad_zero_row`)."""
         c = self.out_channels
-        kv_j = gather(table, idx)  # [R, K, 2C]
-        neg_key_j, value_j = kv_j[..., :c], kv_j[..., c:]  # [R, K, C] each
-        delta = self.pos_nn(pos_i[:, None, :] - gather(pos, idx))  # [R, K, C]: theta(p_i - p_j)
+        # split, not slices: the gradient of a slice is a zero-filled [R, K, 2C] each
+        neg_key_j, value_j = gather_padded(table, idx).split(c, dim=-1)  # [R, K, C] each
+        rel = pos_i[:, None, :] - gather_padded(pos, idx)  # [R, K, 3]: p_i - p_j
+        delta = self.pos_nn(rel)  # [R, K, C]: theta(p_i - p_j)
         logits = self.attn_nn(neg_key_j + delta + query[:, None, :])  # [R, K, C]
         if padded:
             weight = masked_softmax(logits, idx >= 0)  # [R, K, C]
@@ -106,7 +120,7 @@ class PointTransformerBlock(nn.Module):
     Args:
         in_channels: ``C`` (input and output).
         **layer_kwargs: keywords of :class:`PointTransformerLayer` (``pos_nn``, ``attn_nn``,
-            ``chunk_size``).
+            ``chunk_size``, ``recompute_above``).
 
     Shape:
         x: [M, C], pos: [M, 3], idx: [M, K] -> [M, C]; with ``return_attention=True``
@@ -115,7 +129,7 @@ class PointTransformerBlock(nn.Module):
 
     def __init__(self, in_channels: int, **layer_kwargs) -> None:
         super().__init__()
-        c = in_channels
+        c = check_int(type(self).__name__, "in_channels", in_channels)
         self.in_channels = self.out_channels = c
         self.norm1 = nn.LayerNorm(c)
         self.lin_in = nn.Linear(c, c)
@@ -130,6 +144,7 @@ class PointTransformerBlock(nn.Module):
     def forward(
         self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, AttentionMap]:
+        check_local(type(self).__name__, x, pos, idx, self.in_channels)
         h = self.attn(self.lin_in(self.norm1(x)), pos, idx, return_attention=return_attention)
         h, amap = h if return_attention else (h, None)  # [M, C]
         out = x + self.lin_out(torch.relu(self.norm2(h)))  # [M, C]

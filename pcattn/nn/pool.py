@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pcattn.nn.checks import check_batch_rows, check_features
 from pcattn.ops.batching import batch_size, check_batch
 
 
@@ -15,6 +16,7 @@ def global_max_pool(x: Tensor, batch: Tensor | None = None, *,
     Shape:
         x: [M, C], batch: [M] (``None``: one cloud) -> [B, C]
     """
+    check_batch_rows("global_max_pool", batch, check_features("global_max_pool", x, None))
     batch = check_batch(batch, x.shape[0], x.device)
     b = batch_size(batch) if num_clouds is None else num_clouds
     out = x.new_full((b, x.shape[1]), float("-inf"))
@@ -29,6 +31,7 @@ def global_mean_pool(x: Tensor, batch: Tensor | None = None, *,
     Shape:
         x: [M, C], batch: [M] (``None``: one cloud) -> [B, C]
     """
+    check_batch_rows("global_mean_pool", batch, check_features("global_mean_pool", x, None))
     batch = check_batch(batch, x.shape[0], x.device)
     b = batch_size(batch) if num_clouds is None else num_clouds
     out = x.new_zeros((b, x.shape[1])).index_add_(0, batch, x)

@@ -18,6 +18,12 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.checks import (
+    check_int,
+    check_neighbor_rows,
+    check_positions,
+    check_tensor,
+)
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.gather import gather
@@ -61,12 +67,15 @@ class FourierPositionalEncoding(nn.Module):
                  max_frequency: float | None = None, scale: float = math.pi,
                  include_input: bool = True, out_channels: int | None = None) -> None:
         super().__init__()
-        if num_frequencies < 1:
-            raise ValueError(f"num_frequencies must be >= 1, got {num_frequencies}")
+        name = type(self).__name__
+        num_frequencies = check_int(name, "num_frequencies", num_frequencies)
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels, optional=True)
         if max_frequency is None:
             max_frequency = 2.0 ** (num_frequencies - 1)
         if max_frequency <= 0 or scale <= 0:
-            raise ValueError("max_frequency and scale must be > 0")
+            raise ValueError(f"{name}: max_frequency and scale must be > 0, got "
+                             f"{max_frequency} and {scale}")
         exponent = torch.arange(num_frequencies, dtype=torch.float64)
         exponent = exponent / max(1, num_frequencies - 1)
         freqs = scale * max_frequency ** exponent  # [L]
@@ -81,9 +90,7 @@ class FourierPositionalEncoding(nn.Module):
         reset_children(self)
 
     def forward(self, pos: Tensor) -> Tensor:
-        if pos.shape[-1] != self.in_channels:
-            raise ValueError(f"expected [..., {self.in_channels}] coordinates, got "
-                             f"{tuple(pos.shape)}")
+        _check_coordinates(self, pos)
         arg = pos[..., :, None] * self.freqs.to(pos.dtype)  # [*, P, L]
         arg = arg.flatten(-2)  # [*, P * L]
         parts = ([pos] if self.include_input else []) + [arg.sin(), arg.cos()]
@@ -109,7 +116,8 @@ class LearnedPositionalEncoding(nn.Module):
     def __init__(self, out_channels: int, *, in_channels: int = 3,
                  hidden_channels: int | None = None, nn: Callable | None = None) -> None:
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels, self.out_channels = _check_widths(self, in_channels, out_channels,
+                                                            hidden_channels)
         self.nn = nn if nn is not None else mlp(
             [in_channels, hidden_channels or out_channels, out_channels])
 
@@ -118,7 +126,7 @@ class LearnedPositionalEncoding(nn.Module):
         reset_children(self)
 
     def forward(self, pos: Tensor) -> Tensor:
-        return self.nn(pos)
+        return self.nn(_check_coordinates(self, pos))
 
 
 class RelativePositionalEncoding(nn.Module):
@@ -142,7 +150,8 @@ class RelativePositionalEncoding(nn.Module):
     def __init__(self, out_channels: int, *, hidden_channels: int | None = None,
                  in_channels: int = 3, nn: Callable | None = None) -> None:
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels, self.out_channels = _check_widths(self, in_channels, out_channels,
+                                                            hidden_channels)
         self.nn = nn if nn is not None else mlp(
             [in_channels, hidden_channels or out_channels, out_channels])
 
@@ -153,6 +162,8 @@ class RelativePositionalEncoding(nn.Module):
         Shape:
             pos: [M, 3], idx: [M, K] -> [M, K, 3]
         """
+        check_tensor("RelativePositionalEncoding.offsets", "pos", pos, ("M", 3))
+        check_neighbor_rows("RelativePositionalEncoding.offsets", idx, pos.shape[0], of="pos")
         rel = pos[:, None, :] - gather(pos, idx)  # [M, K, 3]
         return rel * (idx >= 0)[..., None]
 
@@ -161,12 +172,34 @@ class RelativePositionalEncoding(nn.Module):
         reset_children(self)
 
     def forward(self, rel: Tensor, valid: Tensor | None = None) -> Tensor:
+        name = type(self).__name__
+        check_tensor(name, "rel", rel, ("M", "K", self.in_channels),
+                     note=f"in_channels={self.in_channels}")
+        if valid is not None:
+            check_tensor(name, "valid", valid, rel.shape[:2], dtype="bool",
+                         note="one flag per neighbour of rel")
         out = self.nn(rel)  # [M, K, C]
         return out if valid is None else out * valid[..., None]
 
 
+def _check_widths(block: nn.Module, in_channels, out_channels, hidden_channels
+                  ) -> tuple[int, int]:
+    name = type(block).__name__
+    check_int(name, "hidden_channels", hidden_channels, optional=True)
+    return check_int(name, "in_channels", in_channels), check_int(name, "out_channels",
+                                                                  out_channels)
+
+
+def _check_coordinates(block: nn.Module, pos: Tensor) -> Tensor:
+    """``pos [..., P]`` with ``P`` the block's ``in_channels``."""
+    name, p = type(block).__name__, block.in_channels
+    lead = ("M",) * (pos.dim() - 1) if isinstance(pos, Tensor) and pos.dim() > 1 else ("M",)
+    return check_tensor(name, "pos", pos, lead + (p,),
+                        note=f"in_channels={p} coordinates per point")
+
+
 def apply_pos_encoding(x: Tensor, pos: Tensor | None, pos_encoding: Callable | None,
-                       ) -> Tensor:
+                       block: str = "a block") -> Tensor:
     """``x + pos_encoding(pos)``: the entry step of every global block (see module doc).
 
     Shape:
@@ -175,10 +208,11 @@ def apply_pos_encoding(x: Tensor, pos: Tensor | None, pos_encoding: Callable | N
     if pos_encoding is None:
         return x
     if pos is None:
-        raise ValueError("this block was built with pos_encoding=...; pass pos=[M, 3] "
+        raise ValueError(f"{block} was built with pos_encoding=...; pass pos=[M, 3] "
                          "to forward")
+    check_positions(block, pos, x.shape[0])
     pe = pos_encoding(pos)  # [M, C]
     if pe.shape != x.shape:
-        raise ValueError(f"pos_encoding gives {tuple(pe.shape)} but x is "
+        raise ValueError(f"{block}: pos_encoding gives {tuple(pe.shape)} but x is "
                          f"{tuple(x.shape)}; set its out_channels to x's channels")
     return x + pe

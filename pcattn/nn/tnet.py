@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pcattn.nn.checks import check_batch_rows, check_features, check_int, check_ints
 from pcattn.nn.mlp import mlp
 from pcattn.nn.pool import global_max_pool
 from pcattn.nn.reset import reset_children
@@ -44,6 +45,14 @@ class TNet(nn.Module):
         global_channels: tuple[int, ...] = (512, 256),
     ) -> None:
         super().__init__()
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        dim = check_int(name, "dim", dim, optional=True)
+        point_channels = check_ints(name, "point_channels", point_channels)
+        global_channels = check_ints(name, "global_channels", global_channels)
+        if not point_channels or not global_channels:
+            raise ValueError(f"{name}: point_channels and global_channels need one width "
+                             f"each at least, got {point_channels} and {global_channels}")
         self.in_channels, self.dim = in_channels, dim or in_channels
         self.point_mlp = mlp([in_channels, *point_channels], last_act=True)
         self.global_mlp = mlp([point_channels[-1], *global_channels], last_act=True)
@@ -60,6 +69,8 @@ class TNet(nn.Module):
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *,
                 num_clouds: int | None = None) -> Tensor:
+        name = type(self).__name__
+        check_batch_rows(name, batch, check_features(name, x, self.in_channels))
         batch = check_batch(batch, x.shape[0], x.device)
         b = batch_size(batch) if num_clouds is None else num_clouds
         h = global_max_pool(self.point_mlp(x), batch, num_clouds=b)  # [B, C_p]

@@ -6,13 +6,21 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
+from pcattn.nn.checks import (
+    check_batch_rows,
+    check_features,
+    check_int,
+    check_positions,
+)
+from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch
-from pcattn.ops.gather import gather
+from pcattn.ops.gather import gather, gather_padded, pad_zero_row
 from pcattn.ops.interpolate import interpolation_weights
 from pcattn.ops.knn import knn
 from pcattn.ops.sampling import farthest_point_sample
@@ -40,6 +48,10 @@ class TransitionDown(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, *, ratio: float = 0.25,
                  k: int = 16) -> None:
         super().__init__()
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
+        k = check_int(name, "k", k)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.ratio, self.k = ratio, k
         self.mlp = mlp([in_channels + 3, out_channels, out_channels], last_act=True)
@@ -50,14 +62,34 @@ class TransitionDown(nn.Module):
 
     def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        name = type(self).__name__
+        m = check_features(name, x, self.in_channels)
+        check_positions(name, pos, m)
+        check_batch_rows(name, batch, m)
         batch = check_batch(batch, pos.shape[0], pos.device)
         sample = farthest_point_sample(pos, batch, ratio=self.ratio)  # [S]
         pos_s, batch_s = pos[sample], batch[sample]  # [S, 3], [S]
         idx = knn(pos, self.k, batch, query=pos_s, query_batch=batch_s)  # [S, K]
-        rel = gather(pos, idx) - pos_s[:, None, :]  # [S, K, 3]
-        h = self.mlp(torch.cat([gather(x, idx), rel], dim=-1))  # [S, K, C]
+        # the first linear map splits: W [x_j | p_j - p_i] + b = (W_x x_j + b) + W_p (p_j - p_i);
+        # W_x x + b is computed once per input node, not once per (centre, neighbour)
+        first = self.mlp[0]
+        w_x, w_p = first.weight.split([self.in_channels, 3], dim=1)
+        table = F.linear(x, w_x, first.bias)  # [M, C]
+        shared = (pad_zero_row(table), pad_zero_row(pos), w_p)  # [M + 1, *]: padded once
+        out, = chunked_rows(self._pool, (pos_s, idx), shared, chunk_size="auto",
+                            row_elems=idx.shape[1] * self.out_channels, keep=(True,))
+        return out, pos_s, batch_s, sample  # [S, C]
+
+    def _pool(self, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor, w_p: Tensor
+              ) -> tuple[Tensor]:
+        """Max-pooled MLP of one chunk of centres ``i`` (``pos_i, idx`` hold their rows)."""
+        r, k = idx.shape
+        rel = gather_padded(pos, idx) - pos_i[:, None, :]  # [R, K, 3]: p_j - p_i
+        h = torch.addmm(gather_padded(table, idx).reshape(r * k, -1), rel.reshape(r * k, 3),
+                        w_p.t())  # [R * K, C]: the first linear map
+        h = self.mlp[1:](h.view(r, k, -1))  # [R, K, C]
         h = h.masked_fill((idx < 0)[..., None], float("-inf"))
-        return h.max(dim=1).values, pos_s, batch_s, sample  # [S, C]
+        return (h.max(dim=1).values,)  # [R, C]
 
 
 class TransitionUp(nn.Module):
@@ -96,9 +128,15 @@ class TransitionUp(nn.Module):
                  skip_channels: int | None = None, k: int = 3,
                  upsample: Callable | None = None) -> None:
         super().__init__()
+        name = type(self).__name__
+        in_channels = check_int(name, "in_channels", in_channels)
+        out_channels = check_int(name, "out_channels", out_channels)
+        skip_channels = check_int(name, "skip_channels", skip_channels, optional=True)
+        k = check_int(name, "k", k)
+        self.skip_channels = skip_channels or out_channels
         self.in_channels, self.out_channels, self.k = in_channels, out_channels, k
         self.mlp = mlp([in_channels, out_channels], last_act=True)
-        self.mlp_skip = mlp([skip_channels or out_channels, out_channels], last_act=True)
+        self.mlp_skip = mlp([self.skip_channels, out_channels], last_act=True)
         self.upsample = upsample
 
     def reset_parameters(self) -> None:
@@ -108,6 +146,14 @@ class TransitionUp(nn.Module):
     def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None, *, x_skip: Tensor,
                 query: Tensor, query_batch: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
+        name = type(self).__name__
+        s = check_features(name, x, self.in_channels)
+        check_positions(name, pos, s)
+        check_batch_rows(name, batch, s)
+        m = check_features(name, x_skip, self.skip_channels, name="x_skip",
+                           width_name="skip_channels")
+        check_positions(name, query, m, name="query", of="x_skip")
+        check_batch_rows(name, query_batch, m, name="query_batch", of="x_skip")
         h = self.mlp(x)  # [S, C]
         if self.upsample is None:
             idx, w = interpolation_weights(pos, batch, query=query, query_batch=query_batch,

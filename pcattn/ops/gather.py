@@ -17,8 +17,27 @@ def gather(x: Tensor, idx: Tensor) -> Tensor:
     Shape:
         x: [M, *], idx: [M_q, K] -> [M_q, K, *]
     """
-    m = x.shape[0]
-    check_index_range(idx, m)
-    x_pad = torch.cat([x, x.new_zeros((1,) + tuple(x.shape[1:]))], dim=0)  # [M + 1, *]
-    flat = torch.where(idx < 0, m, idx).reshape(-1)  # [M_q * K]
-    return x_pad.index_select(0, flat).view(tuple(idx.shape) + tuple(x.shape[1:]))
+    check_index_range(idx, x.shape[0])
+    return gather_padded(pad_zero_row(x), idx)
+
+
+def pad_zero_row(x: Tensor) -> Tensor:
+    """``x`` with a zero row appended: the table :func:`gather_padded` reads. Make it once
+    when one table is gathered in several chunks of rows (one copy instead of one each).
+
+    Shape:
+        x: [M, *] -> [M + 1, *]
+    """
+    return torch.cat([x, x.new_zeros((1,) + tuple(x.shape[1:]))], dim=0)
+
+
+def gather_padded(x_pad: Tensor, idx: Tensor) -> Tensor:
+    """:func:`gather` from a table made by :func:`pad_zero_row`. ``idx`` is not checked
+    here: its entries must be ``-1`` or in ``[0, M)`` (check them once, e.g. with
+    :func:`pcattn.ops.batching.check_neighbors`).
+
+    Shape:
+        x_pad: [M + 1, *], idx: [M_q, K] -> [M_q, K, *]
+    """
+    flat = torch.where(idx < 0, x_pad.shape[0] - 1, idx).reshape(-1)  # [M_q * K]
+    return x_pad.index_select(0, flat).view(tuple(idx.shape) + tuple(x_pad.shape[1:]))

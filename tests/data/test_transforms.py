@@ -151,3 +151,10 @@ def test_presets(name):
         assert torch.equal(e.pos, cloud().pos)
     with pytest.raises(ValueError, match="available"):
         T.preset("pointnet9")
+
+
+def test_the_preset_names_a_config_checks_are_the_presets():
+    from pcattn.data.options import PRESET_NAMES
+    from pcattn.data.transforms import PRESETS
+
+    assert sorted(PRESET_NAMES) == sorted(PRESETS)

@@ -28,3 +28,13 @@ def test_unknown_name_and_key_are_clear_errors():
 def test_a_name_registers_once():
     with pytest.raises(ValueError, match="already registered"):
         register_model("point_transformer_cls", object)(PointTransformerCls)
+
+
+def test_task_comes_from_the_registration_or_the_name():
+    from pcattn.models.registry import model_task
+
+    assert model_task("pct_cls_base") == "classification"
+    assert model_task("pct_seg_base") == "part_segmentation"  # not only names ending in _seg
+    assert model_task("point_transformer_seg") == "part_segmentation"
+    with pytest.raises(ValueError, match="task must be one of"):
+        register_model("x_cls", object, task="detection")

@@ -48,3 +48,47 @@ def test_local_blocks_chunked_equal_whole(block, chunk_size):
     torch.testing.assert_close(xb.grad, xa.grad)
     for (name, p), q in zip(part.named_parameters(), whole.parameters()):
         torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def _counting(fn):
+    calls = []
+
+    def wrapped(*args):
+        calls.append(args[0].shape[0])
+        return fn(*args)
+    return wrapped, calls
+
+
+@pytest.mark.parametrize("recompute_above, passes", [(None, 1), (1000, 1), (41, 2), (0, 2)])
+def test_chunks_recomputed_only_above_the_budget(recompute_above, passes):
+    table = torch.randn(3, requires_grad=True)
+    rows = torch.arange(42.0)[:, None]  # 42 rows of 1 element
+    fn, calls = _counting(lambda r, t: (r * t.sum(),))
+    out, = chunked_rows(fn, (rows,), (table,), chunk_size=10, row_elems=1, keep=(True,),
+                        recompute_above=recompute_above)
+    out.sum().backward()
+    assert sorted(calls) == sorted([10, 10, 10, 10, 2] * passes)  # backward goes in reverse
+    torch.testing.assert_close(table.grad, torch.full((3,), rows.sum().item()))
+
+
+def test_chunk_size_auto_and_none():
+    rows = torch.zeros(2**13, 1)
+    fn, calls = _counting(lambda r: (r + 1,))
+    chunked_rows(fn, (rows,), (), chunk_size="auto", row_elems=64, keep=(True,))
+    assert calls == [2**18 // 64] * 2  # CPU: cache-sized chunks of CPU_CHUNK elements
+    calls.clear()
+    chunked_rows(fn, (rows.requires_grad_(True),), (), chunk_size=None, row_elems=64,
+                 keep=(True,), recompute_above=0)
+    assert calls == [2**13]  # None: one chunk, never recomputed
+    with pytest.raises(ValueError, match="chunk_size must be"):
+        chunked_rows(fn, (rows,), (), chunk_size="big", row_elems=1, keep=(True,))
+
+
+@pytest.mark.parametrize("block", ["PointTransformerLayer", "GroupedVectorAttention",
+                                   "LocalSelfAttention"])
+def test_bad_chunking_options_name_the_block(block):
+    with pytest.raises(TypeError, match=f"{block}: chunk_size"):
+        getattr(pnn, block)(8, 8, chunk_size="big")
+    with pytest.raises(ValueError, match=f"{block}: recompute_above"):
+        getattr(pnn, block)(8, 8, recompute_above=-1)
+    assert getattr(pnn, block)(8, 8, chunk_size="auto", recompute_above=0).recompute_above == 0

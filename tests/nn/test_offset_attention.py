@@ -135,3 +135,36 @@ def test_defaults_and_separate_key_map():
     apart = OffsetAttention(16, share_qk=False, qk_channels=3)
     assert apart.lin_k is not apart.lin_q and apart.lin_k.out_features == 3
     assert apart.lin_k.bias is None
+
+
+def test_fused_path_equals_the_full_matrix_in_float64():
+    """Without return_attention the block never builds [N, N]; same numbers, same grads."""
+    x, batch = clouds([37, 5, 20], 16, "cpu", dtype=torch.float64)
+    x.requires_grad_(True)
+    attn = OffsetAttention(16, chunk_size=64).double()  # several chunks in the lse pass
+    with torch.no_grad():
+        attn.lin_q.weight.mul_(4.0)  # large energies: columns far from uniform
+    fused = attn(x, batch)
+    full, _ = attn(x, batch, return_attention=True)
+    torch.testing.assert_close(fused, full, atol=1e-12, rtol=1e-10)
+    g_fused = torch.autograd.grad(fused.square().sum(), [x, *attn.parameters()])
+    g_full = torch.autograd.grad(full.square().sum(), [x, *attn.parameters()])
+    for a, b in zip(g_fused, g_full):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+
+
+def test_fused_path_keeps_pcts_epsilon_on_starved_columns():
+    """A node that no row attends to gets x_r ~ 0 from PCT's 1e-9, on both paths."""
+    x = torch.zeros(6, 4, dtype=torch.float64)
+    x[:5, 0], x[5, 0] = 1.0, 0.5  # every row, node 5's own too, attends to nodes 0-4
+    attn = OffsetAttention(4, qk_channels=1).double()
+    with torch.no_grad():
+        attn.lin_q.weight.copy_(torch.tensor([[60.0, 0, 0, 0]]))
+        attn.lin_v.bias.fill_(1.0)
+    fused = attn(x)
+    full, amap = attn(x, return_attention=True)
+    # PCT orientation: column 5 is what node 5 receives; its softmax mass ~e^-900 << 1e-9
+    assert float(amap.weight[0, 0, :, 5].sum()) < 1e-6
+    # x_r[5] = 0 (without the epsilon it would be a mean of v, whose bias is 1)
+    torch.testing.assert_close(fused[5], x[5] + attn.lbr(x[5]))
+    torch.testing.assert_close(fused, full, atol=1e-12, rtol=1e-10)

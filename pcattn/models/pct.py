@@ -1,0 +1,233 @@
+"""PCT: Point Cloud Transformer (Guo et al. 2021), classifier and part segmenter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
+from pcattn.models.registry import register_model
+from pcattn.nn import (
+    ClassificationHead,
+    NeighborEmbedding,
+    OffsetAttention,
+    SegmentationHead,
+    global_max_pool,
+    global_mean_pool,
+    mlp,
+)
+from pcattn.nn.attention_map import LayerAttention
+
+PAPER = "Guo et al. 2021, PCT: Point Cloud Transformer"
+
+
+@dataclass
+class PCTConfig:
+    """Hyper-parameters of the PCT family; YAML ``model:`` keys are these.
+
+    The defaults are a small PCT; ``PCTBaseConfig`` is the paper's size.
+    """
+
+    num_classes: int = 10  # classes, or all parts for segmentation (filled from the data)
+    num_categories: int = 16  # segmentation: object categories (0: none; filled from the data)
+    feature_channels: int = 0  # extra channels in data.x (3 for normals; filled from the data)
+    embed_channels: int = 32  # H: first embedding of the neighbour embedding (PCT: 64)
+    channels: int = 64  # C: attention width (PCT: 256)
+    layers: int = 4  # stacked offset-attention layers
+    ratios: tuple[float, float] = (0.5, 0.5)  # points kept by the two sample-and-group stages
+    k: int = 16  # neighbours grouped per centre (PCT: 32)
+    fuse_channels: int = 256  # width after concatenating the layers (PCT: 1024)
+    category_channels: int = 64  # segmentation: width of the category embedding
+    head_hidden: tuple[int, ...] = (128,)  # PCT: (512, 256)
+    dropout: float = 0.5
+    # initial gain of each offset-attention layer's LayerNorm (LayerScale-like): with 1.0
+    # every layer adds a unit-variance ReLU vector to every point, which swamps the
+    # embedding and left 256-wide PCT at chance on a fixed batch; 0.1 lets it learn
+    residual_init: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.ratios, self.head_hidden = tuple(self.ratios), tuple(self.head_hidden)
+        if len(self.ratios) != 2 or not all(0 < r <= 1 for r in self.ratios):
+            raise ValueError(f"ratios must be two fractions in (0, 1], got {self.ratios}")
+        if self.num_categories < 0:
+            raise ValueError(f"num_categories must be >= 0, got {self.num_categories}")
+        if self.num_classes < 2 or self.layers < 1 or self.k < 1 or self.channels % 2:
+            raise ValueError("need num_classes >= 2, layers >= 1, k >= 1 and an even "
+                             f"channels, got {self.num_classes}, {self.layers}, {self.k}, "
+                             f"{self.channels}")
+
+
+@dataclass
+class PCTBaseConfig(PCTConfig):
+    """PCT at the paper's widths. PCT reports 2.88M parameters: its released code pools the
+    max only (a 1024-wide global feature); the paper's max + mean pooling used here doubles
+    the head's input, 3.40M in all."""
+
+    embed_channels: int = 64
+    channels: int = 256
+    k: int = 32
+    fuse_channels: int = 1024
+    head_hidden: tuple[int, ...] = (512, 256)
+
+
+@dataclass
+class PCTSegConfig(PCTConfig):
+    """PCT part segmenter: every point is a centre (no down-sampling)."""
+
+    ratios: tuple[float, float] = (1.0, 1.0)
+
+
+@dataclass
+class PCTSegBaseConfig(PCTSegConfig):
+    """PCT part segmenter at the paper's widths."""
+
+    embed_channels: int = 64
+    channels: int = 256
+    k: int = 32
+    fuse_channels: int = 1024
+    head_hidden: tuple[int, ...] = (512, 256)
+
+
+class PCTBackbone(nn.Module):
+    """PCT's encoder: neighbour embedding, offset-attention layers, concatenation, fuse.
+
+    ``NeighborEmbedding`` (two sample-and-group stages), two ``Linear, LayerNorm, ReLU``
+    layers, ``layers`` stacked :class:`~pcattn.nn.OffsetAttention` blocks whose outputs are
+    concatenated with the embedding and fused by ``Linear, LayerNorm, LeakyReLU(0.2)``, as
+    in PCT's code (``conv_fuse``), LayerNorm instead of BatchNorm. The LayerNorm inside
+    each offset-attention layer starts at gain ``residual_init`` (see the config): a
+    per-point norm gives every point's update the same size, where PCT's BatchNorm kept
+    the differences between points and clouds.
+
+    Shape:
+        data.pos: [M, 3], data.x: [M, F] -> point features [S, F_fuse] on the S points the
+        embedding keeps (``sample [S]`` indexes them in the input)
+    """
+
+    def __init__(self, cfg: PCTConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        c = cfg.channels
+        self.embed = NeighborEmbedding(3 + cfg.feature_channels, c,
+                                       hidden_channels=cfg.embed_channels, ratios=cfg.ratios,
+                                       k=cfg.k)
+        self.pre = mlp([c, c, c], last_act=True)
+        self.attention = nn.ModuleList(OffsetAttention(c) for _ in range(cfg.layers))
+        for layer in self.attention:
+            nn.init.constant_(layer.lbr[1].weight, cfg.residual_init)  # LBR's LayerNorm gain
+        self.fuse = nn.Sequential(nn.Linear((cfg.layers + 1) * c, cfg.fuse_channels),
+                                  nn.LayerNorm(cfg.fuse_channels), nn.LeakyReLU(0.2))
+
+    def forward(self, data, return_attention: bool = False) -> dict:
+        """``x [S, F_fuse]``, ``batch [S]``, ``sample [S]`` and, if asked, ``attention``."""
+        batch = batch_of(data)
+        feats = point_features(data, self.config.feature_channels)  # [M, 3 + F]
+        x, _, batch_s, sample = self.embed(feats, data.pos, batch)  # [S, C]
+        h, outs, maps = self.pre(x), [], []
+        for i, layer in enumerate(self.attention):
+            if return_attention:
+                h, amap = layer(h, batch_s, return_attention=True)  # global, [B, 1, N, N]
+                maps.append(LayerAttention(f"offset_attention.{i}", amap, sample, sample))
+            else:
+                h = layer(h, batch_s)  # [S, C]
+            outs.append(h)
+        out = {"x": self.fuse(torch.cat(outs + [x], dim=-1)), "batch": batch_s,
+               "sample": sample}  # x: [S, F_fuse]
+        if return_attention:
+            out["attention"] = maps
+        return out
+
+
+def _max_mean(x: Tensor, batch: Tensor, b: int) -> Tensor:
+    """PCT's global feature: max and mean pooling, concatenated. Shape: [M, C] -> [B, 2C]."""
+    return torch.cat([global_max_pool(x, batch, num_clouds=b),
+                      global_mean_pool(x, batch, num_clouds=b)], dim=-1)
+
+
+@register_model("pct_cls", PCTConfig, paper=PAPER)
+class PCTCls(nn.Module):
+    """PCT classifier: :class:`PCTBackbone`, max + mean pooling, an MLP head.
+
+    Shape:
+        data.pos: [M, 3], data.x: [M, F] or None, data.batch: [M] -> logits [B, num_classes]
+    """
+
+    def __init__(self, config: PCTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = PCTBackbone(config)
+        self.head = ClassificationHead(2 * config.fuse_channels, config.num_classes,
+                                       hidden_channels=config.head_hidden,
+                                       dropout=config.dropout)
+
+    def forward_features(self, data, return_attention: bool = False) -> dict:
+        """The backbone's dict (``x``, ``batch``, ``sample``, ``attention``) plus
+        ``pooled [B, 2 F_fuse]``."""
+        out = self.backbone(data, return_attention)
+        out["pooled"] = _max_mean(out["x"], out["batch"], num_clouds(data))
+        return out
+
+    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
+        return self.head(pooled, pre_logits=pre_logits)
+
+    def forward(self, data) -> Tensor:
+        return self.forward_head(self.forward_features(data)["pooled"])
+
+
+register_model("pct_cls_base", PCTBaseConfig, paper=PAPER)(PCTCls)
+
+
+@register_model("pct_seg", PCTSegConfig, task="part_segmentation", paper=PAPER)
+class PCTSeg(nn.Module):
+    """PCT part segmenter, as in the paper's segmentation network.
+
+    Every point is kept (``ratios=(1, 1)``: the sample-and-group stages group around
+    every point), the global max + mean feature and a ``category_channels`` embedding of
+    the object category are broadcast back and concatenated to each point's feature, and
+    a per-point MLP head predicts the parts.
+
+    Shape:
+        data.pos: [M, 3], data.x: [M, F], data.batch: [M], data.category: [B] (unless
+        ``num_categories=0``)
+        -> logits [M, num_classes]
+    """
+
+    def __init__(self, config: PCTConfig) -> None:
+        super().__init__()
+        if config.ratios != (1.0, 1.0):
+            raise ValueError(f"pct_seg predicts every point and keeps them all (PCT's "
+                             f"segmentation network does not down-sample); got ratios="
+                             f"{config.ratios}, leave it at (1.0, 1.0)")
+        self.config = cfg = config
+        self.backbone = PCTBackbone(cfg)
+        cat_channels = cfg.category_channels if cfg.num_categories else 0
+        self.category = (mlp([cfg.num_categories, cat_channels], last_act=True)
+                         if cfg.num_categories else None)
+        self.head = SegmentationHead(3 * cfg.fuse_channels + cat_channels,
+                                     cfg.num_classes, hidden_channels=cfg.head_hidden,
+                                     dropout=cfg.dropout)
+
+    def forward_features(self, data, return_attention: bool = False) -> dict:
+        """The backbone's dict plus ``point [M, 3 F_fuse + C_cat]``: each point's feature,
+        its cloud's max + mean feature and its category embedding."""
+        out = self.backbone(data, return_attention)
+        x, batch, b = out["x"], out["batch"], num_clouds(data)
+        glob = _max_mean(x, batch, b)  # [B, 2 F_fuse]
+        if self.category is not None:
+            category = category_of(data, self.config.num_categories)  # [B]
+            one_hot = nn.functional.one_hot(category, self.config.num_categories).to(x.dtype)
+            glob = torch.cat([glob, self.category(one_hot)], dim=-1)  # [B, 2 F_fuse + C_cat]
+        out["point"] = torch.cat([x, glob[batch]], dim=-1)  # [M, 3 F_fuse + C_cat]
+        return out
+
+    def forward_head(self, point: Tensor, *, pre_logits: bool = False) -> Tensor:
+        return self.head(point, pre_logits=pre_logits)
+
+    def forward(self, data) -> Tensor:
+        return self.forward_head(self.forward_features(data)["point"])
+
+
+register_model("pct_seg_base", PCTSegBaseConfig, task="part_segmentation",
+               paper=PAPER)(PCTSeg)

@@ -1,0 +1,256 @@
+"""Point Transformer V2-style networks (Wu et al. 2022): grouped vector attention stages
+with FPS + kNN pooling; a classifier and a U-Net part segmenter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
+from pcattn.models.registry import register_model
+from pcattn.nn import (
+    ClassificationHead,
+    GroupedVectorAttention,
+    PointEmbedding,
+    SegmentationHead,
+    TransitionDown,
+    TransitionUp,
+    global_mean_pool,
+)
+from pcattn.nn.attention_map import AttentionMap, LayerAttention
+from pcattn.ops.knn import knn
+
+PAPER = "Wu et al. 2022, Point Transformer V2"
+
+
+@dataclass
+class PTv2Config:
+    """Hyper-parameters of the PTv2-style family; YAML ``model:`` keys are these.
+
+    Stage ``i`` works at width ``channels[i]`` with ``groups[i]`` attention groups and
+    ``depths[i]`` blocks; every stage after the first starts with an FPS + kNN pooling
+    keeping ``ratio`` of the points. The segmenter's decoder goes back up through the same
+    widths with ``decoder_depth`` blocks per stage.
+    """
+
+    num_classes: int = 10  # classes, or all parts for segmentation (filled from the data)
+    num_categories: int = 16  # segmentation: object categories (0: none; filled from the data)
+    feature_channels: int = 0  # extra channels in data.x (3 for normals; filled from the data)
+    channels: tuple[int, ...] = (32, 64, 128)
+    depths: tuple[int, ...] = (1, 1, 1)
+    groups: tuple[int, ...] = (4, 8, 16)
+    decoder_depth: int = 1  # segmentation: blocks per decoder stage
+    k: int = 16  # neighbours for attention and pooling
+    ratio: float = 0.25  # points kept by each pooling
+    pos_multiplier: bool = True  # PTv2's position-encoding multiplier
+    head_hidden: tuple[int, ...] = (128,)
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.channels, self.depths = tuple(self.channels), tuple(self.depths)
+        self.groups, self.head_hidden = tuple(self.groups), tuple(self.head_hidden)
+        if not self.channels or not len(self.channels) == len(self.depths) == len(self.groups):
+            raise ValueError(f"channels {self.channels}, depths {self.depths} and groups "
+                             f"{self.groups} need one entry per stage each")
+        bad = [(c, g) for c, g in zip(self.channels, self.groups) if c % g]
+        if bad:
+            raise ValueError(f"each stage's channels must be divisible by its groups, got "
+                             f"(channels, groups) {bad}")
+        if self.num_categories < 0:
+            raise ValueError(f"num_categories must be >= 0, got {self.num_categories}")
+        if self.num_classes < 2 or self.k < 1 or not 0 < self.ratio <= 1:
+            raise ValueError("need num_classes >= 2, k >= 1 and 0 < ratio <= 1, got "
+                             f"{self.num_classes}, {self.k}, {self.ratio}")
+
+
+@dataclass
+class PTv2BaseConfig(PTv2Config):
+    """PTv2's published encoder (ScanNet ``PT-v2m2``): widths 96-512, depths 2-2-6-2, after
+    a 48-wide full-resolution stage."""
+
+    channels: tuple[int, ...] = (48, 96, 192, 384, 512)
+    depths: tuple[int, ...] = (1, 2, 2, 6, 2)
+    groups: tuple[int, ...] = (6, 12, 24, 48, 64)
+    head_hidden: tuple[int, ...] = (256, 128)
+
+
+class PTv2Block(nn.Module):
+    """Pre-norm residual block around :class:`~pcattn.nn.GroupedVectorAttention`.
+
+    ``x + Linear(ReLU(LayerNorm(GVA(LayerNorm(x)))))``: PTv2's block (``fc1, attn, norm,
+    act, fc3`` plus a residual) with the norm moved before the attention.
+
+    Shape:
+        x: [M, C], pos: [M, 3], idx: [M, K] -> [M, C] (and the attention's ``local``
+        :class:`~pcattn.nn.AttentionMap`, weights [M, K, G])
+    """
+
+    def __init__(self, channels: int, *, groups: int, pos_multiplier: bool = True) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(channels)
+        self.attn = GroupedVectorAttention(channels, channels, heads=groups,
+                                           pos_multiplier=pos_multiplier)
+        self.norm2 = nn.LayerNorm(channels)
+        self.lin_out = nn.Linear(channels, channels)
+
+    def forward(self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+                ) -> Tensor | tuple[Tensor, AttentionMap]:
+        h = self.attn(self.norm1(x), pos, idx, return_attention=return_attention)
+        h, amap = h if return_attention else (h, None)  # [M, C], local map [M, K, G]
+        out = x + self.lin_out(torch.relu(self.norm2(h)))  # [M, C]
+        return (out, amap) if return_attention else out
+
+
+class _Stage(nn.Module):
+    """Blocks at one resolution over a shared kNN neighbourhood."""
+
+    def __init__(self, channels: int, depth: int, groups: int, pos_multiplier: bool) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(PTv2Block(channels, groups=groups,
+                                              pos_multiplier=pos_multiplier)
+                                    for _ in range(depth))
+
+    def forward(self, x: Tensor, pos: Tensor, idx: Tensor, where: Tensor, name: str,
+                maps: list | None) -> Tensor:
+        for j, block in enumerate(self.blocks):
+            if maps is None:
+                x = block(x, pos, idx)  # [M_s, C]
+            else:
+                x, amap = block(x, pos, idx, return_attention=True)  # weights [M_s, K, G]
+                maps.append(LayerAttention(f"{name}.{j}", amap, where, where))
+        return x
+
+
+class PTv2Encoder(nn.Module):
+    """Point embedding, then per stage: FPS + kNN pooling (after the first) and blocks.
+
+    Returns every level's ``x, pos, batch, idx`` and ``where`` (indices of the level's
+    points in the input), coarsest last.
+    """
+
+    def __init__(self, cfg: PTv2Config) -> None:
+        super().__init__()
+        self.config = cfg
+        self.embed = PointEmbedding(3 + cfg.feature_channels, cfg.channels[0])
+        self.pools = nn.ModuleList(
+            TransitionDown(c_in, c, ratio=cfg.ratio, k=cfg.k)
+            for c_in, c in zip(cfg.channels[:-1], cfg.channels[1:]))
+        self.stages = nn.ModuleList(
+            _Stage(c, d, g, cfg.pos_multiplier)
+            for c, d, g in zip(cfg.channels, cfg.depths, cfg.groups))
+
+    def forward(self, data, maps: list | None) -> list[dict]:
+        pos, batch = data.pos, batch_of(data)
+        x = self.embed(point_features(data, self.config.feature_channels))  # [M, C0]
+        where = torch.arange(pos.shape[0], device=pos.device)  # [M]
+        levels = []
+        for i, stage in enumerate(self.stages):
+            if i > 0:
+                x, pos, batch, sample = self.pools[i - 1](x, pos, batch)  # [S, C_i]
+                where = where[sample]  # [S]
+            idx = knn(pos, self.config.k, batch)  # [M_i, K]
+            x = stage(x, pos, idx, where, f"encoder.{i}", maps)  # [M_i, C_i]
+            levels.append({"x": x, "pos": pos, "batch": batch, "idx": idx, "where": where})
+        return levels
+
+
+@register_model("ptv2_cls", PTv2Config, paper=PAPER)
+class PTv2Cls(nn.Module):
+    """PTv2-style classifier: :class:`PTv2Encoder`, mean pooling (as PTv2's classifier) and
+    an MLP head.
+
+    Shape:
+        data.pos: [M, 3], data.x: [M, F] or None, data.batch: [M] -> logits [B, num_classes]
+    """
+
+    def __init__(self, config: PTv2Config) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = PTv2Encoder(config)
+        self.norm = nn.LayerNorm(config.channels[-1])
+        self.head = ClassificationHead(config.channels[-1], config.num_classes,
+                                       hidden_channels=config.head_hidden,
+                                       dropout=config.dropout)
+
+    def forward_features(self, data, return_attention: bool = False) -> dict:
+        """``pooled [B, C_last]``, ``levels`` (per stage ``x, pos, batch, idx, where``) and,
+        if asked, ``attention``."""
+        maps = [] if return_attention else None
+        levels = self.encoder(data, maps)
+        last = levels[-1]
+        out = {"pooled": global_mean_pool(self.norm(last["x"]), last["batch"],
+                                          num_clouds=num_clouds(data)), "levels": levels}
+        if return_attention:
+            out["attention"] = maps
+        return out
+
+    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
+        return self.head(pooled, pre_logits=pre_logits)
+
+    def forward(self, data) -> Tensor:
+        return self.forward_head(self.forward_features(data)["pooled"])
+
+
+register_model("ptv2_cls_base", PTv2BaseConfig, paper=PAPER)(PTv2Cls)
+
+
+@register_model("ptv2_seg", PTv2Config, task="part_segmentation", paper=PAPER)
+class PTv2Seg(nn.Module):
+    """PTv2-style part segmenter: :class:`PTv2Encoder` and a U-Net decoder.
+
+    Each decoder stage interpolates the coarser level onto the finer one and adds the
+    finer encoder features (:class:`~pcattn.nn.TransitionUp`), then runs
+    ``decoder_depth`` blocks on the finer level's neighbourhoods; the head sees each
+    point's feature and the one-hot object category.
+
+    Shape:
+        data.pos: [M, 3], data.x: [M, F], data.batch: [M], data.category: [B] (unless
+        ``num_categories=0``)
+        -> logits [M, num_classes]
+    """
+
+    def __init__(self, config: PTv2Config) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.encoder = PTv2Encoder(cfg)
+        ch = cfg.channels
+        self.ups = nn.ModuleList(TransitionUp(ch[i + 1], ch[i]) for i in range(len(ch) - 1))
+        self.decoder = nn.ModuleList(_Stage(ch[i], cfg.decoder_depth, cfg.groups[i],
+                                            cfg.pos_multiplier) for i in range(len(ch) - 1))
+        self.norm = nn.LayerNorm(ch[0])
+        self.head = SegmentationHead(ch[0], cfg.num_classes,
+                                     num_categories=cfg.num_categories or None,
+                                     hidden_channels=cfg.head_hidden, dropout=cfg.dropout)
+
+    def forward_features(self, data, return_attention: bool = False) -> dict:
+        """``point [M, C_0]`` (input order), ``category [B]``, ``batch [M]``, ``levels`` and,
+        if asked, ``attention`` (encoder then decoder blocks)."""
+        maps = [] if return_attention else None
+        levels = self.encoder(data, maps)
+        x = levels[-1]["x"]
+        for i in reversed(range(len(self.ups))):
+            coarse, fine = levels[i + 1], levels[i]
+            x = self.ups[i](x, coarse["pos"], coarse["batch"], x_skip=fine["x"],
+                            query=fine["pos"], query_batch=fine["batch"])  # [M_i, C_i]
+            x = self.decoder[i](x, fine["pos"], fine["idx"], fine["where"], f"decoder.{i}",
+                                maps)  # [M_i, C_i]
+        out = {"point": self.norm(x), "batch": levels[0]["batch"], "levels": levels,
+               "category": (category_of(data, self.config.num_categories)
+                            if self.config.num_categories else None)}
+        if return_attention:
+            out["attention"] = maps
+        return out
+
+    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
+                     pre_logits: bool = False) -> Tensor:
+        return self.head(point, batch, category=category, pre_logits=pre_logits)
+
+    def forward(self, data) -> Tensor:
+        f = self.forward_features(data)
+        return self.forward_head(f["point"], f["category"], f["batch"])
+
+
+register_model("ptv2_seg_base", PTv2BaseConfig, task="part_segmentation",
+               paper=PAPER)(PTv2Seg)

@@ -1,0 +1,119 @@
+"""Argument checks of the blocks of ``pcattn.nn``.
+
+Each raises one ``ValueError`` (``TypeError`` for a wrong type) that names the block, the
+argument, the shape or value it expects and the one it got, e.g.
+``PointTransformerLayer: pos must be [11, 3] (one row per row of x), got [10, 3]``.
+They compare shapes and dtypes only: no tensor value is read, so no GPU synchronisation.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+Dim = int | str  # a size, or a letter that matches any size (``"M"``, ``"K"``)
+
+
+def check_int(block: str, name: str, value, *, minimum: int = 1, optional: bool = False
+              ) -> int | None:
+    """``value`` as a Python int ``>= minimum`` (``None`` passes when ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{block}: {name} must be an integer >= {minimum}"
+                        f"{' or None' if optional else ''}, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{block}: {name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_ints(block: str, name: str, values: Sequence, *, minimum: int = 1) -> tuple[int, ...]:
+    """Every entry of a sequence of widths (``hidden_channels=(256, 128)``) as an int."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{block}: {name} must be a sequence of integers >= {minimum}, got "
+                        f"{values!r} ({type(values).__name__})")
+    return tuple(check_int(block, f"{name}[{i}]", v, minimum=minimum)
+                 for i, v in enumerate(values))
+
+
+def _shape(dims: Sequence) -> str:
+    return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
+def check_tensor(block: str, name: str, t, shape: Sequence[Dim], *, dtype: str = "float",
+                 note: str = "") -> Tensor:
+    """Raise unless ``t`` is a tensor of ``shape`` (letters match any size) and of the
+    ``dtype`` kind (``"float"``, ``"index"``: integer, ``"bool"``, ``"any"``); return it.
+
+    ``note`` says where an expected size comes from (``"in_channels=64"``); the expected
+    shape in the message shows the given sizes in place of the letters.
+    """
+    want = _shape(shape)
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{block}: {name} must be a torch.Tensor {want}, got "
+                        f"{type(t).__name__}")
+    letters = [isinstance(d, str) for d in shape]
+    if t.dim() != len(shape) or any(not free and t.shape[i] != d
+                                     for i, (d, free) in enumerate(zip(shape, letters))):
+        if t.dim() == len(shape):  # the sizes it should have had, letters filled in
+            want = _shape(t.shape[i] if free else d for i, (d, free) in enumerate(zip(shape,
+                                                                                     letters)))
+        raise ValueError(f"{block}: {name} must be {want}{f' ({note})' if note else ''}, "
+                         f"got {_shape(t.shape)}")
+    if dtype == "float" and not t.dtype.is_floating_point:
+        raise TypeError(f"{block}: {name} must be floating point, got {t.dtype}; cast it with "
+                        f"{name}.float()")
+    if dtype == "index" and (t.dtype.is_floating_point or t.dtype.is_complex
+                             or t.dtype == torch.bool):
+        raise TypeError(f"{block}: {name} must hold integer indices, got {t.dtype}; cast it "
+                        f"with {name}.long()")
+    if dtype == "bool" and t.dtype != torch.bool:
+        raise TypeError(f"{block}: {name} must be a boolean mask, got {t.dtype}")
+    return t
+
+
+def check_features(block: str, x, channels: int | None, name: str = "x",
+                   width_name: str = "in_channels") -> int:
+    """Raise unless ``x`` is a floating ``[M, channels]`` tensor (any width when
+    ``channels`` is ``None``); return ``M``."""
+    check_tensor(block, name, x, ("M", "C" if channels is None else channels),
+                 note="" if channels is None else f"{width_name}={channels}")
+    return x.shape[0]
+
+
+def check_rows(block: str, name: str, t, rows: int, width: Dim, *, of: str = "x",
+               dtype: str = "float") -> Tensor:
+    """Raise unless ``t`` is ``[rows, width]`` (``width=()``: ``[rows]``), one row per row
+    of ``of``."""
+    shape = (rows,) if width == () else (rows, width)
+    return check_tensor(block, name, t, shape, dtype=dtype, note=f"one row per row of {of}")
+
+
+def check_positions(block: str, pos, rows: int, *, name: str = "pos", of: str = "x") -> Tensor:
+    """Raise unless ``pos`` is a floating ``[rows, 3]`` tensor."""
+    return check_rows(block, name, pos, rows, 3, of=of)
+
+
+def check_batch_rows(block: str, batch, rows: int, *, name: str = "batch", of: str = "x"
+                     ) -> None:
+    """Raise unless ``batch`` is ``None`` or an integer ``[rows]`` tensor."""
+    if batch is not None:
+        check_rows(block, name, batch, rows, (), of=of, dtype="index")
+
+
+def check_neighbor_rows(block: str, idx, rows: int, *, of: str = "x") -> None:
+    """Raise unless ``idx`` is an integer ``[rows, K]`` tensor."""
+    check_rows(block, "idx", idx, rows, "K", of=of, dtype="index")
+
+
+def check_local(block: str, x, pos, idx, channels: int | None) -> int:
+    """The inputs of a local block: ``x [M, channels]``, ``pos [M, 3]``, ``idx [M, K]``;
+    return ``M``."""
+    m = check_features(block, x, channels)
+    check_positions(block, pos, m)
+    check_neighbor_rows(block, idx, m)
+    return m

@@ -1,0 +1,60 @@
+"""`pcattn bench train`: the PyG peer is the same network, the ModelNet40 sizes are the
+config's, and one tiny measurement runs end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import pcattn.nn as pnn
+from pcattn import bench_train, ops
+
+
+def test_peer_layer_computes_the_pcattn_layer():
+    torch.manual_seed(0)
+    pos, x = torch.rand(30, 3), torch.randn(30, 8)
+    batch = torch.repeat_interleave(torch.arange(2), torch.tensor([26, 4]))
+    idx = ops.knn(pos, 6, batch)  # the 4-point cloud is padded with -1
+    ours = pnn.PointTransformerLayer(8, 8)
+    peer = bench_train.PyGPointTransformerLayer(8, 8)
+    conv = peer.conv
+    for a, b in [(ours.lin, conv.lin), (ours.lin_src, conv.lin_src),
+                 (ours.lin_dst, conv.lin_dst), (ours.pos_nn, conv.pos_nn),
+                 (ours.attn_nn, conv.attn_nn)]:
+        b.load_state_dict(a.state_dict())
+    torch.testing.assert_close(peer(x, pos, idx), ours(x, pos, idx), atol=1e-5, rtol=1e-5)
+
+
+def test_peer_network_has_the_classifier_shape():
+    ours, peer = (bench_train.build_model(n) for n in
+                  ["point_transformer_cls", bench_train.PEER])
+    assert sum(p.numel() for p in peer.parameters()) == sum(p.numel() for p in ours.parameters())
+    assert isinstance(peer.encoder.stages[0][0].attn, bench_train.PyGPointTransformerLayer)
+    assert ours.config.channels == (32, 64, 128, 256) and ours.config.num_classes == 40
+
+
+def test_modelnet40_sizes_are_the_config_file():
+    path = Path(__file__).parents[1] / "configs" / "point_transformer_modelnet40.yaml"
+    model = yaml.safe_load(path.read_text())["model"]
+    for key, value in bench_train.MODELNET40_POINT_TRANSFORMER.items():
+        assert model[key] == (list(value) if isinstance(value, tuple) else value), key
+
+
+@pytest.mark.parametrize("name", ["point_transformer_cls", "point_transformer_seg"])
+def test_measure_model_runs(name):
+    row = bench_train.measure_model(name, points=64, batch=2, steps=1)
+    assert row["model"] == name and row["params"] > 0
+    for key in ("step_s", "data_s", "e2e_s", "step_clouds_per_s"):
+        assert row[key] > 0, key
+    assert 0 < row["data_share"] < 1
+
+
+def test_default_models_and_unknown_name():
+    names = bench_train.default_models()
+    assert "point_transformer_cls" in names and "point_transformer_seg" in names
+    assert names[-1] == bench_train.PEER and not any(n.endswith("_seg_base") for n in names)
+    with pytest.raises(ValueError, match="unknown model"):
+        bench_train.run(["no_such_model"])
