@@ -53,9 +53,9 @@ def cache_file(data_dir: Path, cache_dir: str | os.PathLike | None, stem: str,
     path = folder / f"{stem}_{cache_key(options)}.pt"
     if not path.exists():
         probe = folder if folder.exists() else folder.parent
-        if not os.access(probe, os.W_OK):
-            raise PermissionError(f"cannot write the cache {path}: {probe} is not writable; set "
-                                  "data.cache_dir (or cache_dir=) to a writable folder")
+        if not (probe.is_dir() and os.access(probe, os.W_OK)):
+            raise PermissionError(f"cannot write the cache {path}: {probe} is not a writable "
+                                  "folder; set data.cache_dir (or cache_dir=) to a writable folder")
     return path
 
 

@@ -221,13 +221,17 @@ def test_real_normal_resampled_shapes(tmp_path):
     assert not any(p.name == "pcattn_cache" for p in root.iterdir())
 
 
-def test_writing_a_cache_into_a_read_only_folder_says_what_to_set(modelnet_normal, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root may write anywhere")
+def test_a_cache_that_cannot_be_written_says_what_to_set(modelnet_normal, tmp_path):
+    """Root writes into read-only folders, so the cache is made unwritable another way: a
+    regular file where the cache folder goes, and a cache_dir under a regular file."""
     shutil.rmtree(modelnet_normal / "pcattn_cache", ignore_errors=True)
-    os.chmod(modelnet_normal, 0o555)
+    (modelnet_normal / "pcattn_cache").write_text("not a folder")
     try:
         with pytest.raises(PermissionError, match="data.cache_dir"):
             ModelNet(modelnet_normal, "train", num_points=16)
     finally:
-        os.chmod(modelnet_normal, 0o755)
+        (modelnet_normal / "pcattn_cache").unlink()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(PermissionError, match="data.cache_dir"):
+        ModelNet(modelnet_normal, "train", num_points=16, cache_dir=blocker / "cache")

@@ -67,5 +67,9 @@ def test_training_loop_runs_on_modelnet_files(modelnet_off, tmp_path):
                   "device": "cpu"}}, run_name="mn")
     metrics = train(run, progress=False)
     assert metrics["dataset"] == "modelnet40"
-    assert 0.0 <= metrics["final"]["overall_accuracy"] <= 1.0
+    final = metrics["final"]  # accuracy = correct / samples, on the whole test split
+    assert final["num_samples"] == len(build_dataset(DataConfig(name="modelnet40", root=str(modelnet_off), num_points=32,
+                                     cache_dir=str(tmp_path / "cache")), "test"))
+    correct = final["overall_accuracy"] * final["num_samples"]
+    assert correct == pytest.approx(round(correct), abs=1e-9)
     assert (tmp_path / "runs" / "mn" / "last.pt").is_file()

@@ -85,3 +85,11 @@ def test_gradcheck(device, name):
 def test_bad_pool():
     with pytest.raises(ValueError, match="pool"):
         SqueezeExcitation(8, pool="sum")
+
+
+def test_squeeze_excitation_defaults():
+    """Hu et al.: reduction 16 in the paper, 4 here; the bottleneck is C / r wide."""
+    se = SqueezeExcitation(16)
+    assert se.fc1.out_features == 4 and se.fc2.in_features == 4
+    assert se.in_channels == se.out_channels == 16
+    assert SqueezeExcitation(3).fc1.out_features == 1

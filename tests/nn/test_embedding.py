@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import pytest
 import torch
+from torch import nn
 from torch_geometric.data import Batch, Data
 
 from pcattn.nn.embedding import NeighborEmbedding, PointEmbedding
 from pcattn.nn.global_attention import GlobalSelfAttention
-from pcattn.ops.knn import knn
+from helpers import brute_knn, randomize_norms
 
 
 def clouds(sizes, device, dtype=torch.float32):
@@ -65,18 +67,27 @@ def test_neighbor_embedding_shapes(device):
     assert out.shape == (4, 16) and batch_s.tolist() == [0, 0, 1, 1]
 
 
-def test_neighbor_embedding_closed_form_one_stage(device):
-    """With ratio 1 and a single centre per check, stage 0 is max_j LBR([x_j - x_i, x_i])."""
-    pos, _ = clouds([6], device)
-    emb = NeighborEmbedding(3, 8, hidden_channels=4, k=3, ratios=(1.0, 1.0)).to(device)
-    h = emb.embed(pos)  # [N, H]
-    idx = knn(pos, 3)
-    expect = torch.stack([
-        emb.local0(torch.cat([h[idx[i]] - h[i], h[i].expand(3, -1)], -1)).max(0).values
-        for i in range(6)])  # [N, C/2]
-    got, keep = emb._sample_and_group(h, pos, torch.zeros(6, dtype=torch.long,
-                                                          device=device), emb.local0, 0)
-    torch.testing.assert_close(got, expect[keep])
+def test_neighbor_embedding_matches_pct_reference(device):
+    """Transcribed from PCT's ``Neighbor_Embedding`` / ``sample_and_group`` / ``Local_op``
+    (ratios 1: every point is a centre), grouping by a brute-force kNN; the 3-point cloud
+    has fewer than k=4 points, so its centres pool their 3 real neighbours only."""
+    pos, batch = clouds([7, 3], device)
+    emb = NeighborEmbedding(3, 8, hidden_channels=4, k=4, ratios=(1.0, 1.0)).to(device)
+    randomize_norms(emb)
+    points = emb.embed(pos)  # conv1, bn1, relu, conv2, bn2, relu
+    for local_op in (emb.local0, emb.local1):
+        rows = []
+        for i in range(10):
+            idx = brute_knn(pos, 4, batch, pos[i:i + 1], batch[i:i + 1])[0]
+            grouped_points = points[idx[idx >= 0]]  # [s, d]
+            new_points = points[i].expand_as(grouped_points)
+            grouped_points_norm = grouped_points - new_points
+            feat = torch.cat([grouped_points_norm, new_points], dim=-1)  # [s, 2d]
+            rows.append(local_op(feat).max(0).values)  # Local_op: LBR, LBR, max
+        points = torch.stack(rows)
+    out, pos_s, batch_s, sample = emb(None, pos, batch)
+    assert sample.tolist() == list(range(10))
+    torch.testing.assert_close(out, points)
 
 
 def per_node(emb, x, pos, batch):
@@ -134,3 +145,17 @@ def test_neighbor_embedding_gradcheck(device):
     x = torch.randn(6, 2, device=device, dtype=torch.float64, requires_grad=True)
     emb = NeighborEmbedding(2, 4, hidden_channels=2, k=3).to(device, torch.float64)
     assert torch.autograd.gradcheck(lambda t: emb(t, pos, batch)[0], (x,))
+
+
+def test_architecture_and_defaults_follow_pct():
+    """PCT: H=64, C=256, k=32; every stage is LBR, LBR (ReLU last); widths 2H -> C/2 -> C."""
+    emb = NeighborEmbedding(3)
+    assert (emb.out_channels, emb.embed[0].out_features, emb.k) == (256, 64, 32)
+    lbr2 = [nn.Linear, nn.LayerNorm, nn.ReLU] * 2
+    for stage in (emb.embed, emb.local0, emb.local1):
+        assert [type(m) for m in stage] == lbr2
+    assert (emb.local0[0].in_features, emb.local0[0].out_features) == (128, 128)
+    assert (emb.local1[0].in_features, emb.local1[0].out_features) == (256, 256)
+    assert [type(m) for m in PointEmbedding(3, 8).mlp] == lbr2
+    with pytest.raises(ValueError, match="out_channels must be even, got 7"):
+        NeighborEmbedding(3, 7)

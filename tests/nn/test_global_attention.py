@@ -128,14 +128,30 @@ def test_additive_chunks_match_one_block(device, monkeypatch):
     torch.testing.assert_close(g_chunk, g_full)
 
 
-def test_additive_score_formula(device):
-    x, _ = clouds([4], 4, device)
-    attn = GlobalSelfAttention(4, heads=1, score="additive", bias=False).to(device)
-    _, w = attn(x, None, return_attention=True)
-    w = w.weight
-    q, k, _ = attn.lin_qkv(x).chunk(3, dim=-1)
-    s = (torch.tanh(q[:, None] + k[None]) * attn.score_weight[0]).sum(-1)  # [N, N]
-    torch.testing.assert_close(w[0, 0], torch.softmax(s, dim=-1))
+def test_additive_score_formula_per_head(device):
+    """Bahdanau scoring, each head with its own w_h:
+    y_i = W_o [sum_j softmax_j(w_h . tanh(q^h_i + k^h_j)) v^h_j]_h + b_o."""
+    x, _ = clouds([5], 6, device)
+    attn = GlobalSelfAttention(6, heads=2, score="additive").to(device)
+    with torch.no_grad():  # two clearly different heads
+        attn.score_weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [-1.5, 0.3, 2.0]]))
+    out, w = attn(x, None, return_attention=True)
+    wq, wk, wv = attn.lin_qkv.weight.view(3, 6, 6)
+    bq, bk, bv = attn.lin_qkv.bias.view(3, 6)
+    heads = []
+    for h in range(2):
+        cols = slice(3 * h, 3 * h + 3)
+        q, k = x @ wq[cols].T + bq[cols], x @ wk[cols].T + bk[cols]  # [N, 3]
+        v = x @ wv[cols].T + bv[cols]
+        s = torch.stack([torch.stack([(attn.score_weight[h] * torch.tanh(q[i] + k[j])).sum()
+                                      for j in range(5)]) for i in range(5)])  # [N, N]
+        a = torch.exp(s - s.max(-1, keepdim=True).values)
+        a = a / a.sum(-1, keepdim=True)
+        torch.testing.assert_close(w.weight[0, h], a)
+        heads.append(a @ v)  # [N, 3]
+    ref = torch.cat(heads, -1) @ attn.lin_out.weight.T + attn.lin_out.bias
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(attn(x), ref)
 
 
 def test_pos_encoding_convention(device):
@@ -190,3 +206,37 @@ def test_no_dense_attention_matrix_at_8192_nodes():
         grow = _peak_rss_growth_mb(lambda: attn(x))
     # one float32 [4, N, N] matrix alone is 1074 MB; the fused path needs ~20-60 MB
     assert grow < 300, f"peak RSS grew by {grow:.0f} MB"
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_bias_flag_and_dropout(device, score):
+    attn = GlobalSelfAttention(8, heads=2, score=score, bias=False)
+    assert attn.lin_qkv.bias is None and attn.lin_out.bias is None
+    x, batch = clouds([6, 3], 8, device)
+    attn = GlobalSelfAttention(8, heads=2, score=score, dropout=0.5).to(device)
+    plain = GlobalSelfAttention(8, heads=2, score=score).to(device)
+    plain.load_state_dict(attn.state_dict())
+    ref = plain(x, batch)
+    torch.testing.assert_close(attn.eval()(x, batch), ref)  # no dropout in eval mode
+    attn.train()
+    assert not torch.allclose(attn(x, batch), ref)  # fused path (dot) drops weights
+    assert not torch.allclose(attn(x, batch, return_attention=True)[0], ref)
+
+
+def test_additive_chunks_without_gradients(device, monkeypatch):
+    x, batch = clouds([9, 5], 8, device)
+    attn = GlobalSelfAttention(8, heads=2, score="additive").to(device)
+    with torch.no_grad():
+        out, w = attn(x, batch, return_attention=True)
+        monkeypatch.setattr(ga, "_CHUNK_ELEMS", 2 * 9 * 8)  # one query row per chunk
+        out_c, w_c = attn(x, batch, return_attention=True)
+    torch.testing.assert_close(out_c, out)
+    torch.testing.assert_close(w_c.weight, w.weight)
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_no_nodes(score):
+    attn = GlobalSelfAttention(8, heads=2, score=score)
+    out, amap = attn(torch.zeros(0, 8), torch.zeros(0, dtype=torch.long),
+                     return_attention=True)
+    assert out.shape == (0, 8) and amap.weight.shape == (0, 2, 0, 0)

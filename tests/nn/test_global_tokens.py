@@ -8,6 +8,8 @@ from pcattn.nn.global_tokens import GlobalTokens
 from pcattn.nn.point_transformer import PointTransformerBlock
 from pcattn.nn.positional_encoding import LearnedPositionalEncoding
 from pcattn.ops.knn import knn
+import helpers
+from helpers import layer_norm, linear, randomize_norms, softmax
 
 
 def clouds(sizes, c, device, dtype=torch.float32):
@@ -136,3 +138,70 @@ def test_composes_with_a_local_block(device):
     assert (local_only[far] == 0).all()
     diff = glob(local(x2, pos, idx), batch) - out
     assert (diff[far].abs().sum(-1) > 0).all() and (diff[6:] == 0).all()
+
+
+def test_two_heads_with_neighbours_by_hand(device):
+    """Both steps written out per head, with the 1/sqrt(D) scaling of Vaswani et al.:
+    g' = g + W_o^tok [softmax(q_t k^T / sqrt(D)) v]_h over [tokens; nodes], then
+    y_i = x_i + W_o^node [softmax(q_i k^T / sqrt(D)) v]_h over [g'; valid neighbours]."""
+    x, _ = clouds([6], 8, device)
+    x = 3 * x  # large logits: a wrong scale changes the softmax a lot
+    _, pos, _ = helpers.clouds([6], 1, device)
+    idx = knn(pos, 4)
+    idx[0, 3] = -1  # one padded neighbour
+    block = GlobalTokens(8, num_tokens=2, heads=2).to(device)
+    randomize_norms(block)
+    with torch.no_grad():
+        block.tokens.normal_()
+    c, d = 8, 4
+    xn = layer_norm(x, block.norm_nodes)
+    g = block.tokens
+    gn = layer_norm(g, block.norm_tokens)
+    kv = linear(torch.cat([gn, xn]), block.lin_kv_tok)  # [T + N, 2C]
+    q = linear(gn, block.lin_q_tok)  # [T, C]
+    w_tok, o = [], []
+    for h in range(2):
+        hs = slice(d * h, d * h + d)
+        a = softmax(q[:, hs] @ kv[:, hs].T / d ** 0.5)  # [T, T + N]
+        w_tok.append(a)
+        o.append(a @ kv[:, c:][:, hs])
+    g2 = g + linear(torch.cat(o, -1), block.lin_out_tok)  # [T, C]
+    kv_g = linear(layer_norm(g2, block.norm_tokens_out), block.lin_kv_node)  # [T, 2C]
+    kv_x = linear(xn, block.lin_kv_node)  # [N, 2C]
+    q = linear(xn, block.lin_q_node)  # [N, C]
+    rows = []
+    for i in range(6):
+        keys = torch.cat([kv_g, kv_x[idx[i][idx[i] >= 0]]])  # [T + K_i, 2C]
+        o = [softmax(q[i, d * h:d * h + d] @ keys[:, d * h:d * h + d].T / d ** 0.5)
+             @ keys[:, c + d * h:c + d * h + d] for h in range(2)]
+        rows.append(torch.cat(o))
+    ref = x + linear(torch.stack(rows), block.lin_out_node)
+    torch.testing.assert_close(block.update_tokens(x)[0], g2)
+    torch.testing.assert_close(block(x, idx=idx), ref)
+    out, amap = block(x, idx=idx, return_attention=True)
+    torch.testing.assert_close(out, ref)
+    # token t (node 6 + t) reads token s (node 6 + s) and node j with weight w_tok[h][t, .]
+    src, tgt = amap.edge_index
+    for t in range(2):
+        into = tgt == 6 + t
+        order = torch.where(src[into] >= 6, src[into] - 6, src[into] + 2)  # column of w_tok
+        for h in range(2):
+            torch.testing.assert_close(amap.weight[into, h], w_tok[h][t, order])
+
+
+def test_defaults_errors_and_update_tokens_with_pos_encoding(device):
+    block = GlobalTokens(8)
+    assert (block.num_tokens, block.heads) == (4, 4)
+    with pytest.raises(ValueError, match="in_channels=6 is not divisible by heads=4"):
+        GlobalTokens(6)
+    x, batch = clouds([5, 3], 8, device)
+    pos = torch.randn(8, 3, device=device)
+    pe = nn.Linear(3, 8).to(device)
+    block = GlobalTokens(8, num_tokens=2, heads=2, pos_encoding=pe).to(device)
+    plain = GlobalTokens(8, num_tokens=2, heads=2).to(device)
+    plain.load_state_dict(block.state_dict(), strict=False)
+    torch.testing.assert_close(block.update_tokens(x, batch, pos=pos),
+                               plain.update_tokens(x + pe(pos), batch))
+    out, amap = block(x, batch, pos=pos, return_attention=True)
+    torch.testing.assert_close(out, plain(x + pe(pos), batch))
+    assert amap.edge_index.dtype == torch.long

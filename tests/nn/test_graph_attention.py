@@ -179,3 +179,40 @@ def test_bad_arguments():
     ei = torch.tensor([[0, 1], [1, 0]])
     with pytest.raises(ValueError, match="edge_attr is missing"):
         layer(torch.randn(2, 4), ei)
+
+
+def test_defaults_flags_and_messages():
+    """GATv2's defaults (heads 4 here, slope 0.2), bias-free edge and residual maps."""
+    gat = GraphAttention(8, 8)
+    assert (gat.heads, gat.negative_slope, gat.concat, gat.share_weights) == (4, 0.2, True, False)
+    assert gat.lin_edge is None and gat.res is None and gat.bias is not None
+    assert gat.lin_src.bias is not None and gat.lin_dst.bias is not None
+    assert GraphAttention(8, 8, edge_dim=2).lin_edge.bias is None
+    assert GraphAttention(8, 8, residual=True).res.bias is None
+    no_bias = GraphAttention(8, 8, bias=False)
+    assert no_bias.bias is None and no_bias.lin_src.bias is None and no_bias.lin_dst.bias is None
+    with pytest.raises(ValueError, match="share_weights=True needs equal source and target"):
+        GraphAttention((4, 6), 8, share_weights=True)
+    x = torch.randn(3, 8)
+    with pytest.raises(ValueError, match=r"edge_index must be \[2, 2\], got \[3, 2\]"):
+        gat(x, torch.zeros(3, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="edge_attr is given but the layer was built with "
+                                         "edge_dim=None"):
+        gat(x, torch.tensor([[0, 1], [1, 2]]), edge_attr=torch.randn(2, 1))
+
+
+def test_no_dropout_in_eval_mode():
+    x = torch.randn(4, 8)
+    ei = torch.tensor([[0, 1, 2, 3, 1], [1, 2, 3, 0, 3]])
+    attr = torch.randn(5, 1)
+    gat = GraphAttention(8, 8, heads=2, edge_dim=1, dropout=0.5).eval()
+    plain = GraphAttention(8, 8, heads=2, edge_dim=1)
+    plain.load_state_dict(gat.state_dict())
+    torch.testing.assert_close(gat(x, ei, edge_attr=attr), plain(x, ei, edge_attr=attr))
+
+
+def test_bipartite_map_counts_the_sources():
+    x_src, x_dst = torch.randn(5, 4), torch.randn(2, 6)
+    ei = torch.tensor([[0, 4, 2], [0, 1, 1]])
+    _, amap = GraphAttention((4, 6), 8, heads=2)((x_src, x_dst), ei, return_attention=True)
+    assert amap.num_sources == 5

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from pcattn.nn import GroupedVectorAttention
 from pcattn.ops import knn
-from helpers import clouds, renumber
+from helpers import brute_knn, clouds, randomize_norms, renumber
 
 
 def make(c_in=5, c=8, heads=4, **kw):
@@ -27,25 +28,33 @@ def test_shapes_and_weights(device):
 
 
 @pytest.mark.parametrize("pos_multiplier", [False, True])
-def test_matches_per_node_loop(pos_multiplier):
-    """Group g of the output is the g-th weight times the g-th channel slice, per node."""
+def test_matches_ptv2_reference_forward(pos_multiplier):
+    """Transcribed from Pointcept's ``GroupedVectorAttention.forward`` (PTv2), with its
+    grouping done by a brute-force kNN (``pos`` = p_j - p_i) and the softmax restricted to
+    the valid neighbours (PTv2 multiplies by the mask afterwards instead)."""
     x, pos, batch = clouds([9, 4], 5, "cpu", dtype=torch.float64)
-    idx = knn(pos, 5, batch)
+    nbr = brute_knn(pos, 6, batch, pos, batch)  # the 4-point cloud: 2 padded slots
     layer = make(pos_multiplier=pos_multiplier).double()
-    out, w = layer(x, pos, idx, return_attention=True)
-    w = w.weight
-    q, k, v = layer.lin_q(x), layer.lin_k(x), layer.lin_v(x)
-    for i in range(x.shape[0]):
-        nb = idx[i][idx[i] >= 0]
-        rel = pos[nb] - pos[i]  # [K_i, 3]
-        r = k[nb] - q[i]
-        if pos_multiplier:
-            r = r * layer.pos_mul_nn(rel)
-        delta = layer.pos_nn(rel)
-        a = torch.softmax(layer.attn_nn(r + delta), dim=0)  # [K_i, G]
-        ref = (a.repeat_interleave(2, dim=1) * (v[nb] + delta)).sum(0)  # D = 8 / 4 = 2
-        torch.testing.assert_close(out[i], ref)
-        torch.testing.assert_close(w[i, : nb.numel()], a)
+    randomize_norms(layer)
+    out, amap = layer(x, pos, nbr, return_attention=True)
+    valid = nbr >= 0  # [n, s]
+    j = nbr.clamp(min=0)
+    query, key, value = layer.lin_q(x), layer.lin_k(x), layer.lin_v(x)
+    rel_pos = (pos[j] - pos[:, None, :]) * valid[..., None]  # [n, s, 3]
+    key, value = key[j], value[j]  # [n, s, c]
+    relation_qk = key - query.unsqueeze(1)
+    if pos_multiplier:
+        relation_qk = relation_qk * layer.pos_mul_nn(rel_pos)
+    peb = layer.pos_nn(rel_pos)
+    relation_qk = relation_qk + peb
+    value = value + peb
+    weight = layer.attn_nn(relation_qk)  # [n, s, g]
+    weight = torch.exp(weight - weight.max(1, keepdim=True).values) * valid[..., None]
+    weight = weight / weight.sum(1, keepdim=True)
+    value = value.view(13, 6, 4, 2)  # n ns (g i) -> n ns g i
+    feat = torch.einsum("nsgi,nsg->ngi", value, weight).reshape(13, 8)
+    torch.testing.assert_close(amap.weight, weight)
+    torch.testing.assert_close(out, feat)
 
 
 def test_permutation_equivariance(device):
@@ -133,3 +142,18 @@ def test_bad_arguments():
     layer = make()
     with pytest.raises(ValueError, match="idx must be"):
         layer(torch.randn(5, 5), torch.rand(5, 3), torch.zeros(4, 2, dtype=torch.long))
+
+
+def test_architecture_defaults_and_injection():
+    """PTv2: q, k are Linear, norm, ReLU; v is linear; bias on by default; pe_multiplier off
+    by default; injected sub-networks are used."""
+    layer = make()
+    for m in (layer.lin_q, layer.lin_k):
+        assert [type(t) for t in m] == [nn.Linear, nn.LayerNorm, nn.ReLU]
+    assert all(m.bias is not None for m in (layer.lin_q[0], layer.lin_k[0], layer.lin_v))
+    assert layer.pos_mul_nn is None
+    no_bias = make(bias=False)
+    assert all(m.bias is None for m in (no_bias.lin_q[0], no_bias.lin_k[0], no_bias.lin_v))
+    pos_nn, attn_nn = nn.Linear(3, 8), nn.Linear(8, 4)
+    custom = make(pos_nn=pos_nn, attn_nn=attn_nn)
+    assert custom.pos_nn is pos_nn and custom.attn_nn is attn_nn

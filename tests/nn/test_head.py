@@ -1,12 +1,14 @@
-"""SegmentationHead: per-point logits, with the ShapeNetPart category one-hot."""
+"""ClassificationHead and SegmentationHead: values by hand, the category one-hot."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pcattn.nn import SegmentationHead
-from helpers import features
+from torch import nn
+
+from pcattn.nn import ClassificationHead, SegmentationHead
+from helpers import features, layer_norm, linear, randomize_norms
 
 
 def test_shapes_and_pre_logits(device):
@@ -53,5 +55,30 @@ def test_category_errors():
     x = torch.randn(4, 6)
     with pytest.raises(ValueError, match="pass category"):
         SegmentationHead(6, 5, num_categories=3)(x)
-    with pytest.raises(ValueError, match="without num_categories"):
+    with pytest.raises(ValueError, match="category given but the head was built without"):
         SegmentationHead(6, 5)(x, category=torch.tensor([0]))
+
+
+def test_classification_head_by_hand(device):
+    """logits = fc(Dropout(ReLU(LN(W_2 Dropout(ReLU(LN(W_1 x))))))); dropout only in train."""
+    x, _ = features([5], 6, device)
+    head = ClassificationHead(6, 3, hidden_channels=(8, 7), dropout=0.5).to(device).eval()
+    randomize_norms(head)
+    h = x
+    for lin, norm in [(head.hidden[0], head.hidden[1]), (head.hidden[4], head.hidden[5])]:
+        h = torch.relu(layer_norm(linear(h, lin), norm))
+    torch.testing.assert_close(head(x, pre_logits=True), h)
+    torch.testing.assert_close(head(x), linear(h, head.fc))
+    assert [type(m) for m in head.hidden[:4]] == [nn.Linear, nn.LayerNorm, nn.ReLU, nn.Dropout]
+    head.train()
+    assert not torch.allclose(head(x), linear(h, head.fc))  # dropout active in training
+
+
+def test_heads_without_hidden_layers_are_linear(device):
+    x, batch = features([4, 3], 6, device)
+    cls = ClassificationHead(6, 3, hidden_channels=()).to(device)
+    torch.testing.assert_close(cls(x), linear(x, cls.fc))
+    seg = SegmentationHead(6, 5, num_categories=2, hidden_channels=()).to(device)
+    one_hot = torch.tensor([[1.0, 0]] * 4 + [[0, 1.0]] * 3, device=device)
+    torch.testing.assert_close(seg(x, batch, category=torch.tensor([0, 1], device=device)),
+                               linear(torch.cat([x, one_hot], -1), seg.fc))

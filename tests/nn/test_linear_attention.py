@@ -123,3 +123,18 @@ def test_memory_is_linear_in_nodes():
     with open("/proc/self/status") as f:
         grow = (next(int(s.split()[1]) for s in f if s.startswith("VmHWM")) - before) / 1024
     assert grow < 200, f"peak RSS grew by {grow:.0f} MB (one [N, N] would be 4 GB)"
+
+
+def test_defaults_bias_and_pos_encoding(device):
+    attn = LinearAttention(8)
+    assert attn.heads == 4 and attn.lin_qkv.bias is not None and attn.lin_out.bias is not None
+    no_bias = LinearAttention(8, bias=False)
+    assert no_bias.lin_qkv.bias is None and no_bias.lin_out.bias is None
+    x = torch.randn(7, 8, device=device)
+    batch = torch.tensor([0] * 4 + [1] * 3, device=device)
+    pos = torch.randn(7, 3, device=device)
+    pe = torch.nn.Linear(3, 8).to(device)
+    with_pe = LinearAttention(8, heads=2, pos_encoding=pe).to(device)
+    plain = LinearAttention(8, heads=2).to(device)
+    plain.load_state_dict(with_pe.state_dict(), strict=False)
+    torch.testing.assert_close(with_pe(x, batch, pos=pos), plain(x + pe(pos), batch))

@@ -146,3 +146,13 @@ def test_bad_arguments():
     x, pos, batch = clouds([3, 3], 2, "cpu")
     with pytest.raises(ValueError, match="query_batch"):
         NadarayaWatsonPool()(x, pos, batch, query=pos[:2])
+
+
+def test_defaults_and_messages():
+    pool = NadarayaWatsonPool()
+    assert float(pool.log_sigma.exp()) == pytest.approx(0.1) and pool.k is None
+    assert NadarayaWatsonPool(k=1).k == 1  # one neighbour is allowed
+    with pytest.raises(ValueError, match="k must be an integer >= 1, got 0"):
+        NadarayaWatsonPool(k=0)
+    with pytest.raises(ValueError, match="query_batch given without query"):
+        pool(torch.randn(3, 2), torch.randn(3, 3), query_batch=torch.zeros(1, dtype=torch.long))

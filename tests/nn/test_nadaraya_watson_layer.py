@@ -49,3 +49,16 @@ def test_reset_parameters_restores_the_initial_sigma():
         layer.log_sigma.add_(1.0)
     layer.reset_parameters()
     assert float(layer.sigma.detach()) == pytest.approx(0.3)
+
+
+def test_bandwidth_enters_as_two_sigma_squared(device):
+    """sigma = 0.5, neighbours at distances 0 and 1: softmax(0, -1 / (2 * 0.25)) = (1, e^-2)."""
+    pos = torch.tensor([[0.0, 0, 0], [1, 0, 0]], device=device)
+    x = torch.tensor([[1.0], [0.0]], device=device)
+    idx = torch.tensor([[0, 1], [1, 0]], device=device)
+    out = NadarayaWatsonLayer(sigma=0.5)(x, pos, idx)
+    w = 1 / (1 + math.exp(-2))
+    torch.testing.assert_close(out, torch.tensor([[w], [1 - w]], device=device))
+    assert float(NadarayaWatsonLayer().sigma) == 1.0
+    with pytest.raises(ValueError, match="sigma must be > 0, got 0"):
+        NadarayaWatsonLayer(sigma=0)

@@ -127,6 +127,16 @@ def test_injectable_norm_and_eval_mode(device):
     torch.testing.assert_close(default.eval()(x, batch), default.train()(x, batch))
 
 
+def test_defaults_and_separate_key_map():
+    """PCT: q and k share weights, d_a = C / 4, no bias on them."""
+    attn = OffsetAttention(16)
+    assert attn.lin_k is attn.lin_q and attn.lin_q.out_features == 4
+    assert attn.lin_q.bias is None and attn.in_channels == attn.out_channels == 16
+    apart = OffsetAttention(16, share_qk=False, qk_channels=3)
+    assert apart.lin_k is not apart.lin_q and apart.lin_k.out_features == 3
+    assert apart.lin_k.bias is None
+
+
 def test_fused_path_equals_the_full_matrix_in_float64():
     """Without return_attention the block never builds [N, N]; same numbers, same grads."""
     x, batch = clouds([37, 5, 20], 16, "cpu", dtype=torch.float64)

@@ -8,6 +8,7 @@ from torch import nn
 
 from pcattn import ops
 from pcattn.nn import PointTransformerBlock, PointTransformerLayer
+from helpers import brute_knn, layer_norm, randomize_norms, softmax
 
 
 def cloud(sizes, c=8, seed=0, dtype=torch.float32):
@@ -105,3 +106,52 @@ def test_bad_idx_shape_is_a_clear_error():
     with pytest.raises(ValueError, match="idx must be"):
         PointTransformerLayer(8, 8)(x, pos, torch.zeros(4, 2, dtype=torch.long))
 
+
+
+def test_block_value_and_residual(device):
+    """Zhao et al., Fig. 4, pre-norm: y = x + W_out ReLU(LN2(PT(W_in LN1(x) + b_in))) + b_out."""
+    x, pos, batch = (t.to(device) for t in cloud([12, 5]))
+    idx = ops.knn(pos, 6, batch)  # padded rows in the 5-point cloud
+    block = PointTransformerBlock(8).to(device)
+    randomize_norms(block)
+    h_in = layer_norm(x, block.norm1) @ block.lin_in.weight.T + block.lin_in.bias
+    h, layer_map = block.attn(h_in, pos, idx, return_attention=True)  # tested against PyG
+    ref = x + torch.relu(layer_norm(h, block.norm2)) @ block.lin_out.weight.T + block.lin_out.bias
+    out, amap = block(x, pos, idx, return_attention=True)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(block(x, pos, idx), out)
+    torch.testing.assert_close(amap.weight, layer_map.weight)
+    with torch.no_grad():  # a zero output projection leaves exactly the residual path
+        block.lin_out.weight.zero_()
+        block.lin_out.bias.zero_()
+    assert torch.equal(block(x, pos, idx), x)
+
+
+def test_layer_formula_by_hand_default_subnetworks(device):
+    """y_i = sum_j softmax_j(gamma(phi(x_i) - psi(x_j) + delta_ij)) * (alpha(x_j) + delta_ij),
+    delta_ij = theta(p_i - p_j), over the valid neighbours, with the default (non-linear)
+    gamma, so that the query term does not cancel in the softmax."""
+    x, pos, batch = (t.to(device) for t in cloud([9, 3], c=5))
+    nbr = brute_knn(pos, 4, batch, pos, batch)  # the 3-point cloud: one padded slot
+    layer = PointTransformerLayer(5, 6).to(device)
+    randomize_norms(layer)
+    out, amap = layer(x, pos, nbr, return_attention=True)
+    phi, psi, alpha = (x @ w.T for w in (layer.lin_dst.weight, layer.lin_src.weight,
+                                         layer.lin.weight))
+    for i in range(12):
+        j = nbr[i][nbr[i] >= 0]
+        delta = layer.pos_nn(pos[i] - pos[j])  # [K_i, C]
+        a = softmax(layer.attn_nn(phi[i] - psi[j] + delta), dim=0)  # per channel
+        torch.testing.assert_close(out[i], (a * (alpha[j] + delta)).sum(0))
+        torch.testing.assert_close(amap.weight[i, :j.numel()], a)
+    assert (amap.weight[9:, 3] == 0).all()
+
+
+def test_architecture_follows_the_paper():
+    """phi, psi, alpha are linear maps without bias (as PyG's PointTransformerConv); the
+    block passes its keywords to the layer and keeps the width."""
+    layer = PointTransformerLayer(5, 6)
+    assert all(m.bias is None for m in (layer.lin, layer.lin_src, layer.lin_dst))
+    block = PointTransformerBlock(8, attn_nn=nn.Identity())
+    assert isinstance(block.attn.attn_nn, nn.Identity)
+    assert block.in_channels == block.out_channels == 8

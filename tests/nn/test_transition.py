@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from pcattn.nn import NadarayaWatsonPool, TransitionDown, TransitionUp
-from helpers import clouds
+from helpers import brute_knn, clouds
 
 
 def coarse_and_fine(device, dtype=torch.float32):
@@ -87,3 +88,59 @@ def test_gradcheck(device):
     pf.requires_grad_()
     assert torch.autograd.gradcheck(
         lambda a, b, p: up(a, pc, bc, x_skip=b, query=p, query_batch=bf), (xc, xf, pf))
+
+
+def test_transition_down_by_hand_with_padding(device):
+    """y_s = max_{j in kNN(s)} MLP([x_j, p_j - p_s]); k=5 > the 3-point cloud: its centres
+    pool their 3 real neighbours only (the padded slots are out of the max)."""
+    x, pos, batch = clouds([10, 3], 4, device)
+    down = TransitionDown(4, 6, ratio=0.5, k=5).to(device)
+    out, pos_s, batch_s, sample = down(x, pos, batch)
+    assert out.shape == (7, 6) and sample.tolist()[:5] == sorted(sample.tolist()[:5])
+    assert batch_s.tolist() == [0] * 5 + [1] * 2  # ceil(0.5 * 10), ceil(0.5 * 3)
+    torch.testing.assert_close(pos_s, pos[sample])
+    nbrs = brute_knn(pos, 5, batch, pos_s, batch_s)
+    for s, i in enumerate(sample.tolist()):
+        j = nbrs[s][nbrs[s] >= 0]
+        assert j.numel() == (5 if s < 5 else 3)
+        feats = torch.cat([x[j], pos[j] - pos[i]], dim=-1)  # [K_s, 4 + 3]
+        torch.testing.assert_close(out[s], down.mlp(feats).max(0).values)
+
+
+def test_architecture_and_defaults():
+    """Zhao et al.: down keeps 1/4 of the points, k=16, MLP of LBR layers on [x_j, p_j - p_i];
+    up interpolates from 3 neighbours, both paths Linear, LayerNorm, ReLU."""
+    down = TransitionDown(4, 6)
+    assert (down.ratio, down.k, down.mlp[0].in_features) == (0.25, 16, 7)
+    assert [type(m) for m in down.mlp] == [nn.Linear, nn.LayerNorm, nn.ReLU] * 2
+    up = TransitionUp(5, 8)
+    assert up.k == 3 and up.mlp_skip[0].in_features == 8
+    for m in (up.mlp, up.mlp_skip):
+        assert [type(t) for t in m] == [nn.Linear, nn.LayerNorm, nn.ReLU]
+
+
+def test_transition_up_uses_its_k(device):
+    """k=2 of 3 coarse points at x = 0, 1, 3; fine point at 0.25: 1/d^2 = 16, 16/9 -> the
+    point at 3 gets no weight; the map's sources are the 3 coarse points."""
+    pos_c = torch.tensor([[0.0, 0, 0], [1, 0, 0], [3, 0, 0]], device=device)
+    x_c = torch.randn(3, 5, device=device)
+    pos_f = torch.tensor([[0.25, 0, 0]], device=device)
+    x_f = torch.randn(1, 8, device=device)
+    up = TransitionUp(5, 8, k=2).to(device)
+    out, amap = up(x_c, pos_c, x_skip=x_f, query=pos_f, return_attention=True)
+    h = up.mlp(x_c)
+    ref = 0.9 * h[0] + 0.1 * h[1] + up.mlp_skip(x_f)[0]
+    torch.testing.assert_close(out[0], ref, atol=1e-5, rtol=1e-5)
+    assert amap.num_sources == 3 and amap.weight.shape == (1, 2, 1)
+
+
+def test_transition_down_batch_equals_each_cloud_alone(device):
+    """Sampling and grouping stay inside each cloud: ceil(11 / 2) + ceil(3 / 2) = 8 centres
+    (7 over the batch as one cloud); the second cloud sits far away."""
+    x, pos, batch = clouds([11, 3], 4, device)
+    pos[11:] += 10.0
+    down = TransitionDown(4, 6, ratio=0.5, k=3).to(device)
+    out, pos_s, batch_s, sample = down(x, pos, batch)
+    alone = [down(x[:11], pos[:11]), down(x[11:], pos[11:])]
+    torch.testing.assert_close(out, torch.cat([alone[0][0], alone[1][0]]))
+    assert sample.tolist() == alone[0][3].tolist() + (11 + alone[1][3]).tolist()

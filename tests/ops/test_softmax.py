@@ -35,3 +35,12 @@ def test_segment_softmax_is_softmax_per_cloud_and_stable(device):
     for n in sizes:
         torch.testing.assert_close(w[start:start + n], torch.softmax(logits[start:start + n], 0))
         start += n
+
+
+def test_segment_softmax_with_num_clouds_and_empty_clouds():
+    """Clouds 0 and 2 hold nodes (cloud 1 none, cloud 3 trailing): by hand."""
+    logits = torch.tensor([0.0, 1.0, 5.0])
+    batch = torch.tensor([0, 0, 2])
+    w = segment_softmax(logits, batch, num_clouds=4)
+    e = 1 / (1 + torch.e)
+    torch.testing.assert_close(w, torch.tensor([e, 1 - e, 1.0]))
