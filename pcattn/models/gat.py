@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
+from pcattn.models.inputs import batch_of, num_clouds
 from pcattn.models.registry import register_model
 from pcattn.nn import (
     ClassificationHead,
@@ -25,7 +26,7 @@ from pcattn.nn import (
     global_mean_pool,
 )
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
-from pcattn.ops.batching import batch_size, neighbors_to_edge_index
+from pcattn.ops.batching import neighbors_to_edge_index
 from pcattn.ops.knn import knn
 
 GAT = "Brody et al. 2022, How Attentive are Graph Attention Networks? (GATv2)"
@@ -123,7 +124,7 @@ class GraphAttentionBackbone(nn.Module):
         pos = data.pos
         edge_index = getattr(data, "edge_index", None)
         if edge_index is None:
-            edge_index = neighbors_to_edge_index(knn(pos, self.cfg.k, _batch_of(data)))
+            edge_index = neighbors_to_edge_index(knn(pos, self.cfg.k, batch_of(data)))
         elif self.cfg.self_loops:
             edge_index, _ = remove_self_loops(edge_index.long())
             edge_index, _ = add_self_loops(edge_index, num_nodes=pos.shape[0])
@@ -173,7 +174,7 @@ class GraphAttentionCls(nn.Module):
         """``{"pooled": [B, 2 C], "blocks": [[M, C_l], ...]}`` and with
         ``return_attention=True`` ``"attention"``: one graph map per block."""
         outs, maps = self.backbone(data, return_attention)
-        batch, b = _batch_of(data), _num_clouds(data)
+        batch, b = batch_of(data), num_clouds(data)
         pooled = torch.cat([global_max_pool(outs[-1], batch, num_clouds=b),
                             global_mean_pool(outs[-1], batch, num_clouds=b)], dim=-1)  # [B, 2C]
         out = {"pooled": pooled, "blocks": outs}
@@ -211,8 +212,8 @@ class GraphAttentionSeg(nn.Module):
         """``{"point": [M, sum C + C_last], "blocks": [...]}`` and with
         ``return_attention=True`` ``"attention"``: one graph map per block."""
         outs, maps = self.backbone(data, return_attention)
-        batch = _batch_of(data)
-        glob = global_max_pool(outs[-1], batch, num_clouds=_num_clouds(data))[batch]  # [M, C_last]
+        batch = batch_of(data)
+        glob = global_max_pool(outs[-1], batch, num_clouds=num_clouds(data))[batch]  # [M, C_last]
         out = {"point": torch.cat(outs + [glob], dim=-1), "blocks": outs}
         if return_attention:
             out["attention"] = maps
@@ -225,21 +226,10 @@ class GraphAttentionSeg(nn.Module):
     def forward(self, data) -> Tensor:
         point = self.forward_features(data)["point"]
         category = getattr(data, "category", None) if self.config.num_categories else None
-        return self.forward_head(point, category, _batch_of(data))
+        return self.forward_head(point, category, batch_of(data))
 
 
 register_model("gat_cls_base", GraphAttentionBaseConfig, paper=GAT)(GraphAttentionCls)
 register_model("gat_seg_base", GraphAttentionBaseConfig, paper=GAT)(GraphAttentionSeg)
 
 
-def _batch_of(data) -> Tensor:
-    batch = getattr(data, "batch", None)
-    if batch is None:
-        return torch.zeros(data.pos.shape[0], dtype=torch.long, device=data.pos.device)
-    return batch
-
-
-def _num_clouds(data) -> int:
-    if hasattr(data, "num_graphs"):
-        return int(data.num_graphs)
-    return batch_size(_batch_of(data))

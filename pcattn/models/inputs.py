@@ -15,8 +15,13 @@ def batch_of(data) -> Tensor:
 
 
 def num_clouds(data) -> int:
-    """Number of clouds ``B`` in ``data`` (1 for a single ``Data``)."""
-    return int(data.num_graphs) if hasattr(data, "num_graphs") else 1
+    """Number of clouds ``B`` in ``data`` (from its batch vector when it has no
+    ``num_graphs``; 1 for a single ``Data``)."""
+    if hasattr(data, "num_graphs"):
+        return int(data.num_graphs)
+    from pcattn.ops.batching import batch_size
+
+    return batch_size(batch_of(data))
 
 
 def point_features(data, feature_channels: int) -> Tensor:

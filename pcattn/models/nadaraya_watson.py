@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from pcattn.models.inputs import batch_of, num_clouds
 from pcattn.models.registry import register_model
 from pcattn.nn import (
     ClassificationHead,
@@ -52,7 +53,7 @@ from pcattn.nn import (
     TransitionUp,
 )
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
-from pcattn.ops.batching import batch_size, counts_and_ptr
+from pcattn.ops.batching import counts_and_ptr
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
 
@@ -184,7 +185,7 @@ class NadarayaWatsonEncoder(nn.Module):
 
     def forward(self, data, num_clouds: int, return_attention: bool = False
                 ) -> tuple[list[dict], list[LayerAttention]]:
-        pos, batch = data.pos, _batch_of(data)
+        pos, batch = data.pos, batch_of(data)
         feats = pos if getattr(data, "x", None) is None else torch.cat([pos, data.x], -1)
         if feats.shape[1] != 3 + self.feature_channels:
             raise ValueError(f"the model expects {self.feature_channels} extra feature channels "
@@ -232,7 +233,7 @@ class NadarayaWatsonCls(nn.Module):
         """``{"pooled": [B, C], "stages": [...]}`` (stages as the encoder's), and with
         ``return_attention=True`` ``"attention"``: the blocks' maps in order, then the pool's
         (kind ``"pool"``, ``weight [M_s, 1]``; its query index is the cloud id)."""
-        b = _num_clouds(data)
+        b = num_clouds(data)
         stages, maps = self.encoder(data, b, return_attention)
         last = stages[-1]
         unit = last["pos"] / cloud_radius(last["pos"], last["batch"], b)[last["batch"]][:, None]
@@ -288,7 +289,7 @@ class NadarayaWatsonSeg(nn.Module):
         ``"attention"``: the encoder's maps, then per decoder level its interpolation
         (kind ``"local"`` over the coarse nodes, ``weight [M_fine, interp_k, 1]``) and its
         blocks' maps."""
-        b = _num_clouds(data)
+        b = num_clouds(data)
         stages, maps = self.encoder(data, b, return_attention)
         x = stages[-1]["x"]
         for level, (up, interp, blocks) in enumerate(zip(self.ups, self.interps,
@@ -325,21 +326,10 @@ class NadarayaWatsonSeg(nn.Module):
     def forward(self, data) -> Tensor:
         point = self.forward_features(data)["point"]
         category = getattr(data, "category", None) if self.config.num_categories else None
-        return self.forward_head(point, category, _batch_of(data))
+        return self.forward_head(point, category, batch_of(data))
 
 
 register_model("nw_cls_base", NadarayaWatsonBaseConfig, paper=NW)(NadarayaWatsonCls)
 register_model("nw_seg_base", NadarayaWatsonBaseConfig, paper=NW)(NadarayaWatsonSeg)
 
 
-def _batch_of(data) -> Tensor:
-    batch = getattr(data, "batch", None)
-    if batch is None:
-        return torch.zeros(data.pos.shape[0], dtype=torch.long, device=data.pos.device)
-    return batch
-
-
-def _num_clouds(data) -> int:
-    if hasattr(data, "num_graphs"):
-        return int(data.num_graphs)
-    return batch_size(_batch_of(data))

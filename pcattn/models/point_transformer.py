@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from pcattn.models.inputs import batch_of
 from pcattn.models.registry import register_model
 from pcattn.nn import (
     ClassificationHead,
@@ -146,7 +147,7 @@ class PointTransformerCls(nn.Module):
         (``"encoder.<stage>.<block>"``), its ``local`` map on the stage's ``idx`` and
         ``query_index = source_index`` the stage's nodes as indices into the input points.
         """
-        pos, batch = data.pos, _batch_of(data)
+        pos, batch = data.pos, batch_of(data)
         feats = pos if getattr(data, "x", None) is None else torch.cat([pos, data.x], -1)
         if feats.shape[1] != 3 + self.config.feature_channels:
             raise ValueError(f"the model expects {self.config.feature_channels} extra feature "
@@ -167,9 +168,3 @@ class PointTransformerCls(nn.Module):
     def forward(self, data) -> Tensor:
         return self.forward_head(self.forward_features(data)["pooled"])
 
-
-def _batch_of(data) -> Tensor:
-    batch = getattr(data, "batch", None)
-    if batch is None:
-        return torch.zeros(data.pos.shape[0], dtype=torch.long, device=data.pos.device)
-    return batch

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from pcattn.models.point_transformer import PointTransformerEncoder, _batch_of, stage_attention
+from pcattn.models.inputs import batch_of
+from pcattn.models.point_transformer import PointTransformerEncoder, stage_attention
 from pcattn.models.registry import register_model
 from pcattn.nn import LayerAttention, PointTransformerBlock, SegmentationHead, TransitionUp
 
@@ -87,7 +88,7 @@ class PointTransformerSeg(nn.Module):
         ``"attention"``: list of ``LayerAttention`` (local maps on each stage's kNN, with
         ``query_index`` = ``source_index`` = the stage's points as indices into the input)."""
         cfg = self.config
-        pos, batch = data.pos, _batch_of(data)
+        pos, batch = data.pos, batch_of(data)
         feats = pos if getattr(data, "x", None) is None else torch.cat([pos, data.x], -1)
         if feats.shape[1] != 3 + cfg.feature_channels:
             raise ValueError(f"the model expects {cfg.feature_channels} extra feature channels "
@@ -132,5 +133,5 @@ class PointTransformerSeg(nn.Module):
 
     def forward(self, data) -> Tensor:
         return self.forward_head(self.forward_features(data)["point"],
-                                 getattr(data, "category", None), _batch_of(data))
+                                 getattr(data, "category", None), batch_of(data))
 
