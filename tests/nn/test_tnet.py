@@ -133,3 +133,12 @@ def test_identity_buffer_in_state_dict_only_as_non_persistent():
     layer = small()
     assert "identity" in dict(layer.named_buffers())
     assert "identity" not in layer.state_dict()
+
+
+def test_num_clouds_adds_trailing_clouds(device):
+    """num_clouds=3 with clouds 0 and 1 present: three transforms, the first two as without."""
+    x, batch = features([5, 4], 3, device)
+    layer = trained(small()).to(device)
+    a = layer(x, batch, num_clouds=3)
+    assert a.shape == (3, 3, 3)
+    torch.testing.assert_close(a[:2], layer(x, batch))
