@@ -8,16 +8,28 @@ import pytest
 import torch
 
 from pcattn.nn import (
+    AttentionPool,
     ClassificationHead,
+    EfficientChannelAttention,
+    GlobalSelfAttention,
+    GlobalTokens,
     GraphAttention,
+    GroupedVectorAttention,
+    LinearAttention,
     NadarayaWatsonLayer,
     NadarayaWatsonPool,
     NeighborEmbedding,
+    OffsetAttention,
     PointEmbedding,
+    PointTransformerBlock,
+    PointTransformerLayer,
     SegmentationHead,
+    SqueezeExcitation,
     TNet,
     TransitionDown,
     TransitionUp,
+    global_max_pool,
+    global_mean_pool,
 )
 
 LONG = torch.long
@@ -73,6 +85,37 @@ CONSTRUCTORS = [
     (lambda: TransitionUp(8, 0), _int("TransitionUp", "out_channels")),
     (lambda: TransitionUp(8, 4, skip_channels=0), _int("TransitionUp", "skip_channels")),
     (lambda: TransitionUp(8, 4, k=0), _int("TransitionUp", "k")),
+    (lambda: AttentionPool(0), _int("AttentionPool", "in_channels")),
+    (lambda: AttentionPool(4, 0), _int("AttentionPool", "out_channels")),
+    (lambda: AttentionPool(4, heads=0), _int("AttentionPool", "heads")),
+    (lambda: SqueezeExcitation(0), _int("SqueezeExcitation", "in_channels")),
+    (lambda: SqueezeExcitation(8, reduction=0), _int("SqueezeExcitation", "reduction")),
+    (lambda: SqueezeExcitation(8, pool="sum"),
+     "SqueezeExcitation: pool must be one of ['max', 'mean'], got 'sum'"),
+    (lambda: EfficientChannelAttention(0), _int("EfficientChannelAttention", "in_channels")),
+    (lambda: EfficientChannelAttention(8, kernel_size=0),
+     _int("EfficientChannelAttention", "kernel_size")),
+    (lambda: EfficientChannelAttention(8, pool="sum"),
+     "EfficientChannelAttention: pool must be one of ['max', 'mean'], got 'sum'"),
+    (lambda: GlobalSelfAttention(0), _int("GlobalSelfAttention", "in_channels")),
+    (lambda: GlobalSelfAttention(8, 0), _int("GlobalSelfAttention", "out_channels")),
+    (lambda: GlobalSelfAttention(8, heads=0), _int("GlobalSelfAttention", "heads")),
+    (lambda: GlobalTokens(0), _int("GlobalTokens", "in_channels")),
+    (lambda: GlobalTokens(8, num_tokens=0), _int("GlobalTokens", "num_tokens")),
+    (lambda: GlobalTokens(8, heads=0), _int("GlobalTokens", "heads")),
+    (lambda: GroupedVectorAttention(0, 8), _int("GroupedVectorAttention", "in_channels")),
+    (lambda: GroupedVectorAttention(8, 0), _int("GroupedVectorAttention", "out_channels")),
+    (lambda: GroupedVectorAttention(8, 8, heads=0), _int("GroupedVectorAttention", "heads")),
+    (lambda: LinearAttention(0), _int("LinearAttention", "in_channels")),
+    (lambda: LinearAttention(8, 0), _int("LinearAttention", "out_channels")),
+    (lambda: LinearAttention(8, heads=0), _int("LinearAttention", "heads")),
+    (lambda: LinearAttention(8, 6, heads=4),
+     "LinearAttention: out_channels=6 is not divisible by heads=4"),
+    (lambda: OffsetAttention(0), _int("OffsetAttention", "in_channels")),
+    (lambda: OffsetAttention(8, qk_channels=0), _int("OffsetAttention", "qk_channels")),
+    (lambda: OffsetAttention(8, chunk_size=0), _int("OffsetAttention", "chunk_size")),
+    (lambda: PointTransformerLayer(8, 0), _int("PointTransformerLayer", "out_channels")),
+    (lambda: PointTransformerBlock(0), _int("PointTransformerBlock", "in_channels")),
 ]
 
 
@@ -167,6 +210,22 @@ FORWARDS = [
      "TransitionUp: query must be [6, 3] (one row per row of x_skip), got [5, 3]"),
     (lambda: _up(query_batch=torch.zeros(5, dtype=LONG)),
      "TransitionUp: query_batch must be [6] (one row per row of x_skip), got [5]"),
+]
+
+FORWARDS += [
+    (lambda: GlobalTokens(8, num_tokens=2, heads=2)(torch.randn(5, 8), idx=torch.zeros(
+        4, 2, dtype=LONG)), "GlobalTokens: idx must be [5, 2] (one row per row of x), got [4, 2]"),
+    (lambda: GlobalTokens(8, num_tokens=2, heads=2).update_tokens(torch.randn(5, 7)),
+     "GlobalTokens: x must be [5, 8] (in_channels=8), got [5, 7]"),
+    (lambda: GlobalTokens(8, num_tokens=2, heads=2).update_tokens(
+        torch.randn(5, 8), torch.zeros(4, dtype=LONG)),
+     "GlobalTokens: batch must be [5] (one row per row of x), got [4]"),
+    (lambda: global_max_pool(torch.randn(5)), "global_max_pool: x must be [M, C], got [5]"),
+    (lambda: global_max_pool(torch.randn(5, 2), torch.zeros(4, dtype=LONG)),
+     "global_max_pool: batch must be [5] (one row per row of x), got [4]"),
+    (lambda: global_mean_pool(torch.randn(5)), "global_mean_pool: x must be [M, C], got [5]"),
+    (lambda: global_mean_pool(torch.randn(5, 2), torch.zeros(4, dtype=LONG)),
+     "global_mean_pool: batch must be [5] (one row per row of x), got [4]"),
 ]
 
 TYPE_ERRORS = [

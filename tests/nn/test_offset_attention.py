@@ -180,3 +180,12 @@ def test_pos_encoding_convention(device):
     plain.load_state_dict(attn.state_dict(), strict=False)
     torch.testing.assert_close(attn(x, batch, pos=pos), plain(x + pe(pos), batch))
     assert not torch.allclose(attn(x, batch, pos=pos), plain(x, batch))
+
+
+def test_chunk_size_none_is_one_chunk(device):
+    x, batch = clouds([5, 3], 8, device)
+    attn = OffsetAttention(8).to(device)
+    whole = OffsetAttention(8, chunk_size=None).to(device)
+    whole.load_state_dict(attn.state_dict())
+    assert whole.chunk_size is None
+    torch.testing.assert_close(whole(x, batch), attn(x, batch))
