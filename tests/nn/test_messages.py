@@ -11,6 +11,7 @@ from pcattn.nn import (
     AttentionPool,
     ClassificationHead,
     EfficientChannelAttention,
+    FourierPositionalEncoding,
     GlobalSelfAttention,
     GlobalTokens,
     GraphAttention,
@@ -226,6 +227,29 @@ FORWARDS += [
     (lambda: global_mean_pool(torch.randn(5)), "global_mean_pool: x must be [M, C], got [5]"),
     (lambda: global_mean_pool(torch.randn(5, 2), torch.zeros(4, dtype=LONG)),
      "global_mean_pool: batch must be [5] (one row per row of x), got [4]"),
+]
+
+
+
+def _pe(name):
+    return f"{name} was built with pos_encoding=...; pass pos=[M, 3] to forward"
+
+
+def _fourier():
+    return FourierPositionalEncoding(2, out_channels=8)
+
+
+FORWARDS += [
+    (lambda: GlobalSelfAttention(8, heads=2, pos_encoding=_fourier())(torch.randn(5, 8)),
+     _pe("GlobalSelfAttention")),
+    (lambda: LinearAttention(8, heads=2, pos_encoding=_fourier())(torch.randn(5, 8)),
+     _pe("LinearAttention")),
+    (lambda: OffsetAttention(8, pos_encoding=_fourier())(torch.randn(5, 8)),
+     _pe("OffsetAttention")),
+    (lambda: GlobalTokens(8, num_tokens=2, heads=2, pos_encoding=_fourier())(
+        torch.randn(5, 8), idx=torch.zeros(5, 2, dtype=LONG)), _pe("GlobalTokens")),
+    (lambda: GlobalTokens(8, num_tokens=2, heads=2, pos_encoding=_fourier()).update_tokens(
+        torch.randn(5, 8)), _pe("GlobalTokens")),
 ]
 
 TYPE_ERRORS = [
