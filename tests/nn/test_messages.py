@@ -140,7 +140,7 @@ def _edge_attr(edge_attr):
     return layer(torch.randn(3, 4), torch.tensor([[0, 1], [1, 2]]), edge_attr=edge_attr)
 
 
-def _seg(category, x=None, num_categories=3):
+def _seg(category, num_categories=3):
     head = SegmentationHead(4, 5, num_categories=num_categories)
     return head(torch.randn(6, 4), torch.tensor([0, 0, 0, 1, 1, 1]), category=category)
 
