@@ -86,7 +86,8 @@ class GraphAttention(MessagePassing):
         self.share_weights = share_weights
         c_src, c_dst = (in_channels, in_channels) if isinstance(in_channels, int) else in_channels
         if share_weights and c_src != c_dst:
-            raise ValueError("share_weights=True needs equal source and target sizes")
+            raise ValueError(f"{name}: share_weights=True needs equal source and target sizes, "
+                             f"got in_channels={in_channels}")
         d = out_channels // heads if concat else out_channels
         self.head_channels = d
         self.lin_src = nn.Linear(c_src, heads * d, bias=bias)
@@ -150,7 +151,6 @@ class GraphAttention(MessagePassing):
                     ptr: Tensor | None, dim_size: int | None) -> Tensor:
         e = x_i + x_j  # [E, H, D]
         if edge_attr is not None:
-            edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr  # [E, F_e]
             e = e + self.lin_edge(edge_attr).view(-1, self.heads, self.head_channels)  # [E, H, D]
         e = F.leaky_relu(e, self.negative_slope)
         score = (e * self.att).sum(dim=-1)  # [E, H]

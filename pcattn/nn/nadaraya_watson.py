@@ -74,7 +74,7 @@ class NadarayaWatsonPool(nn.Module):
                  k: int | None = None) -> None:
         super().__init__()
         if sigma <= 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}")
+            raise ValueError(f"{type(self).__name__}: sigma must be > 0, got {sigma}")
         k = check_int(type(self).__name__, "k", k, optional=True)
         self.k, self.learn_sigma, self.sigma_init = k, learn_sigma, sigma
         log_sigma = torch.tensor(math.log(sigma))
@@ -109,11 +109,12 @@ class NadarayaWatsonPool(nn.Module):
         b = batch_size(batch)
         if query is None:
             if query_batch is not None:
-                raise ValueError("query_batch given without query")
+                raise ValueError(f"{name}: query_batch given without query")
             query = global_mean_pool(pos, batch, num_clouds=b)  # [B, 3] centroids
             query_batch = torch.arange(b, device=pos.device)  # [B]
         elif query_batch is None and multi:
-            raise ValueError("query_batch is needed with query when batch has several clouds")
+            raise ValueError(f"{name}: query_batch is needed with query when batch has several "
+                             "clouds")
         query_batch = check_batch(query_batch, query.shape[0], query.device)
         if self.k is None:
             idx = _cloud_index(batch, query_batch, max(b, batch_size(query_batch)))  # [M_q, N]
@@ -177,7 +178,7 @@ class NadarayaWatsonLayer(nn.Module):
     def __init__(self, *, sigma: float = 1.0, learn_sigma: bool = False) -> None:
         super().__init__()
         if sigma <= 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}")
+            raise ValueError(f"{type(self).__name__}: sigma must be > 0, got {sigma}")
         self.learn_sigma, self.sigma_init = learn_sigma, sigma
         log_sigma = torch.tensor(math.log(sigma))
         if learn_sigma:

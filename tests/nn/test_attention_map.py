@@ -49,3 +49,12 @@ def test_a_transposed_global_map_gives_the_receiving_column_as_query():
     w = torch.tensor([[[[0.0, 0.25], [1.0, 0.75]]]])  # w[i, j]: node j receives sum_i w[i, j]
     q, s, wt = AttentionMap("global", w, transposed=True).to_sparse()
     assert triples(q, s, wt) == [(0, 0, [0.0]), (0, 1, [1.0]), (1, 0, [0.25]), (1, 1, [0.75])]
+
+
+def test_pool_map_without_batch_is_one_cloud():
+    """A pool map built without batch: every node pools into cloud 0."""
+    w = torch.rand(4, 2)
+    query, source, weight = AttentionMap("pool", w).to_sparse()
+    assert query.dtype == torch.long and source.dtype == torch.long
+    assert query.tolist() == [0, 0, 0, 0] and source.tolist() == [0, 1, 2, 3]
+    torch.testing.assert_close(weight, w)

@@ -80,3 +80,20 @@ def test_gradcheck(device):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="divisible"):
         AttentionPool(6, heads=4)
+
+
+def test_defaults():
+    assert AttentionPool(8).heads == 4 and AttentionPool(8).out_channels == 8
+
+
+def test_bias_false_drops_key_and_value_biases(device):
+    """Without biases, a one-point cloud pools to lin_out(W_v x): linear in x up to lin_out's
+    bias (the key bias alone would not show: it shifts a cloud's logits by a constant)."""
+    pool = AttentionPool(4, 8, heads=2, bias=False).to(device)
+    assert {k for k in pool.state_dict() if "bias" in k} == {"lin_out.bias"}
+    x = torch.randn(3, 4, device=device)
+    batch = torch.arange(3, device=device)
+    b_out = pool.lin_out.bias
+    torch.testing.assert_close(pool(2 * x, batch) - b_out, 2 * (pool(x, batch) - b_out))
+    expected = x @ pool.lin_v.weight.T @ pool.lin_out.weight.T + b_out
+    torch.testing.assert_close(pool(x, batch), expected)

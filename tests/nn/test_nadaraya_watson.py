@@ -156,3 +156,12 @@ def test_defaults_and_messages():
         NadarayaWatsonPool(k=0)
     with pytest.raises(ValueError, match="query_batch given without query"):
         pool(torch.randn(3, 2), torch.randn(3, 3), query_batch=torch.zeros(1, dtype=torch.long))
+
+
+def test_map_counts_all_source_nodes():
+    """The map's sources are the M input nodes (queries are other points): num_sources = M."""
+    x, pos, batch = clouds([6, 2, 5], 3, "cpu")
+    _, w = NadarayaWatsonPool(sigma=0.3)(x, pos, batch, return_attention=True)
+    assert w.num_sources == 13
+    _, w = NadarayaWatsonPool(sigma=0.3, k=2)(x, pos, batch, return_attention=True)
+    assert w.num_sources == 13

@@ -168,3 +168,24 @@ def test_fused_path_keeps_pcts_epsilon_on_starved_columns():
     # x_r[5] = 0 (without the epsilon it would be a mean of v, whose bias is 1)
     torch.testing.assert_close(fused[5], x[5] + attn.lbr(x[5]))
     torch.testing.assert_close(fused, full, atol=1e-12, rtol=1e-10)
+
+
+def test_pos_encoding_convention(device):
+    """With pos_encoding the block is the plain block applied to x + pos_encoding(pos)."""
+    x, batch = clouds([5, 3], 8, device)
+    pos = torch.randn(8, 3, device=device)
+    pe = FourierPositionalEncoding(2, out_channels=8).to(device)
+    attn = OffsetAttention(8, pos_encoding=pe).to(device)
+    plain = OffsetAttention(8).to(device)
+    plain.load_state_dict(attn.state_dict(), strict=False)
+    torch.testing.assert_close(attn(x, batch, pos=pos), plain(x + pe(pos), batch))
+    assert not torch.allclose(attn(x, batch, pos=pos), plain(x, batch))
+
+
+def test_chunk_size_none_is_one_chunk(device):
+    x, batch = clouds([5, 3], 8, device)
+    attn = OffsetAttention(8).to(device)
+    whole = OffsetAttention(8, chunk_size=None).to(device)
+    whole.load_state_dict(attn.state_dict())
+    assert whole.chunk_size is None
+    torch.testing.assert_close(whole(x, batch), attn(x, batch))

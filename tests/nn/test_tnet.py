@@ -95,3 +95,50 @@ def test_gradcheck(device):
 @pytest.mark.parametrize("dim", [None, 4])
 def test_default_dim(dim):
     assert small(4, dim=dim).dim == 4
+
+
+def _reference_mlp(x, linears, norms):
+    """``Linear -> LayerNorm -> ReLU`` for every step, the last one included (PointNet)."""
+    for lin, norm in zip(linears, norms):
+        x = torch.relu(torch.nn.functional.layer_norm(
+            x @ lin.weight.T + lin.bias, norm.normalized_shape, norm.weight, norm.bias))
+    return x
+
+
+def test_forward_matches_formula_with_trained_last_layer(device):
+    """A_b = I + reshape(fc(MLP_g(max_i MLP_p(x_i)))), both MLPs ending with ReLU."""
+    x, batch = features([6, 4], 3, device)
+    layer = trained(small()).to(device)
+    with torch.no_grad():
+        for m in layer.modules():
+            if isinstance(m, torch.nn.LayerNorm):  # non-trivial affine, so bias sign matters
+                m.weight.normal_()
+                m.bias.normal_()
+    lin_p = [m for m in layer.point_mlp if isinstance(m, torch.nn.Linear)]
+    norm_p = [m for m in layer.point_mlp if isinstance(m, torch.nn.LayerNorm)]
+    lin_g = [m for m in layer.global_mlp if isinstance(m, torch.nn.Linear)]
+    norm_g = [m for m in layer.global_mlp if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norm_p) == len(lin_p) == 2 and len(norm_g) == len(lin_g) == 1
+    expected = []
+    for b in range(2):
+        h = _reference_mlp(x[batch == b], lin_p, norm_p).max(dim=0).values
+        g = _reference_mlp(h, lin_g, norm_g)
+        delta = (g @ layer.fc.weight.T + layer.fc.bias).view(3, 3)
+        expected.append(torch.eye(3, device=device) + delta)
+    torch.testing.assert_close(layer(x, batch), torch.stack(expected), atol=1e-5, rtol=1e-5)
+
+
+def test_identity_buffer_in_state_dict_only_as_non_persistent():
+    """The identity is rebuilt by __init__: it is a buffer but not saved with the weights."""
+    layer = small()
+    assert "identity" in dict(layer.named_buffers())
+    assert "identity" not in layer.state_dict()
+
+
+def test_num_clouds_adds_trailing_clouds(device):
+    """num_clouds=3 with clouds 0 and 1 present: three transforms, the first two as without."""
+    x, batch = features([5, 4], 3, device)
+    layer = trained(small()).to(device)
+    a = layer(x, batch, num_clouds=3)
+    assert a.shape == (3, 3, 3)
+    torch.testing.assert_close(a[:2], layer(x, batch))
