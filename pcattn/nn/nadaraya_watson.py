@@ -23,7 +23,32 @@ from pcattn.ops.knn import knn
 from pcattn.ops.softmax import masked_softmax
 
 
-class NadarayaWatsonPool(nn.Module):
+class _Bandwidth(nn.Module):
+    """The Gaussian kernel's bandwidth ``sigma`` (> 0), fixed (a buffer) or learned (a
+    parameter), stored as ``log sigma``; shared by the Nadaraya-Watson pool and layer."""
+
+    def __init__(self, *, sigma: float, learn_sigma: bool) -> None:
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError(f"{type(self).__name__}: sigma must be > 0, got {sigma}")
+        self.learn_sigma, self.sigma_init = learn_sigma, sigma
+        log_sigma = torch.tensor(math.log(sigma))
+        if learn_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    @property
+    def sigma(self) -> Tensor:
+        return self.log_sigma.exp()
+
+    def reset_parameters(self) -> None:
+        """The bandwidth back to its initial ``sigma``."""
+        with torch.no_grad():
+            self.log_sigma.fill_(math.log(self.sigma_init))
+
+
+class NadarayaWatsonPool(_Bandwidth):
     r"""Gaussian-kernel attention from query points to the nodes of their cloud.
 
     The Nadaraya-Watson estimator (Nadaraya 1964; Watson 1964) is attention whose scores
@@ -72,25 +97,8 @@ class NadarayaWatsonPool(nn.Module):
 
     def __init__(self, *, sigma: float = 0.1, learn_sigma: bool = False,
                  k: int | None = None) -> None:
-        super().__init__()
-        if sigma <= 0:
-            raise ValueError(f"{type(self).__name__}: sigma must be > 0, got {sigma}")
-        k = check_int(type(self).__name__, "k", k, optional=True)
-        self.k, self.learn_sigma, self.sigma_init = k, learn_sigma, sigma
-        log_sigma = torch.tensor(math.log(sigma))
-        if learn_sigma:
-            self.log_sigma = nn.Parameter(log_sigma)
-        else:
-            self.register_buffer("log_sigma", log_sigma)
-
-    @property
-    def sigma(self) -> Tensor:
-        return self.log_sigma.exp()
-
-    def reset_parameters(self) -> None:
-        """The bandwidth back to its initial ``sigma``."""
-        with torch.no_grad():
-            self.log_sigma.fill_(math.log(self.sigma_init))
+        super().__init__(sigma=sigma, learn_sigma=learn_sigma)
+        self.k = check_int(type(self).__name__, "k", k, optional=True)
 
     def forward(
         self, x: Tensor, pos: Tensor, batch: Tensor | None = None, *,
@@ -148,7 +156,7 @@ def _cloud_index(batch: Tensor, query_batch: Tensor, num_clouds: int) -> Tensor:
     return idx.masked_fill(slot >= counts[query_batch][:, None], -1)
 
 
-class NadarayaWatsonLayer(nn.Module):
+class NadarayaWatsonLayer(_Bandwidth):
     r"""Gaussian-kernel attention from each node to its neighbours ``idx``: the local,
     non-parametric counterpart of a learned local attention layer.
 
@@ -176,24 +184,7 @@ class NadarayaWatsonLayer(nn.Module):
     """
 
     def __init__(self, *, sigma: float = 1.0, learn_sigma: bool = False) -> None:
-        super().__init__()
-        if sigma <= 0:
-            raise ValueError(f"{type(self).__name__}: sigma must be > 0, got {sigma}")
-        self.learn_sigma, self.sigma_init = learn_sigma, sigma
-        log_sigma = torch.tensor(math.log(sigma))
-        if learn_sigma:
-            self.log_sigma = nn.Parameter(log_sigma)
-        else:
-            self.register_buffer("log_sigma", log_sigma)
-
-    @property
-    def sigma(self) -> Tensor:
-        return self.log_sigma.exp()
-
-    def reset_parameters(self) -> None:
-        """The bandwidth back to its initial ``sigma``."""
-        with torch.no_grad():
-            self.log_sigma.fill_(math.log(self.sigma_init))
+        super().__init__(sigma=sigma, learn_sigma=learn_sigma)
 
     def forward(self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
                 ) -> Tensor | tuple[Tensor, AttentionMap]:
