@@ -1,4 +1,5 @@
-"""Start-up: a config error and the CLI's help import no heavy package; lazy package names
+"""Start-up: a config error (data, train or model section) and the CLI's help import no
+heavy package; lazy package names
 behave like eager imports."""
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def test_config_errors_and_help_import_no_heavy_package(tmp_path):
             f"for bad in ('data.sampling=banana', 'data.augment=banana', 'data.name=banana',"
             f" 'data.num_points=0', 'data.layout=banana'):\n"
             f"    assert main(['train', '--config', {str(cfg)!r}, '--set', bad]) == 2\n"
+            f"for bad in ('model.k=16.5', 'model.ratio=2', 'model.kk=3', 'model.name=gat_seg',"
+            f" 'model.name=pct_cls', 'model.name=banana'):\n"
+            f"    assert main(['train', '--config', {str(cfg)!r}, '--set', 'model.k=x', bad])"
+            f" == 2\n"
             "assert main(['models']) == 0\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass")
     assert _imported_after(code) == []

@@ -18,6 +18,7 @@ from pcattn.config_check import build_config, parse_yaml
 from pcattn.data.registry import DataConfig
 from pcattn.devices import check_device_name
 from pcattn.fileio import atomic_write_text
+from pcattn.model_configs import config_class
 
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -125,11 +126,9 @@ def config_from_dict(raw: dict, run_name: str = "") -> RunConfig:
         raise ValueError(f"unknown section(s) {unknown}; valid sections: {sorted(sections)}")
     train = build_config(TrainConfig, raw.get("train") or {}, "train", "train.")
     data = build_config(DataConfig, raw.get("data") or {}, "data", "data.")
-    from pcattn.models.registry import model_config_class  # imports torch and the models
-
     model = dict(raw.get("model") or {})
     name = model.pop("name", "point_transformer_cls")
-    model_cls = model_config_class(name)
+    model_cls = config_class(name)
     run = RunConfig(model_name=name, data=data, train=train,
                     model=build_config(model_cls, model, f"model ({name})", "model."))
     if not run.train.run_name:

@@ -3,11 +3,10 @@ blocks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
+from pcattn.model_configs.point_transformer import PointTransformerConfig
 from pcattn.models.inputs import batch_of
 from pcattn.models.registry import register_model
 from pcattn.nn import (
@@ -22,33 +21,6 @@ from pcattn.nn import (
 from pcattn.ops.knn import knn
 
 PT = "Zhao et al. 2021, Point Transformer"
-
-
-@dataclass
-class PointTransformerConfig:
-    """Hyper-parameters of the Point Transformer family; YAML ``model:`` keys are these."""
-
-    num_classes: int = 10  # `pcattn train` fills it in from the data
-    feature_channels: int = 0  # width of ``data.x`` beyond xyz (3 for normals); filled in likewise
-    channels: tuple[int, ...] = (32, 64, 128)  # one stage each; stages after the first downsample
-    blocks: tuple[int, ...] = (1, 1, 1)  # Point Transformer blocks per stage
-    k: int = 16  # neighbours for attention and for transition down
-    ratio: float = 0.25  # points kept by each transition down
-    pool: str = "max"  # global pooling: "max" or "mean"
-    head_hidden: tuple[int, ...] = (128,)
-    dropout: float = 0.2
-
-    def __post_init__(self) -> None:
-        self.channels, self.blocks = tuple(self.channels), tuple(self.blocks)
-        self.head_hidden = tuple(self.head_hidden)
-        if len(self.channels) != len(self.blocks) or not self.channels:
-            raise ValueError(f"channels {self.channels} and blocks {self.blocks} must be "
-                             "non-empty and of the same length (one entry per stage)")
-        if self.pool not in ("max", "mean"):
-            raise ValueError(f"pool must be 'max' or 'mean', got {self.pool!r}")
-        if self.num_classes < 2 or self.k < 1 or not 0 < self.ratio <= 1:
-            raise ValueError("need num_classes >= 2, k >= 1 and 0 < ratio <= 1, got "
-                             f"{self.num_classes}, {self.k}, {self.ratio}")
 
 
 class PointTransformerEncoder(nn.Module):

@@ -2,49 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
+from pcattn.model_configs.point_transformer import PointTransformerSegConfig
 from pcattn.models.inputs import batch_of
 from pcattn.models.point_transformer import PointTransformerEncoder, stage_attention
 from pcattn.models.registry import register_model
 from pcattn.nn import LayerAttention, PointTransformerBlock, SegmentationHead, TransitionUp
 
 PT = "Zhao et al. 2021, Point Transformer"
-
-
-@dataclass
-class PointTransformerSegConfig:
-    """Hyper-parameters of the Point Transformer segmenter; YAML ``model:`` keys are these."""
-
-    num_classes: int = 50  # parts over all categories; `pcattn train` fills it in from the data
-    num_categories: int = 16  # object categories for the head's one-hot (0: none); filled in
-    feature_channels: int = 0  # extra features in ``data.x`` (3 for normals); filled in
-    channels: tuple[int, ...] = (32, 64, 128, 256)  # encoder stages; the decoder mirrors them
-    blocks: tuple[int, ...] = (1, 1, 1, 1)  # Point Transformer blocks per encoder stage
-    decoder_blocks: int = 1  # Point Transformer blocks after each transition up
-    k: int = 16  # neighbours for attention and for transition down
-    ratio: float = 0.25  # points kept by each transition down
-    up_k: int = 3  # coarse neighbours interpolated by each transition up
-    head_hidden: tuple[int, ...] = (64,)
-    dropout: float = 0.5
-
-    def __post_init__(self) -> None:
-        self.channels, self.blocks = tuple(self.channels), tuple(self.blocks)
-        self.head_hidden = tuple(self.head_hidden)
-        if len(self.channels) != len(self.blocks) or not self.channels:
-            raise ValueError(f"channels {self.channels} and blocks {self.blocks} must be "
-                             "non-empty and of the same length (one entry per stage)")
-        if (self.num_classes < 2 or self.num_categories < 0 or self.feature_channels < 0
-                or self.decoder_blocks < 0 or self.k < 1 or self.up_k < 1
-                or not 0 < self.ratio <= 1):
-            raise ValueError("need num_classes >= 2, num_categories, feature_channels and "
-                             "decoder_blocks >= 0, k, up_k >= 1 and 0 < ratio <= 1, got "
-                             f"{self.num_classes}, {self.num_categories}, "
-                             f"{self.feature_channels}, {self.decoder_blocks}, {self.k}, "
-                             f"{self.up_k}, {self.ratio}")
 
 
 @register_model("point_transformer_seg", PointTransformerSegConfig, paper=PT)

@@ -3,11 +3,10 @@ with FPS + kNN pooling; a classifier and a U-Net part segmenter."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
+from pcattn.model_configs.ptv2 import PTv2BaseConfig, PTv2Config
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
 from pcattn.models.registry import register_model
 from pcattn.nn import (
@@ -23,57 +22,6 @@ from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.ops.knn import knn
 
 PAPER = "Wu et al. 2022, Point Transformer V2"
-
-
-@dataclass
-class PTv2Config:
-    """Hyper-parameters of the PTv2-style family; YAML ``model:`` keys are these.
-
-    Stage ``i`` works at width ``channels[i]`` with ``groups[i]`` attention groups and
-    ``depths[i]`` blocks; every stage after the first starts with an FPS + kNN pooling
-    keeping ``ratio`` of the points. The segmenter's decoder goes back up through the same
-    widths with ``decoder_depth`` blocks per stage.
-    """
-
-    num_classes: int = 10  # classes, or all parts for segmentation (filled from the data)
-    num_categories: int = 16  # segmentation: object categories (0: none; filled from the data)
-    feature_channels: int = 0  # extra channels in data.x (3 for normals; filled from the data)
-    channels: tuple[int, ...] = (32, 64, 128)
-    depths: tuple[int, ...] = (1, 1, 1)
-    groups: tuple[int, ...] = (4, 8, 16)
-    decoder_depth: int = 1  # segmentation: blocks per decoder stage
-    k: int = 16  # neighbours for attention and pooling
-    ratio: float = 0.25  # points kept by each pooling
-    pos_multiplier: bool = True  # PTv2's position-encoding multiplier
-    head_hidden: tuple[int, ...] = (128,)
-    dropout: float = 0.5
-
-    def __post_init__(self) -> None:
-        self.channels, self.depths = tuple(self.channels), tuple(self.depths)
-        self.groups, self.head_hidden = tuple(self.groups), tuple(self.head_hidden)
-        if not self.channels or not len(self.channels) == len(self.depths) == len(self.groups):
-            raise ValueError(f"channels {self.channels}, depths {self.depths} and groups "
-                             f"{self.groups} need one entry per stage each")
-        bad = [(c, g) for c, g in zip(self.channels, self.groups) if c % g]
-        if bad:
-            raise ValueError(f"each stage's channels must be divisible by its groups, got "
-                             f"(channels, groups) {bad}")
-        if self.num_categories < 0:
-            raise ValueError(f"num_categories must be >= 0, got {self.num_categories}")
-        if self.num_classes < 2 or self.k < 1 or not 0 < self.ratio <= 1:
-            raise ValueError("need num_classes >= 2, k >= 1 and 0 < ratio <= 1, got "
-                             f"{self.num_classes}, {self.k}, {self.ratio}")
-
-
-@dataclass
-class PTv2BaseConfig(PTv2Config):
-    """PTv2's published encoder (ScanNet ``PT-v2m2``): widths 96-512, depths 2-2-6-2, after
-    a 48-wide full-resolution stage."""
-
-    channels: tuple[int, ...] = (48, 96, 192, 384, 512)
-    depths: tuple[int, ...] = (1, 2, 2, 6, 2)
-    groups: tuple[int, ...] = (6, 12, 24, 48, 64)
-    head_hidden: tuple[int, ...] = (256, 128)
 
 
 class PTv2Block(nn.Module):
