@@ -49,10 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     _visualize_parser(sub)
 
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
-    b.add_argument("what", choices=["ops", "blocks", "large", "train"],
+    b.add_argument("what", choices=["ops", "blocks", "large", "train", "concurrent"],
                    help="ops: kNN/FPS vs open3d; blocks: attention blocks vs PyG at "
                         "8 x 1024 points; large: global/linear attention on one big cloud; "
-                        "train: training step and data path of whole models, PyG peer")
+                        "train: training step and data path of whole models, PyG peer; "
+                        "concurrent: a training alone, then several at once")
     b.add_argument("--quick", action="store_true", help="small sizes only")
     b.add_argument("--model", nargs="+", action="extend", metavar="NAME",
                    help="train: models to run (default: every *_cls, point_transformer_seg "
@@ -62,7 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=10, help="train: timed steps (median)")
     b.add_argument("--workers", type=int, default=0, help="train: DataLoader workers")
     b.add_argument("--device", default="cpu", type=_device, help="train: cpu, cuda, cuda:N")
-    b.add_argument("--json", action="store_true", help="train: print JSON, not a table")
+    b.add_argument("--json", action="store_true", help="train, concurrent: print JSON")
+    b.add_argument("--config", default="configs/point_transformer_synthetic.yaml",
+                   help="concurrent: the run config (default: the main job's)")
+    b.add_argument("--epochs", type=int, default=2, help="concurrent: epochs of each run")
+    b.add_argument("--runs", type=int, default=2, help="concurrent: trainings at once")
+    b.add_argument("--threads", default="auto", help="concurrent: train.threads of each run")
 
     sub.add_parser("models", help="list registered models")
     _data_parser(sub)
@@ -180,6 +186,12 @@ def _run(args) -> int:
             bench_train.run(args.model, points=args.points, batch=args.batch,
                             steps=args.steps, workers=args.workers, device=args.device,
                             as_json=args.json)
+            return 0
+        if args.what == "concurrent":
+            from pcattn import bench_concurrent
+
+            bench_concurrent.run(args.config, epochs=args.epochs, runs=args.runs,
+                                 threads=args.threads, as_json=args.json)
             return 0
         from pcattn import bench
 

@@ -41,7 +41,7 @@ from pcattn.engine.rng import capture_rng, restore_rng, seed_everything
 from pcattn.engine.runlog import RunLog, epoch_line, scalars
 from pcattn.engine.step import backward_step, forward_loss
 from pcattn.engine.tasks import task_for
-from pcattn.engine.threads import set_threads
+from pcattn.engine.threads import SharedCores
 from pcattn.fileio import atomic_write_text
 
 
@@ -54,10 +54,10 @@ def train(run: RunConfig, *, progress: bool = True, resume: str | Path | None = 
     (``last.pt`` then holds the run up to the last finished step).
     """
     env, device = init_distributed(run.train.device)
-    set_threads(run.train.threads)
     finished = False
     try:
-        out = Trainer(run, env, device, progress=progress, resume=resume).fit()
+        with SharedCores(run.train.threads) as cores:
+            out = Trainer(run, env, device, progress=progress, resume=resume, cores=cores).fit()
         finished = True
         return out
     finally:
@@ -71,8 +71,10 @@ class Trainer:
     """The state of one run between steps; see :func:`train`."""
 
     def __init__(self, run: RunConfig, env: DistEnv, device: torch.device, *,
-                 progress: bool, resume: str | Path | None) -> None:
+                 progress: bool, resume: str | Path | None,
+                 cores: SharedCores | None = None) -> None:
         self.run, self.cfg, self.env, self.device = run, run.train, env, device
+        self.cores = cores
         self.progress = progress and env.is_main
         cfg = self.cfg
         ckpt = load_checkpoint(resume) if resume is not None else None
@@ -224,6 +226,8 @@ class Trainer:
                    total=self.steps, initial=self.step, disable=not self.progress)
         t0 = time.perf_counter()
         for batch in bar:
+            if self.cores is not None:
+                self.cores.poll()  # another training may have started or ended
             batch = batch.to(device)
             loss, logits = forward_loss(self.net, batch, task, amp=cfg.amp, device=device)
             stop, finite = self._sync_flags(signals.received, loss)

@@ -1,40 +1,136 @@
 """How many CPU threads a training process computes with (``train.threads``).
 
 ``"auto"`` is ``OMP_NUM_THREADS`` when the environment sets it (the user's or torchrun's
-choice), else the cores this process may run on (its CPU affinity, so ``taskset`` and
-container limits count) divided by the processes torchrun starts on this machine
-(``LOCAL_WORLD_SIZE``). DataLoader workers compute on one thread each
+choice); else the cores this process may run on (its CPU affinity, so ``taskset`` and
+container limits count) shared among the trainings that run on them: every ``"auto"``
+training registers itself in a per-user folder (:class:`SharedCores`) and computes on
+``cores // trainings`` threads, at least ``cores // LOCAL_WORLD_SIZE`` under torchrun. The
+count is rechecked every few seconds, so a training that started alone gives a core back
+when a second one starts and takes it again when that one ends. Two PyTorch processes that
+each spin a thread per core run many times slower than half speed; split, each runs at
+about half speed. DataLoader workers compute on one thread each
 (:func:`pcattn.engine.rng.seed_worker`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import os
+import tempfile
+import time
+from pathlib import Path
 
 import torch
 
 
 def usable_cores() -> int:
     """The cores this process may run on (the CPU count where there is no affinity)."""
+    return len(_cpu_set())
+
+
+def _cpu_set() -> set[int]:
     try:
-        return len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        return set(range(os.cpu_count() or 1))
 
 
-def thread_count(setting: int | str) -> int:
-    """The threads ``setting`` (an int, or ``"auto"``) means in this process."""
+def _fixed_threads(setting: int | str) -> int | None:
+    """The count ``setting`` fixes (a number, or ``OMP_NUM_THREADS``); None: share the cores."""
     if setting != "auto":
         return int(setting)
     env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+    return int(env) if env.isdigit() and int(env) > 0 else None
+
+
+def thread_count(setting: int | str, trainings: int = 1) -> int:
+    """The threads ``setting`` (an int, or ``"auto"``) means in this process when
+    ``trainings`` processes (this one included) share its cores."""
+    fixed = _fixed_threads(setting)
+    if fixed is not None:
+        return fixed
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    return max(1, usable_cores() // max(1, local))
+    return max(1, usable_cores() // max(1, local, trainings))
 
 
-def set_threads(setting: int | str) -> int:
-    """``torch.set_num_threads`` to :func:`thread_count`; returns the count."""
-    n = thread_count(setting)
-    torch.set_num_threads(n)
-    return n
+def registry_folder() -> Path:
+    """Where ``"auto"`` trainings of this user register (one file per process)."""
+    uid = os.getuid() if hasattr(os, "getuid") else getpass.getuser()
+    return Path(tempfile.gettempdir()) / f"pcattn-{uid}" / "trainings"
+
+
+class SharedCores(contextlib.AbstractContextManager):
+    """Registers this process as a training on its cores and keeps ``torch``'s thread count at
+    :func:`thread_count` for the live registered trainings whose CPU sets overlap ours.
+
+    ``with SharedCores(setting) as cores: ... cores.poll()`` (each step; it recounts at most
+    every ``interval`` seconds). With a fixed setting (a number or ``OMP_NUM_THREADS``) it only
+    sets that count once and registers nothing. The file of a process that died without
+    removing it is removed by the next count.
+    """
+
+    def __init__(self, setting: int | str, *, folder: str | Path | None = None,
+                 interval: float = 2.0) -> None:
+        self.setting, self.interval = setting, interval
+        self.shared = _fixed_threads(setting) is None
+        self.folder = Path(folder) if folder is not None else registry_folder()
+        self.path = self.folder / str(os.getpid())
+        self.threads = 0
+        self._next = 0.0
+
+    def __enter__(self) -> SharedCores:
+        if self.shared:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self.path.write_text(" ".join(map(str, sorted(_cpu_set()))))
+            except OSError:  # a read-only temp dir: share nothing, run as if alone
+                self.shared = False
+        self.poll(force=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.shared:
+            self.path.unlink(missing_ok=True)
+
+    def trainings(self) -> int:
+        """Live registered trainings (this one included) that share a core with this one."""
+        if not self.shared:
+            return 1
+        mine, count = _cpu_set(), 0
+        for entry in self.folder.iterdir():
+            if not entry.name.isdigit():
+                continue
+            if int(entry.name) != os.getpid() and not _alive(int(entry.name)):
+                entry.unlink(missing_ok=True)
+                continue
+            try:
+                cpus = {int(c) for c in entry.read_text().split()}
+            except (OSError, ValueError):  # removed meanwhile, or half written
+                continue
+            count += bool(cpus & mine)
+        return max(1, count)
+
+    def poll(self, force: bool = False) -> int:
+        """Recount (at most every ``interval`` seconds unless ``force``) and set the threads;
+        returns the count in use."""
+        now = time.monotonic()
+        if force or now >= self._next:
+            self._next = now + self.interval
+            n = thread_count(self.setting, self.trainings())
+            if n != self.threads:
+                torch.set_num_threads(n)
+                self.threads = n
+        return self.threads
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process of that number
+        return True
+    except OSError:
+        return False
+    return True
