@@ -11,8 +11,15 @@ import sys
 from pcattn import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line on stderr and exit status 2 (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pcattn", description=__doc__)
+    p = _Parser(prog="pcattn", description=__doc__)
     p.add_argument("--version", action="version", version=f"pcattn {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
