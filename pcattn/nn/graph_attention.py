@@ -133,10 +133,15 @@ class GraphAttention(MessagePassing):
         h_dst = (h_src if self.share_weights and x_dst is x_src
                  else self.lin_dst(x_dst).view(-1, h, d))  # [M_dst, H, D]
         edge_index = edge_index.long()
-        alpha = self.edge_updater(edge_index, x=(h_src, h_dst),
-                                  edge_attr=edge_attr, size=(h_src.shape[0], h_dst.shape[0]))
-        out = self.propagate(edge_index, x=(h_src, h_dst), alpha=alpha,
-                             size=(h_src.shape[0], h_dst.shape[0]))  # [M_dst, H, D]
+        k = _regular_degree(edge_index, h_dst.shape[0])
+        if k is not None:  # a kNN graph: dense [M, K] neighbourhoods, no scatter
+            out, alpha = self._attend_regular(h_src, h_dst, edge_index[0].view(-1, k),
+                                              edge_attr)
+        else:
+            alpha = self.edge_updater(edge_index, x=(h_src, h_dst), edge_attr=edge_attr,
+                                      size=(h_src.shape[0], h_dst.shape[0]))
+            out = self.propagate(edge_index, x=(h_src, h_dst), alpha=alpha,
+                                 size=(h_src.shape[0], h_dst.shape[0]))  # [M_dst, H, D]
         out = out.reshape(-1, h * d) if self.concat else out.mean(dim=1)  # [M_dst, C]
         if self.res is not None:
             out = out + self.res(x_dst)
@@ -146,6 +151,21 @@ class GraphAttention(MessagePassing):
             return out
         return out, AttentionMap("graph", alpha, edge_index=edge_index,
                                  num_sources=h_src.shape[0])  # weight [E, H]
+
+    def _attend_regular(self, h_src: Tensor, h_dst: Tensor, src: Tensor,
+                        edge_attr: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The same attention when target ``i`` has the ``K`` sources ``src[i]`` (edges in
+        target order): the scatter softmax and sum become a softmax and a sum over ``K``."""
+        m, k = src.shape
+        x_j = h_src[src]  # [M, K, H, D]
+        e = x_j + h_dst.unsqueeze(1)  # [M, K, H, D]
+        if edge_attr is not None:
+            e = e + self.lin_edge(edge_attr).view(m, k, self.heads, self.head_channels)
+        e = F.leaky_relu(e, self.negative_slope)
+        alpha = torch.softmax((e * self.att).sum(dim=-1), dim=1)  # [M, K, H]
+        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        out = (alpha.unsqueeze(-1) * x_j).sum(dim=1)  # [M, H, D] (faster than a bmm of 1 x K)
+        return out, alpha.reshape(m * k, self.heads)
 
     def edge_update(self, x_j: Tensor, x_i: Tensor, edge_attr: Tensor | None, index: Tensor,
                     ptr: Tensor | None, dim_size: int | None) -> Tensor:
@@ -163,3 +183,15 @@ class GraphAttention(MessagePassing):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"heads={self.heads}, concat={self.concat})")
+
+
+def _regular_degree(edge_index: Tensor, num_targets: int) -> int | None:
+    """``K`` when ``edge_index`` holds ``K`` edges into each of the ``num_targets`` targets,
+    target after target (``edge_index[1] == [0]*K + [1]*K + ...``: the layout of
+    :func:`pcattn.ops.neighbors_to_edge_index` of a kNN without padding); else ``None``."""
+    e = edge_index.shape[1]
+    if num_targets == 0 or e == 0 or e % num_targets:
+        return None
+    k = e // num_targets
+    want = torch.arange(num_targets, device=edge_index.device).repeat_interleave(k)
+    return k if torch.equal(edge_index[1], want) else None

@@ -216,3 +216,46 @@ def test_bipartite_map_counts_the_sources():
     ei = torch.tensor([[0, 4, 2], [0, 1, 1]])
     _, amap = GraphAttention((4, 6), 8, heads=2)((x_src, x_dst), ei, return_attention=True)
     assert amap.num_sources == 5
+
+
+def test_knn_layout_is_detected_and_nothing_else():
+    from pcattn.nn.graph_attention import _regular_degree
+
+    idx = torch.tensor([[0, 1, 2], [1, 0, 2], [2, 1, 0], [3, 2, 1]])
+    ei = neighbors_to_edge_index(idx)
+    assert _regular_degree(ei, 4) == 3
+    assert _regular_degree(ei, 3) is None  # 12 edges but not 4 per target of 3
+    assert _regular_degree(ei[:, torch.randperm(12, generator=torch.Generator().manual_seed(1))],
+                           4) is None
+    padded = idx.clone()
+    padded[3, 2] = -1  # one target with 2 sources, the others 3
+    assert _regular_degree(neighbors_to_edge_index(padded), 4) is None
+    assert _regular_degree(neighbors_to_edge_index(idx.masked_fill(idx == 2, -1)), 4) == 2
+    assert _regular_degree(torch.zeros(2, 0, dtype=torch.long), 4) is None
+    assert _regular_degree(torch.tensor([[0, 1], [1, 1]]), 2) is None  # 1 per target, wrong ones
+    assert _regular_degree(ei, 0) is None
+
+
+@pytest.mark.parametrize("edge_dim,share,concat", [(None, False, True), (3, True, False)])
+def test_dense_knn_path_equals_the_scatter_path(edge_dim, share, concat):
+    """Edges in target order take the dense path; the same edges shuffled take PyG's scatter
+    path: outputs, weights (per edge) and every gradient agree in float64."""
+    x, pos, batch, edge_index = knn_graph([9, 6], 5, 4, "cpu", dtype=torch.float64, seed=3)
+    perm = torch.randperm(edge_index.shape[1], generator=torch.Generator().manual_seed(0))
+    layer = GraphAttention(4, 6, heads=3 if concat else 2, edge_dim=edge_dim,
+                           share_weights=share, concat=concat).double()
+    results = []
+    for ei in (edge_index, edge_index[:, perm]):
+        layer.zero_grad()
+        xx = x.clone().requires_grad_()
+        ea = rel_pos(pos, ei) if edge_dim else None
+        out, amap = layer(xx, ei, edge_attr=ea, return_attention=True)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        results.append((out, amap.weight, xx.grad,
+                        [p.grad.clone() for p in layer.parameters()]))
+    (out_a, w_a, gx_a, gp_a), (out_b, w_b, gx_b, gp_b) = results
+    torch.testing.assert_close(out_a, out_b)
+    torch.testing.assert_close(w_a[perm], w_b)
+    torch.testing.assert_close(gx_a, gx_b)
+    for a, b in zip(gp_a, gp_b):
+        torch.testing.assert_close(a, b)
