@@ -83,7 +83,8 @@ class SharedCores(contextlib.AbstractContextManager):
         if self.shared:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                self.path.write_text(" ".join(map(str, sorted(_cpu_set()))))
+                self.path.write_text(" ".join(map(str, sorted(_cpu_set())))
+                                     + f"\n{_start_time(os.getpid())}")
             except OSError:  # a read-only temp dir: share nothing, run as if alone
                 self.shared = False
         self.poll(force=True)
@@ -101,12 +102,14 @@ class SharedCores(contextlib.AbstractContextManager):
         for entry in self.folder.iterdir():
             if not entry.name.isdigit():
                 continue
-            if int(entry.name) != os.getpid() and not _alive(int(entry.name)):
-                entry.unlink(missing_ok=True)
-                continue
             try:
-                cpus = {int(c) for c in entry.read_text().split()}
+                cpus, _, started = entry.read_text().partition("\n")
+                cpus = {int(c) for c in cpus.split()}
             except (OSError, ValueError):  # removed meanwhile, or half written
+                continue
+            pid = int(entry.name)
+            if pid != os.getpid() and not _alive(pid, started.strip()):
+                entry.unlink(missing_ok=True)
                 continue
             count += bool(cpus & mine)
         return max(1, count)
@@ -124,7 +127,20 @@ class SharedCores(contextlib.AbstractContextManager):
         return self.threads
 
 
-def _alive(pid: int) -> bool:
+def _start_time(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``), or ``""``
+    where there is no ``/proc``: tells a live training from a later process that reuses
+    the number of a dead one."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _alive(pid: int, started: str = "") -> bool:
+    """Whether process ``pid`` runs and, if ``started`` is known, is the one that started
+    then."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -133,4 +149,4 @@ def _alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return True
+    return not started or _start_time(pid) in ("", started)
