@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -59,7 +61,9 @@ def _counting(fn):
     return wrapped, calls
 
 
-@pytest.mark.parametrize("recompute_above, passes", [(None, 1), (1000, 1), (41, 2), (0, 2)])
+# 42 elements in all: a budget of exactly 42 is not exceeded, so nothing is recomputed
+@pytest.mark.parametrize("recompute_above, passes",
+                         [(None, 1), (1000, 1), (42, 1), (41, 2), (0, 2)])
 def test_chunks_recomputed_only_above_the_budget(recompute_above, passes):
     table = torch.randn(3, requires_grad=True)
     rows = torch.arange(42.0)[:, None]  # 42 rows of 1 element
@@ -92,3 +96,32 @@ def test_bad_chunking_options_name_the_block(block):
     with pytest.raises(ValueError, match=f"{block}: recompute_above"):
         getattr(pnn, block)(8, 8, recompute_above=-1)
     assert getattr(pnn, block)(8, 8, chunk_size="auto", recompute_above=0).recompute_above == 0
+
+
+def test_two_chunks_are_both_returned():
+    rows = torch.arange(42.0)[:, None]
+    fn, calls = _counting(lambda r: (r * 2,))
+    out, = chunked_rows(fn, (rows,), (), chunk_size=21, row_elems=1, keep=(True,))
+    assert calls == [21, 21]
+    torch.testing.assert_close(out, rows * 2)
+
+
+def test_chunk_smaller_than_a_row_holds_one_row():
+    rows = torch.arange(12.0).view(4, 3)
+    fn, calls = _counting(lambda r: (r + 1,))
+    out, = chunked_rows(fn, (rows,), (), chunk_size=1, row_elems=3, keep=(True,))
+    assert calls == [1, 1, 1, 1]
+    torch.testing.assert_close(out, rows + 1)
+
+
+def test_recomputed_chunks_work_with_autograd_grad():
+    """Non-reentrant checkpointing: ``torch.autograd.grad`` (gradient penalties, double
+    backward) works through recomputed chunks, without checkpoint's warning."""
+    table = torch.randn(3, requires_grad=True)
+    rows = torch.arange(42.0)[:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, = chunked_rows(lambda r, t: (r * t.sum(),), (rows,), (table,), chunk_size=10,
+                            row_elems=1, keep=(True,), recompute_above=0)
+        grad, = torch.autograd.grad(out.sum(), table)
+    torch.testing.assert_close(grad, torch.full((3,), rows.sum().item()))

@@ -131,3 +131,33 @@ def test_gradcheck(device):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="divisible"):
         LocalSelfAttention(4, 10, heads=4)
+
+
+def test_multi_head_formula_by_hand_without_bias():
+    """a_ij^h = softmax_j(q_i^h . (k_j + delta_ij)^h / sqrt(D)), y_i = W_o ||_h sum_j
+    a_ij^h (v_j + delta_ij)^h + b_o, node by node and head by head; ``bias=False`` leaves
+    W_q, W_k, W_v without a bias (W_o keeps one)."""
+    c, h, d = 6, 3, 2
+    pos_nn = nn.Linear(3, c).double()
+    layer = LocalSelfAttention(4, c, heads=h, pos_nn=pos_nn, bias=False).double()
+    assert [lin.bias for lin in (layer.lin_q, layer.lin_k, layer.lin_v)] == [None] * 3
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    pos = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    idx = torch.tensor([[0, 2, -1], [1, 0, 4], [2, -1, -1], [3, 4, 0], [4, 1, 3]])
+    wq, wk, wv = layer.lin_q.weight, layer.lin_k.weight, layer.lin_v.weight
+    out, amap = layer(x, pos, idx, return_attention=True)
+    for i in range(5):
+        nbrs = [int(j) for j in idx[i] if j >= 0]
+        heads = []
+        for hh in range(h):
+            s = slice(hh * d, (hh + 1) * d)
+            q = (wq @ x[i])[s]
+            keys = [(wk @ x[j] + pos_nn(pos[i] - pos[j]))[s] for j in nbrs]
+            vals = [(wv @ x[j] + pos_nn(pos[i] - pos[j]))[s] for j in nbrs]
+            a = torch.softmax(torch.stack([q @ kj for kj in keys]) / d ** 0.5, dim=0)
+            heads.append(sum(a[n] * vals[n] for n in range(len(nbrs))))
+            torch.testing.assert_close(amap.weight[i, :len(nbrs), hh], a)
+        expect = layer.lin_out.weight @ torch.cat(heads) + layer.lin_out.bias
+        torch.testing.assert_close(out[i], expect)
+    assert (amap.weight[idx < 0] == 0).all()

@@ -1,6 +1,6 @@
-"""The exact error of each argument check of the embeddings, heads, GraphAttention,
-NadarayaWatsonPool, TNet and the transitions: block, argument, expected and given shape
-(test_checks.py checks every block for the parts of a message; here the whole text)."""
+"""The exact error of each argument check of the blocks: block, argument, expected and
+given shape (test_checks.py checks every block for the parts of a message; here the whole
+text)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from pcattn.nn import (
     GlobalTokens,
     GraphAttention,
     GroupedVectorAttention,
+    LearnedPositionalEncoding,
     LinearAttention,
+    LocalSelfAttention,
     NadarayaWatsonLayer,
     NadarayaWatsonPool,
     NeighborEmbedding,
@@ -24,6 +26,7 @@ from pcattn.nn import (
     PointEmbedding,
     PointTransformerBlock,
     PointTransformerLayer,
+    RelativePositionalEncoding,
     SegmentationHead,
     SqueezeExcitation,
     TNet,
@@ -32,6 +35,7 @@ from pcattn.nn import (
     global_max_pool,
     global_mean_pool,
 )
+from pcattn.nn.positional_encoding import apply_pos_encoding
 
 LONG = torch.long
 
@@ -274,3 +278,111 @@ def test_forward_type_messages(call, message):
     with pytest.raises(TypeError) as err:
         call()
     assert str(err.value) == message
+
+
+# local self-attention, the positional encodings and the shared checks (pcattn/nn/checks.py)
+CONSTRUCTORS_2 = [
+    (lambda: LocalSelfAttention(0, 8), _int("LocalSelfAttention", "in_channels")),
+    (lambda: LocalSelfAttention(4, 0), _int("LocalSelfAttention", "out_channels")),
+    (lambda: LocalSelfAttention(4, 8, heads=0), _int("LocalSelfAttention", "heads")),
+    (lambda: LocalSelfAttention(4, 10, heads=4),
+     "LocalSelfAttention: out_channels (10) must be divisible by heads (4)"),
+    (lambda: FourierPositionalEncoding(0), _int("FourierPositionalEncoding", "num_frequencies")),
+    (lambda: FourierPositionalEncoding(2, in_channels=0),
+     _int("FourierPositionalEncoding", "in_channels")),
+    (lambda: FourierPositionalEncoding(2, out_channels=0),
+     _int("FourierPositionalEncoding", "out_channels")),
+    (lambda: FourierPositionalEncoding(2, max_frequency=0.0, scale=1.0),
+     "FourierPositionalEncoding: max_frequency and scale must be > 0, got 0.0 and 1.0"),
+    (lambda: FourierPositionalEncoding(2, scale=0.0),
+     "FourierPositionalEncoding: max_frequency and scale must be > 0, got 2.0 and 0.0"),
+    (lambda: LearnedPositionalEncoding(0), _int("LearnedPositionalEncoding", "out_channels")),
+    (lambda: LearnedPositionalEncoding(8, in_channels=0),
+     _int("LearnedPositionalEncoding", "in_channels")),
+    (lambda: LearnedPositionalEncoding(8, hidden_channels=0),
+     _int("LearnedPositionalEncoding", "hidden_channels")),
+    (lambda: RelativePositionalEncoding(0), _int("RelativePositionalEncoding", "out_channels")),
+    (lambda: RelativePositionalEncoding(8, in_channels=0),
+     _int("RelativePositionalEncoding", "in_channels")),
+    (lambda: RelativePositionalEncoding(8, hidden_channels=0),
+     _int("RelativePositionalEncoding", "hidden_channels")),
+]
+
+
+@pytest.mark.parametrize("make, message", CONSTRUCTORS_2)
+def test_constructor_messages_of_local_attention_and_encodings(make, message):
+    with pytest.raises(ValueError) as err:
+        make()
+    assert str(err.value) == message
+
+
+def _local(x=(5, 4), pos=(5, 3), idx=None):
+    """LocalSelfAttention(4, 8) on 5 nodes; a tuple is the shape of a random tensor."""
+    x = torch.randn(*x) if isinstance(x, tuple) else x
+    pos = torch.rand(*pos) if isinstance(pos, tuple) else pos
+    idx = torch.zeros(5, 3, dtype=LONG) if idx is None else idx
+    return LocalSelfAttention(4, 8, heads=2)(x, pos, idx)
+
+
+def _rel(rel=(5, 3, 3), valid=None):
+    return RelativePositionalEncoding(8)(torch.randn(*rel), valid)
+
+
+FORWARDS += [
+    (lambda: _local(idx=torch.zeros(4, 3, dtype=LONG)),
+     "LocalSelfAttention: idx must be [5, 3] (one row per row of x), got [4, 3]"),
+    (lambda: _local(idx=torch.zeros(5, dtype=LONG)),
+     "LocalSelfAttention: idx must be [5, K] (one row per row of x), got [5]"),
+    (lambda: FourierPositionalEncoding(2)(torch.randn(3)),
+     "FourierPositionalEncoding: pos must be [M, 3] (in_channels=3 coordinates per point), "
+     "got [3]"),
+    (lambda: FourierPositionalEncoding(2)(torch.randn(4, 7, 2)),
+     "FourierPositionalEncoding: pos must be [4, 7, 3] (in_channels=3 coordinates per point), "
+     "got [4, 7, 2]"),
+    (lambda: LearnedPositionalEncoding(8)(torch.randn(5, 2)),
+     "LearnedPositionalEncoding: pos must be [5, 3] (in_channels=3 coordinates per point), "
+     "got [5, 2]"),
+    (lambda: _rel(rel=(5, 3)),
+     "RelativePositionalEncoding: rel must be [M, K, 3] (in_channels=3), got [5, 3]"),
+    (lambda: _rel(valid=torch.ones(5, 2, dtype=torch.bool)),
+     "RelativePositionalEncoding: valid must be [5, 3] (one flag per neighbour of rel), "
+     "got [5, 2]"),
+    (lambda: RelativePositionalEncoding.offsets(torch.randn(5), torch.zeros(5, 2, dtype=LONG)),
+     "RelativePositionalEncoding.offsets: pos must be [M, 3], got [5]"),
+    (lambda: RelativePositionalEncoding.offsets(torch.randn(5, 3),
+                                                torch.zeros(4, 2, dtype=LONG)),
+     "RelativePositionalEncoding.offsets: idx must be [5, 2] (one row per row of pos), "
+     "got [4, 2]"),
+    (lambda: apply_pos_encoding(torch.randn(5, 8), None, _fourier()),
+     "a block was built with pos_encoding=...; pass pos=[M, 3] to forward"),
+    (lambda: GlobalSelfAttention(8, heads=2, pos_encoding=_fourier())(
+        torch.randn(5, 8), pos=torch.randn(4, 3)),
+     "GlobalSelfAttention: pos must be [5, 3] (one row per row of x), got [4, 3]"),
+]
+
+TYPE_ERRORS += [
+    (lambda: FourierPositionalEncoding(2, out_channels="8"),
+     "FourierPositionalEncoding: out_channels must be an integer >= 1 or None, got '8' (str)"),
+    (lambda: ClassificationHead(4, 3, hidden_channels="ab"),
+     "ClassificationHead: hidden_channels must be a sequence of integers >= 1, got 'ab' (str)"),
+    (lambda: TNet(3, point_channels=64),
+     "TNet: point_channels must be a sequence of integers >= 1, got 64 (int)"),
+    (lambda: _local(x=[[0.0] * 4] * 5),
+     "LocalSelfAttention: x must be a torch.Tensor [M, 4], got list"),
+    (lambda: FourierPositionalEncoding(2)([0.0, 0.0, 0.0]),
+     "FourierPositionalEncoding: pos must be a torch.Tensor [M, 3], got list"),
+    (lambda: _local(pos=torch.zeros(5, 3, dtype=LONG)),
+     "LocalSelfAttention: pos must be floating point, got torch.int64; cast it with "
+     "pos.float()"),
+    (lambda: _local(idx=torch.zeros(5, 3)),
+     "LocalSelfAttention: idx must hold integer indices, got torch.float32; cast it with "
+     "idx.long()"),
+    (lambda: _local(idx=torch.zeros(5, 3, dtype=torch.bool)),
+     "LocalSelfAttention: idx must hold integer indices, got torch.bool; cast it with "
+     "idx.long()"),
+    (lambda: _rel(valid=torch.ones(5, 3)),
+     "RelativePositionalEncoding: valid must be a boolean mask, got torch.float32"),
+    (lambda: global_max_pool(torch.randn(5, 2), torch.zeros(5)),
+     "global_max_pool: batch must hold integer indices, got torch.float32; cast it with "
+     "batch.long()"),
+]

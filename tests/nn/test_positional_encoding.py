@@ -100,3 +100,68 @@ def test_apply_pos_encoding():
         apply_pos_encoding(x, None, pe)
     with pytest.raises(ValueError, match="out_channels"):
         apply_pos_encoding(x, pos, FourierPositionalEncoding(2))
+
+
+def test_fourier_defaults_exactly():
+    """L = 8 by default: NeRF's 2^k pi, k = 0..7, computed in float64 and rounded once to
+    float32 (a float32 schedule is an ulp off at k = 7), 2 * 8 * 3 + 3 = 51 features."""
+    pe = FourierPositionalEncoding()
+    expect = (math.pi * 2.0 ** torch.arange(8, dtype=torch.float64)).float()
+    assert pe.freqs.dtype == torch.float32 and torch.equal(pe.freqs, expect)
+    assert pe.out_channels == 51 and pe(torch.zeros(2, 3)).shape == (2, 51)
+
+
+def test_fourier_two_frequencies_span_scale_to_scale_times_max():
+    pe = FourierPositionalEncoding(2, in_channels=1, max_frequency=3.0, scale=0.5)
+    torch.testing.assert_close(pe.freqs, torch.tensor([0.5, 1.5]))
+    pos = torch.tensor([[0.3], [-2.0]])
+    expect = torch.cat([pos, (0.5 * pos).sin(), (1.5 * pos).sin(), (0.5 * pos).cos(),
+                        (1.5 * pos).cos()], dim=1)
+    torch.testing.assert_close(pe(pos), expect)
+
+
+@pytest.mark.parametrize("max_frequency", [0.5, 1.0])
+def test_fourier_any_positive_ratio_is_allowed(max_frequency):
+    """max_frequency is a ratio: below 1 the frequencies fall, at 1 they are all ``scale``."""
+    pe = FourierPositionalEncoding(3, max_frequency=max_frequency, scale=2.0)
+    torch.testing.assert_close(pe.freqs, 2.0 * max_frequency ** torch.tensor([0.0, 0.5, 1.0]))
+
+
+def test_fourier_without_input_has_2lp_channels():
+    pe = FourierPositionalEncoding(4, in_channels=2, include_input=False)
+    assert pe.out_channels == 2 * 4 * 2
+    assert pe(torch.randn(5, 2)).shape == (5, pe.out_channels)
+    proj = FourierPositionalEncoding(4, in_channels=2, include_input=False, out_channels=6)
+    assert proj.proj.in_features == 16 and proj(torch.randn(5, 2)).shape == (5, 6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_fourier_keeps_the_dtype_of_pos(dtype):
+    pos = torch.randn(5, 3, dtype=dtype)
+    out = FourierPositionalEncoding(3)(pos)
+    assert out.dtype == dtype
+    freqs = (math.pi * 2.0 ** torch.arange(3.0)).to(dtype)  # rounded to pos's dtype
+    arg = (pos[:, :, None] * freqs).flatten(1)
+    torch.testing.assert_close(out, torch.cat([pos, arg.sin(), arg.cos()], dim=1))
+
+
+@pytest.mark.parametrize("cls", [LearnedPositionalEncoding, RelativePositionalEncoding])
+def test_an_injected_nn_replaces_the_mlp(cls):
+    net = torch.nn.Linear(3, 8)
+    pe = cls(8, nn=net)
+    assert pe.nn is net
+    x = torch.randn((5, 3) if cls is LearnedPositionalEncoding else (5, 4, 3))  # pos / rel
+    torch.testing.assert_close(pe(x), net(x))
+
+
+def test_offsets_zero_exactly_at_minus_one():
+    """Neighbour 0 is a real neighbour (only -1 is padding): p_i - p_j by hand."""
+    pos = torch.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0], [-2.0, 0.0, 1.5]])
+    idx = torch.tensor([[1, 0, -1], [0, 2, -1], [2, 0, 1]])
+    rel = RelativePositionalEncoding.offsets(pos, idx)
+    for i in range(3):
+        for k in range(3):
+            j = int(idx[i, k])
+            expect = pos[i] - pos[j] if j != -1 else torch.zeros(3)
+            torch.testing.assert_close(rel[i, k], expect)
+    assert (rel[1, 0] != 0).all()  # j = 0, not padding
