@@ -140,7 +140,7 @@ class NadarayaWatsonPool(_Bandwidth):
                                  num_sources=pos.shape[0])  # weight [M_q, K, 1]
 
     def extra_repr(self) -> str:
-        return f"sigma={float(self.sigma):.4g}, learn_sigma={self.learn_sigma}, k={self.k}"
+        return f"sigma={float(self.sigma.detach()):.4g}, learn_sigma={self.learn_sigma}, k={self.k}"
 
 
 def _cloud_index(batch: Tensor, query_batch: Tensor, num_clouds: int) -> Tensor:
@@ -200,4 +200,4 @@ class NadarayaWatsonLayer(_Bandwidth):
         return out, AttentionMap("local", weight[..., None], idx=idx)  # weight [M, K, 1]
 
     def extra_repr(self) -> str:
-        return f"sigma={float(self.sigma):.4g}, learn_sigma={self.learn_sigma}"
+        return f"sigma={float(self.sigma.detach()):.4g}, learn_sigma={self.learn_sigma}"

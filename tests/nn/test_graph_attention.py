@@ -209,6 +209,25 @@ def test_no_dropout_in_eval_mode():
     plain = GraphAttention(8, 8, heads=2, edge_dim=1)
     plain.load_state_dict(gat.state_dict())
     torch.testing.assert_close(gat(x, ei, edge_attr=attr), plain(x, ei, edge_attr=attr))
+    knn_ei = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 0], [0, 0, 1, 1, 2, 2, 3, 3]])  # dense path
+    torch.testing.assert_close(gat(x, knn_ei, edge_attr=attr.repeat(2, 1)[:8]),
+                               plain(x, knn_ei, edge_attr=attr.repeat(2, 1)[:8]))
+
+
+def test_a_knn_graph_skips_message_passing(monkeypatch):
+    """K edges per target in target order: no scatter (PyG's propagate) at all."""
+    x, pos, batch, edge_index = knn_graph([7, 9], 4, 6, "cpu")
+    layer = GraphAttention(6, 8, heads=2)
+    want = layer(x, edge_index)
+
+    def no_scatter(*args, **kwargs):
+        raise AssertionError("message passing used for a kNN graph")
+
+    monkeypatch.setattr(layer, "propagate", no_scatter)
+    monkeypatch.setattr(layer, "edge_updater", no_scatter)
+    torch.testing.assert_close(layer(x, edge_index), want)
+    with pytest.raises(AssertionError, match="message passing"):
+        layer(x, edge_index.flip(1))  # targets in reverse order: the general path
 
 
 def test_bipartite_map_counts_the_sources():

@@ -165,3 +165,26 @@ def test_map_counts_all_source_nodes():
     assert w.num_sources == 13
     _, w = NadarayaWatsonPool(sigma=0.3, k=2)(x, pos, batch, return_attention=True)
     assert w.num_sources == 13
+
+
+def test_query_batch_is_needed_only_with_several_clouds():
+    pos = torch.rand(4, 3, generator=torch.Generator().manual_seed(0))
+    x, query = torch.randn(4, 5), torch.rand(2, 3)
+    pool = NadarayaWatsonPool()
+    one_cloud = pool(x, pos, torch.zeros(4, dtype=torch.long), query=query)
+    torch.testing.assert_close(one_cloud, pool(x, pos, query=query))
+    for batch in ([0, 0, 0, 1], [0, 1, 1, 1], [1, 1, 1, 1]):  # cloud 1 present: needed
+        with pytest.raises(ValueError, match="query_batch is needed with query when batch has "
+                                             "several clouds"):
+            pool(x, pos, torch.tensor(batch), query=query)
+    with pytest.raises(ValueError, match="several clouds"):
+        pool(x[:1], pos[:1], torch.tensor([1]), query=query)
+
+
+def test_repr_shows_the_bandwidth():
+    from pcattn.nn import NadarayaWatsonLayer
+
+    assert repr(NadarayaWatsonPool(sigma=0.25, k=8)).endswith(
+        "(sigma=0.25, learn_sigma=False, k=8)")
+    assert repr(NadarayaWatsonLayer(sigma=2.0, learn_sigma=True)).endswith(
+        "(sigma=2, learn_sigma=True)")
