@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -157,7 +159,9 @@ def test_edge_index_to_neighbors_keeps_edge_order_of_many_edges():
     num_nodes, e = 8, 400
     dst = torch.randint(0, 5, (e,), generator=g)  # nodes 5, 6, 7 receive nothing
     src = torch.randint(0, num_nodes, (e,), generator=g)
-    idx = ops.edge_index_to_neighbors(torch.stack([src, dst]), num_nodes)
+    with warnings.catch_warnings():  # no deprecated resize of a cumsum out= of the wrong size
+        warnings.simplefilter("error")
+        idx = ops.edge_index_to_neighbors(torch.stack([src, dst]), num_nodes)
     expect = [[s for s, d in zip(src.tolist(), dst.tolist()) if d == t]
               for t in range(num_nodes)]
     k = max(len(r) for r in expect)

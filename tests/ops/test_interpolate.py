@@ -70,6 +70,15 @@ def test_nadaraya_watson_defaults_to_sigma_0_1_and_three_nearest():
     torch.testing.assert_close(out, torch.tensor([[expect]]))
 
 
+def test_interpolation_weights_defaults():
+    """k=3 and sigma=0.1 by default, as in interpolate."""
+    pos = _line([0.1, 0.15, 0.2, 0.25])
+    idx, w = ops.interpolation_weights(pos, query=_line([0.0]), mode="nadaraya_watson")
+    e = [math.exp(-d * d / (2 * 0.1 ** 2)) for d in (0.1, 0.15, 0.2)]
+    assert idx.tolist() == [[0, 1, 2]]
+    torch.testing.assert_close(w, torch.tensor([[v / sum(e) for v in e]]))
+
+
 def test_interpolate_passes_eps_on():
     pos = _line([0.0, 1.0])
     x = torch.tensor([[1.0], [3.0]])

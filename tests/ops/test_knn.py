@@ -163,6 +163,8 @@ def _assert_knn(pos, k, batch, query, query_batch, backend):
     ([5, 4, 6, 5], [3, 0, 2]),  # the queries' last cloud comes before the references' last
     ([6, 0, 3], [2, 2, 8, 1]),  # a cloud id gap; clouds 1 and 3 have queries but no points
     ([0, 0, 4], [1, 1, 1]),
+    ([4], [2, 1, 3]),  # two query clouds past the last reference cloud
+    ([3, 1], [2]),  # the references' last cloud holds one point, no query in it
 ])
 def test_knn_queries_and_references_in_different_clouds(backend, ref_sizes, query_sizes):
     pos, _ = points([sum(ref_sizes)], seed=1)

@@ -144,6 +144,11 @@ def test_fps_without_points(backend):
     assert idx.dtype == torch.long and idx.tolist() == []
 
 
+def test_fps_without_points_on_device(device):
+    idx = ops.farthest_point_sample(torch.zeros(0, 3, device=device), ratio=0.5)
+    assert idx.device.type == device.type and idx.shape == (0,)
+
+
 def test_fps_torch_distances_in_float64():
     """Two candidates whose distances to the chosen set differ by 2e-10: float32 cannot tell
     them apart (the first index would win), float64 picks the farther (index 3)."""
