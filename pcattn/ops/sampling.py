@@ -52,6 +52,8 @@ def farthest_point_sample(
         num = check_count(num, "num")
     check_points(pos, "pos")
     batch = check_batch(batch, pos.shape[0], pos.device)
+    if pos.shape[0] == 0:  # no points, no clouds: nothing to pick
+        return torch.zeros(0, dtype=torch.long, device=pos.device)
     counts, ptr = counts_and_ptr(batch)
     if ratio is not None:
         take = torch.ceil(counts.double() * ratio).long().clamp(min=1)
@@ -60,7 +62,7 @@ def farthest_point_sample(
     take = torch.minimum(take, counts)  # [B]
     dense, mask = unpack(pos.detach(), batch)  # [B, N, 3]
     b, n = mask.shape
-    s_max = int(take.max()) if b else 0
+    s_max = int(take.max())
     if random_start:
         start = (torch.rand(b, generator=generator).to(pos.device) * counts).long()
     else:

@@ -7,6 +7,7 @@ import torch
 
 from pcattn import ops
 from pcattn.ops.batching import check_neighbors
+from pcattn.ops.checks import check_count, check_index_range, check_points
 from helpers import points
 
 BACKENDS = ["torch", "open3d"]
@@ -90,3 +91,44 @@ def test_low_precision_knn_finds_the_float64_neighbours(dtype):
     assert same > 0.99, f"only {same:.1%} of rows have the float64 neighbour set"
     _, dist = ops.knn_with_distance(low, k, batch, backend="torch")
     assert dist.dtype == torch.float32
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: check_count("4", "k"), TypeError, "k must be an integer >= 1, got '4' (str)"),
+    (lambda: check_count(None, "num"), TypeError,
+     "num must be an integer >= 1, got None (NoneType)"),
+    (lambda: check_count(2.0, "dilation"), TypeError,
+     "dilation must be an integer >= 1, got 2.0"),
+    (lambda: check_count(-3, "k"), ValueError, "k must be an integer >= 1, got -3"),
+    (lambda: check_points([[0.0, 0.0, 0.0]]), TypeError,
+     "pos must be a torch.Tensor [M, 3], got list"),
+    (lambda: check_points(torch.zeros(2, 2)), ValueError,
+     "pos must be [M, 3] (x, y, z per point), got (2, 2)"),
+    (lambda: check_points(torch.zeros(2, 3, dtype=torch.long), "query"), TypeError,
+     "query must be floating point (float32 or float64), got torch.int64; "
+     "cast it with query.float()"),
+    (lambda: check_points(torch.tensor([[0.0, 0, 0], [1, float("nan"), 2]])), ValueError,
+     "pos holds NaN or infinite coordinates (first at row 1: [1.0, nan, 2.0]); "
+     "remove or repair those points"),
+    (lambda: check_index_range(torch.tensor([[-1, 5], [0, 1]]), 5), ValueError,
+     "idx holds 5, outside [0, 5) for 5 nodes; only -1 marks padding"),
+    (lambda: check_index_range(torch.tensor([[-3, 4]]), 5, "edge"), ValueError,
+     "edge holds -3, outside [0, 5) for 5 nodes; only -1 marks padding"),
+    (lambda: check_index_range(torch.tensor([7]), 5), ValueError,
+     "idx holds 7, outside [0, 5) for 5 nodes; only -1 marks padding"),
+])
+def test_check_messages_in_full(call, error, message):
+    """The whole text: argument (default name ``pos`` / ``idx``), what it got, the fix; a
+    padded index row reports the out-of-range entry, not the -1; one entry is checked too."""
+    with pytest.raises(error) as err:
+        call()
+    assert str(err.value) == message
+
+
+def test_checks_accept_valid_input():
+    assert check_count(torch.tensor(3), "k") == 3
+    pos = torch.rand(4, 3, dtype=torch.float64)
+    assert check_points(pos) is pos
+    assert check_index_range(torch.tensor([[-1, 4], [0, 2]]), 5) is None
+    assert check_index_range(torch.tensor([-1]), 1) is None
+    assert check_index_range(torch.zeros(0, 3, dtype=torch.long), 0) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -113,3 +114,91 @@ def test_fps_selects_the_same_points_whatever_their_order(backend):
     a = ops.farthest_point_sample(pos, batch, num=9, backend=backend)
     b = ops.farthest_point_sample(pos[perm], batch, num=9, backend=backend)
     assert sorted(a.tolist()) == sorted(perm[b].tolist())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fps_ratio_bounds(backend):
+    sizes = [50, 30]
+    pos = torch.rand(80, 3)
+    batch = torch.repeat_interleave(torch.arange(2), torch.tensor(sizes))
+    assert ops.farthest_point_sample(pos, batch, ratio=1.0, backend=backend).tolist() == \
+        list(range(80))
+    tiny = ops.farthest_point_sample(pos, batch, ratio=0.01, backend=backend)  # ceil -> 1
+    assert tiny.tolist() == [brute_fps(pos[:50], 1)[0], 50 + brute_fps(pos[50:], 1)[0]]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kw", [{"num": 4}, {"ratio": 0.3}])
+def test_fps_cloud_id_gap(backend, kw):
+    pos = torch.rand(22, 3, generator=torch.Generator().manual_seed(4))
+    batch = torch.tensor([0] * 10 + [2] * 12)  # cloud 1 has no points
+    idx = ops.farthest_point_sample(pos, batch, backend=backend, **kw)
+    take = [4, 4] if "num" in kw else [3, 4]
+    assert idx.tolist() == sorted(brute_fps(pos[:10], take[0])) + sorted(
+        10 + i for i in brute_fps(pos[10:], take[1]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fps_without_points(backend):
+    idx = ops.farthest_point_sample(torch.zeros(0, 3), num=3, backend=backend)
+    assert idx.dtype == torch.long and idx.tolist() == []
+
+
+def test_fps_without_points_on_device(device):
+    idx = ops.farthest_point_sample(torch.zeros(0, 3, device=device), ratio=0.5)
+    assert idx.device.type == device.type and idx.shape == (0,)
+
+
+def test_fps_torch_distances_in_float64():
+    """Two candidates whose distances to the chosen set differ by 2e-10: float32 cannot tell
+    them apart (the first index would win), float64 picks the farther (index 3)."""
+    pos = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0.5, 0.1, 0], [0.5, 0.1 + 1e-9, 0]],
+                       dtype=torch.float64)
+    assert brute_fps(pos, 3) == [0, 1, 3]
+    assert ops.farthest_point_sample(pos, num=3, backend="torch").tolist() == [0, 1, 3]
+
+
+def _record(monkeypatch, module, names):
+    """Wrap the module's private backend functions so each call is recorded by name."""
+    calls = []
+    for name in names:
+        def wrapper(*args, _orig=getattr(module, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _orig(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapper)
+    return calls
+
+
+@pytest.mark.parametrize("has_open3d, backend, expect", [
+    (True, "auto", "_fps_open3d"), (False, "auto", "_fps_torch"),
+    (True, "torch", "_fps_torch"), (True, "open3d", "_fps_open3d"),
+])
+def test_fps_backend_that_runs(monkeypatch, has_open3d, backend, expect):
+    """``auto`` is open3d on the CPU when it imports, else torch; a named backend runs."""
+    if expect == "_fps_open3d":
+        pytest.importorskip("open3d")
+    sampling = importlib.import_module("pcattn.ops.sampling")
+    monkeypatch.setattr(sampling, "has_open3d", lambda: has_open3d)
+    calls = _record(monkeypatch, sampling, ["_fps_torch", "_fps_open3d"])
+    pos = torch.rand(20, 3)
+    assert ops.farthest_point_sample(pos, num=4, backend=backend).tolist() == sorted(
+        brute_fps(pos, 4))
+    assert calls == [expect]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p: ops.farthest_point_sample(p), "give exactly one of ratio= or num="),
+    (lambda p: ops.farthest_point_sample(p, ratio=0.5, num=2),
+     "give exactly one of ratio= or num="),
+    (lambda p: ops.farthest_point_sample(p, ratio=0), "ratio must be in (0, 1], got 0"),
+    (lambda p: ops.farthest_point_sample(p, ratio=1.5), "ratio must be in (0, 1], got 1.5"),
+    (lambda p: ops.farthest_point_sample(p, ratio=True), "ratio must be in (0, 1], got True"),
+    (lambda p: ops.farthest_point_sample(p, num=2, backend="cuda"),
+     "unknown backend 'cuda'; choose 'auto', 'torch' or 'open3d'"),
+    (lambda p: ops.farthest_point_sample(p.to("meta"), num=2, backend="open3d"),
+     "backend='open3d' runs on CPU tensors only; use backend='torch'"),
+])
+def test_fps_messages_in_full(call, message):
+    with pytest.raises(ValueError) as err:
+        call(torch.rand(5, 3))
+    assert str(err.value) == message
