@@ -157,7 +157,9 @@ class GraphAttention(MessagePassing):
         """The same attention when target ``i`` has the ``K`` sources ``src[i]`` (edges in
         target order): the scatter softmax and sum become a softmax and a sum over ``K``."""
         m, k = src.shape
-        x_j = h_src[src]  # [M, K, H, D]
+        # index_select: its backward is an index_add, several times faster on a CPU than
+        # the accumulating index_put of advanced indexing
+        x_j = h_src.index_select(0, src.reshape(-1)).view(m, k, self.heads, -1)  # [M,K,H,D]
         e = x_j + h_dst.unsqueeze(1)  # [M, K, H, D]
         if edge_attr is not None:
             e = e + self.lin_edge(edge_attr).view(m, k, self.heads, self.head_channels)
