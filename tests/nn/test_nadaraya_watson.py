@@ -188,3 +188,20 @@ def test_repr_shows_the_bandwidth():
         "(sigma=0.25, learn_sigma=False, k=8)")
     assert repr(NadarayaWatsonLayer(sigma=2.0, learn_sigma=True)).endswith(
         "(sigma=2, learn_sigma=True)")
+
+
+def test_no_points_give_zero_features_at_the_queries():
+    pool = NadarayaWatsonPool()
+    empty = torch.zeros(0, dtype=torch.long)
+    out = pool(torch.zeros(0, 4), torch.zeros(0, 3), empty, query=torch.rand(2, 3))
+    assert torch.equal(out, torch.zeros(2, 4))
+    assert pool(torch.zeros(0, 4), torch.zeros(0, 3), empty).shape == (0, 4)
+
+
+@pytest.mark.parametrize("k", [None, 2])
+def test_a_query_in_a_cloud_without_points_gets_zeros(k):
+    pos, x = torch.rand(3, 3), torch.randn(3, 4)
+    pool = NadarayaWatsonPool(k=k)
+    out = pool(x, pos, torch.zeros(3, dtype=torch.long), query=torch.rand(3, 3),
+               query_batch=torch.tensor([0, 1, 1]))
+    assert torch.equal(out[1:], torch.zeros(2, 4)) and out[0].abs().sum() > 0
