@@ -99,7 +99,11 @@ class SharedCores(contextlib.AbstractContextManager):
         if not self.shared:
             return 1
         mine, count = _cpu_set(), 0
-        for entry in self.folder.iterdir():
+        try:
+            entries = list(self.folder.iterdir())
+        except OSError:  # the folder was removed (a temp-dir clean-up): count only this one
+            return 1
+        for entry in entries:
             if not entry.name.isdigit():
                 continue
             try:

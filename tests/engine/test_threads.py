@@ -112,6 +112,14 @@ def test_a_fixed_count_registers_nothing(cores, keep_threads, tmp_path, monkeypa
         assert mine.threads == 2 and not any(tmp_path.iterdir())
 
 
+def test_a_removed_folder_does_not_stop_a_training(cores, keep_threads, tmp_path):
+    import shutil
+
+    with threads.SharedCores("auto", folder=tmp_path / "trainings") as mine:
+        shutil.rmtree(tmp_path / "trainings")
+        assert mine.poll(force=True) == 8
+
+
 def test_an_unwritable_folder_runs_as_if_alone(cores, keep_threads, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
