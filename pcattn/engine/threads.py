@@ -113,7 +113,8 @@ class SharedCores(contextlib.AbstractContextManager):
                 continue
             pid = int(entry.name)
             if pid != os.getpid() and not _alive(pid, started.strip()):
-                entry.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    entry.unlink(missing_ok=True)
                 continue
             count += bool(cpus & mine)
         return max(1, count)
