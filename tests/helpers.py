@@ -75,3 +75,15 @@ def softmax(s, dim=-1):
     """exp(s - max) / sum exp(s - max), written out."""
     e = torch.exp(s - s.max(dim, keepdim=True).values)
     return e / e.sum(dim, keepdim=True)
+
+
+def record_calls(monkeypatch, module, names):
+    """Wrap the module's functions ``names`` so that each call is recorded by name (in the
+    returned list); used to check which backend ran."""
+    calls = []
+    for name in names:
+        def wrapper(*args, _orig=getattr(module, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _orig(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapper)
+    return calls

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pcattn import ops
-from helpers import points
+from helpers import points, record_calls
 
 BACKENDS = ["torch", "open3d"]
 
@@ -208,24 +208,13 @@ def test_knn_with_distance_dtypes(backend):
     assert torch.equal(idx, loop_knn(pos, 4, batch, query, batch[::3])[0])
 
 
-def _record(monkeypatch, module, names):
-    """Wrap the module's private backend functions so each call is recorded by name."""
-    calls = []
-    for name in names:
-        def wrapper(*args, _orig=getattr(module, name), _name=name, **kwargs):
-            calls.append(_name)
-            return _orig(*args, **kwargs)
-        monkeypatch.setattr(module, name, wrapper)
-    return calls
-
-
 @pytest.mark.parametrize("has_open3d", [True, False])
 def test_auto_backend_is_open3d_on_cpu_when_importable(monkeypatch, has_open3d):
     if has_open3d:
         pytest.importorskip("open3d")
     knn_module = importlib.import_module("pcattn.ops.knn")
     monkeypatch.setattr(knn_module, "has_open3d", lambda: has_open3d)
-    calls = _record(monkeypatch, knn_module, ["_knn_torch", "_knn_open3d"])
+    calls = record_calls(monkeypatch, knn_module, ["_knn_torch", "_knn_open3d"])
     pos, batch = points([10, 6])
     ops.knn(pos, 3, batch)
     ops.ball_query(pos, 0.5, 3, batch)
@@ -236,7 +225,7 @@ def test_auto_backend_is_open3d_on_cpu_when_importable(monkeypatch, has_open3d):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_named_backend_is_the_one_run(monkeypatch, backend):
     knn_module = importlib.import_module("pcattn.ops.knn")
-    calls = _record(monkeypatch, knn_module, ["_knn_torch", "_knn_open3d"])
+    calls = record_calls(monkeypatch, knn_module, ["_knn_torch", "_knn_open3d"])
     pos, batch = points([10, 6])
     ops.knn(pos, 3, batch, backend=backend)
     ops.ball_query(pos, 0.5, 3, batch, backend=backend)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pcattn import ops
+from helpers import record_calls
 
 BACKENDS = ["torch", "open3d"]
 
@@ -158,17 +159,6 @@ def test_fps_torch_distances_in_float64():
     assert ops.farthest_point_sample(pos, num=3, backend="torch").tolist() == [0, 1, 3]
 
 
-def _record(monkeypatch, module, names):
-    """Wrap the module's private backend functions so each call is recorded by name."""
-    calls = []
-    for name in names:
-        def wrapper(*args, _orig=getattr(module, name), _name=name, **kwargs):
-            calls.append(_name)
-            return _orig(*args, **kwargs)
-        monkeypatch.setattr(module, name, wrapper)
-    return calls
-
-
 @pytest.mark.parametrize("has_open3d, backend, expect", [
     (True, "auto", "_fps_open3d"), (False, "auto", "_fps_torch"),
     (True, "torch", "_fps_torch"), (True, "open3d", "_fps_open3d"),
@@ -179,7 +169,7 @@ def test_fps_backend_that_runs(monkeypatch, has_open3d, backend, expect):
         pytest.importorskip("open3d")
     sampling = importlib.import_module("pcattn.ops.sampling")
     monkeypatch.setattr(sampling, "has_open3d", lambda: has_open3d)
-    calls = _record(monkeypatch, sampling, ["_fps_torch", "_fps_open3d"])
+    calls = record_calls(monkeypatch, sampling, ["_fps_torch", "_fps_open3d"])
     pos = torch.rand(20, 3)
     assert ops.farthest_point_sample(pos, num=4, backend=backend).tolist() == sorted(
         brute_fps(pos, 4))
