@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pcattn.model_configs.stages import check_stages
+
 
 @dataclass
 class NadarayaWatsonConfig:
@@ -27,11 +29,7 @@ class NadarayaWatsonConfig:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        self.channels, self.blocks = tuple(self.channels), tuple(self.blocks)
-        self.head_hidden = tuple(self.head_hidden)
-        if len(self.channels) != len(self.blocks) or not self.channels:
-            raise ValueError(f"channels {self.channels} and blocks {self.blocks} must be "
-                             "non-empty and of the same length (one entry per stage)")
+        check_stages(self)
         if self.num_classes < 2 or self.k < 1 or self.interp_k < 1 or not 0 < self.ratio <= 1:
             raise ValueError("need num_classes >= 2, k >= 1, interp_k >= 1 and 0 < ratio <= 1, "
                              f"got {self.num_classes}, {self.k}, {self.interp_k}, {self.ratio}")

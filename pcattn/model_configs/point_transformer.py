@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pcattn.model_configs.stages import check_stages
+
 
 @dataclass
 class PointTransformerConfig:
@@ -21,11 +23,7 @@ class PointTransformerConfig:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        self.channels, self.blocks = tuple(self.channels), tuple(self.blocks)
-        self.head_hidden = tuple(self.head_hidden)
-        if len(self.channels) != len(self.blocks) or not self.channels:
-            raise ValueError(f"channels {self.channels} and blocks {self.blocks} must be "
-                             "non-empty and of the same length (one entry per stage)")
+        check_stages(self)
         if self.pool not in ("max", "mean"):
             raise ValueError(f"pool must be 'max' or 'mean', got {self.pool!r}")
         if self.num_classes < 2 or self.k < 1 or not 0 < self.ratio <= 1:
@@ -50,11 +48,7 @@ class PointTransformerSegConfig:
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
-        self.channels, self.blocks = tuple(self.channels), tuple(self.blocks)
-        self.head_hidden = tuple(self.head_hidden)
-        if len(self.channels) != len(self.blocks) or not self.channels:
-            raise ValueError(f"channels {self.channels} and blocks {self.blocks} must be "
-                             "non-empty and of the same length (one entry per stage)")
+        check_stages(self)
         if (self.num_classes < 2 or self.num_categories < 0 or self.feature_channels < 0
                 or self.decoder_blocks < 0 or self.k < 1 or self.up_k < 1
                 or not 0 < self.ratio <= 1):

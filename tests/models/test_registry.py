@@ -38,3 +38,16 @@ def test_task_comes_from_the_registration_or_the_name():
     assert model_task("point_transformer_seg") == "part_segmentation"
     with pytest.raises(ValueError, match="task must be one of"):
         register_model("x_cls", object, task="detection")
+
+
+@pytest.mark.parametrize("name", ["point_transformer_cls", "point_transformer_seg", "nw_seg"])
+def test_stage_lists_are_checked_and_made_tuples(name):
+    from pcattn.model_configs import config_class
+
+    cfg = config_class(name)(channels=[8, 16], blocks=[1, 2], head_hidden=[4])
+    assert (cfg.channels, cfg.blocks, cfg.head_hidden) == ((8, 16), (1, 2), (4,))
+    for channels, blocks in (([8, 16], [1]), ([], [])):
+        with pytest.raises(ValueError) as err:
+            config_class(name)(channels=channels, blocks=blocks)
+        assert str(err.value) == (f"channels {tuple(channels)} and blocks {tuple(blocks)} must "
+                                  "be non-empty and of the same length (one entry per stage)")
