@@ -11,6 +11,11 @@ heap: about 30 % less time per block forward + backward than one pass, measured 
 Chunks are recomputed in backward (activation checkpointing) only when the whole
 ``[M, K, C]`` would exceed a memory budget (``recompute_above`` elements); below it the
 chunks keep their intermediates, as one pass would, and nothing is computed twice.
+
+The node tables that chunks gather from (keys and values, positions) are cut into windows
+where the neighbourhoods allow it (kNN within clouds stored one after another): each chunk
+reads the window of the clouds its rows belong to, so the gradient of a gather, a zero-filled
+table plus a scatter, is window-sized instead of a full table per chunk.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from pcattn.nn.checks import check_int
+from pcattn.ops.gather import pad_zero_row
 
 CPU_CHUNK = 2**18  # elements of [R, K, C] per chunk on the CPU ("auto")
 DEVICE_CHUNK = 2**22  # ... on other devices, when recomputing ("auto")
@@ -42,8 +48,10 @@ def chunked_rows(
     fn: Callable[..., tuple[Tensor, ...]], row_args: tuple[Tensor, ...],
     shared_args: tuple, *, chunk_size: int | str | None, row_elems: int,
     keep: tuple[bool, ...], recompute_above: int | None = RECOMPUTE_ABOVE,
+    tables: tuple[Tensor, ...] = (), index: int | None = None,
 ) -> tuple[Tensor | None, ...]:
-    """``fn(*row_args[rows], *shared_args)`` over chunks of rows, outputs concatenated.
+    """``fn(*row_args[rows], *tables, *shared_args)`` over chunks of rows, outputs
+    concatenated.
 
     Args:
         fn: returns a tuple of tensors whose first dimension is the chunk's rows.
@@ -58,6 +66,11 @@ def chunked_rows(
         recompute_above: when gradients are on and the whole ``[M, K, C]`` has more
             elements than this, each chunk keeps only its inputs and is recomputed in
             backward, so the intermediates of one chunk exist at a time; ``None``: never.
+        tables: node tables ``[N, *]`` that ``row_args[index]`` (neighbour indices into
+            ``[0, N)``, ``-1`` padded) points into; each chunk gets them with a zero row
+            appended (:func:`~pcattn.ops.gather.pad_zero_row`), cut to the window of rows
+            its neighbours lie in (:func:`table_windows`), and its indices shifted to match.
+        index: position in ``row_args`` of the neighbour indices (needed with ``tables``).
     """
     if not (chunk_size is None or chunk_size == "auto"
             or (isinstance(chunk_size, int) and not isinstance(chunk_size, bool)
@@ -78,8 +91,19 @@ def chunked_rows(
     # split, not slices: one concatenation in backward instead of a zero-filled
     # full-size gradient per chunk
     pieces = [a.split(rows) if m else (a,) for a in row_args]
-    for chunk in zip(*pieces):
-        args = tuple(chunk) + tuple(shared_args)
+    if tables and index is None:
+        raise ValueError("chunked_rows: tables need index=, the position of the neighbour "
+                         "indices in row_args")
+    windows = _chunk_tables(tables, row_args[index], rows) if tables else None
+    for c, chunk in enumerate(zip(*pieces)):
+        chunk = list(chunk)
+        window: tuple = ()
+        if windows is not None:
+            start, window = windows[c]
+            if start:
+                local = chunk[index]
+                chunk[index] = torch.where(local < 0, local, local - start)
+        args = tuple(chunk) + tuple(window) + tuple(shared_args)
         if recompute:
             outs = checkpoint(fn, *args, use_reentrant=False)
         else:
@@ -89,3 +113,53 @@ def chunked_rows(
                 part.append(out)
     return tuple((torch.cat(p) if len(p) > 1 else p[0]) if k else None
                  for p, k in zip(parts, keep))
+
+
+def table_windows(idx: Tensor, rows: int, num_nodes: int) -> list[tuple[int, int]]:
+    """Windows of table rows for chunks of ``rows`` rows of ``idx``.
+
+    Returns ``(first chunk, first table row)`` per window: window ``w`` serves the chunks
+    from its first one up to the next window's, and its table rows run from its first row
+    up to the next window's (the last up to ``num_nodes``); together the windows cover the
+    table once. Every neighbour of a chunk's rows lies in its window. Two chunks share a
+    window when their neighbourhoods overlap: one window, the whole table, when they all
+    do.
+
+    Shape:
+        idx: [M, K] (``-1`` padded, entries in ``[0, num_nodes)``)
+    """
+    m, k = idx.shape
+    n_chunks = -(-m // rows) if m else 0
+    if n_chunks < 2 or k == 0:
+        return [(0, 0)]
+    pad = n_chunks * rows - m
+    lo = torch.where(idx < 0, num_nodes, idx).amin(1)  # [M]: lowest neighbour per row
+    hi = idx.amax(1) + 1  # [M]: past the highest (0 for rows with none)
+    lo = torch.nn.functional.pad(lo, (0, pad), value=num_nodes).view(n_chunks, rows).amin(1)
+    hi = torch.nn.functional.pad(hi, (0, pad), value=0).view(n_chunks, rows).amax(1)
+    before = hi.cummax(0).values  # [n_chunks]: past the highest row chunks <= c read
+    after = lo.flip(0).cummin(0).values.flip(0)  # lowest row chunks >= c read
+    # a window may start at chunk c + 1 when nothing before it reads at or past `before[c]`
+    # and nothing from it on reads below
+    cuts = (before[:-1] <= after[1:]).nonzero().flatten().tolist()
+    starts = before[:-1].tolist()
+    return [(0, 0)] + [(c + 1, starts[c]) for c in cuts]
+
+
+def _chunk_tables(tables: tuple[Tensor, ...], idx: Tensor, rows: int
+                  ) -> list[tuple[int, tuple[Tensor, ...]]]:
+    """Per chunk: the first table row of its window, and each table's window with a zero
+    row appended. The windows are a ``split`` of each table, so the tables' gradients are
+    assembled by one concatenation, not summed from full-size pieces."""
+    n = tables[0].shape[0]
+    windows = table_windows(idx, rows, n)
+    n_chunks = max(1, -(-idx.shape[0] // rows))
+    bounds = [start for _, start in windows] + [n]
+    sizes = [b - a for a, b in zip(bounds[:-1], bounds[1:])]
+    pieces = [t.split(sizes) if len(sizes) > 1 else (t,) for t in tables]
+    out = []
+    firsts = [first for first, _ in windows] + [n_chunks]
+    for w, (first, start) in enumerate(windows):
+        padded = tuple(pad_zero_row(p[w]) for p in pieces)
+        out.extend([(start, padded)] * (firsts[w + 1] - first))
+    return out

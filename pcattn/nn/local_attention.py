@@ -14,7 +14,7 @@ from pcattn.nn.chunking import RECOMPUTE_ABOVE, check_chunking, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
-from pcattn.ops.gather import gather_padded, pad_zero_row
+from pcattn.ops.gather import gather_padded
 from pcattn.ops.softmax import masked_softmax
 
 
@@ -91,7 +91,7 @@ class LocalSelfAttention(nn.Module):
         c = self.out_channels
         table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]
         out, weight = chunked_rows(
-            self._attend, (self.lin_q(x), pos, idx), (pad_zero_row(table), pad_zero_row(pos)),
+            self._attend, (self.lin_q(x), pos, idx), (), tables=(table, pos), index=2,
             chunk_size=self.chunk_size,
             row_elems=idx.shape[1] * c, keep=(True, return_attention),
             recompute_above=self.recompute_above)
@@ -103,7 +103,8 @@ class LocalSelfAttention(nn.Module):
     def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor
                 ) -> tuple[Tensor, Tensor]:
         """The attention of one chunk of rows ``i`` (``query, pos_i, idx`` hold them);
-        ``table`` and ``pos`` end in a zero row (:func:`~pcattn.ops.gather.pad_zero_row`)."""
+        ``table`` and ``pos`` are the chunk's window of the node tables, ending in a zero
+        row (:func:`~pcattn.nn.chunking.chunked_rows`)."""
         (r, k), c, h = idx.shape, self.out_channels, self.heads
         d = c // h
         valid = idx >= 0  # [R, K]

@@ -13,7 +13,7 @@ from pcattn.nn.chunking import RECOMPUTE_ABOVE, check_chunking, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
-from pcattn.ops.gather import gather_padded, pad_zero_row
+from pcattn.ops.gather import gather_padded
 from pcattn.ops.softmax import masked_softmax
 
 
@@ -85,11 +85,10 @@ class PointTransformerLayer(nn.Module):
         query = self.lin_dst(x)  # [M, C]
         table = torch.cat([-self.lin_src(x), self.lin(x)], dim=-1)  # [M, 2C]: -key | value
         padded = bool((idx < 0).any())
-        shared = (pad_zero_row(table), pad_zero_row(pos), padded)  # [M + 1, *]: padded once
         out, weight = chunked_rows(
-            self._attend, (query, pos, idx), shared, chunk_size=self.chunk_size,
-            row_elems=idx.shape[1] * self.out_channels, keep=(True, return_attention),
-            recompute_above=self.recompute_above)
+            self._attend, (query, pos, idx), (padded,), tables=(table, pos), index=2,
+            chunk_size=self.chunk_size, row_elems=idx.shape[1] * self.out_channels,
+            keep=(True, return_attention), recompute_above=self.recompute_above)
         if not return_attention:
             return out  # [M, C]
         return out, AttentionMap("local", weight, idx=idx)  # weight [M, K, C]
@@ -97,7 +96,8 @@ class PointTransformerLayer(nn.Module):
     def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor,
                 padded: bool) -> tuple[Tensor, Tensor]:
         """The attention of rows ``i`` of one chunk: ``query, pos_i, idx`` hold those rows;
-        ``table`` and ``pos`` end in a zero row (:func:`~pcattn.ops.gather.pad_zero_row`)."""
+        ``table`` and ``pos`` are the chunk's window of the node tables, ending in a zero
+        row (:func:`~pcattn.nn.chunking.chunked_rows`)."""
         c = self.out_channels
         # split, not slices: the gradient of a slice is a zero-filled [R, K, 2C] each
         neg_key_j, value_j = gather_padded(table, idx).split(c, dim=-1)  # [R, K, C] each

@@ -20,7 +20,7 @@ from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch
-from pcattn.ops.gather import gather, gather_padded, pad_zero_row
+from pcattn.ops.gather import gather, gather_padded
 from pcattn.ops.interpolate import interpolation_weights
 from pcattn.ops.knn import knn
 from pcattn.ops.sampling import farthest_point_sample
@@ -75,21 +75,26 @@ class TransitionDown(nn.Module):
         first = self.mlp[0]
         w_x, w_p = first.weight.split([self.in_channels, 3], dim=1)
         table = F.linear(x, w_x, first.bias)  # [M, C]
-        shared = (pad_zero_row(table), pad_zero_row(pos), w_p)  # [M + 1, *]: padded once
-        out, = chunked_rows(self._pool, (pos_s, idx), shared, chunk_size="auto",
-                            row_elems=idx.shape[1] * self.out_channels, keep=(True,))
+        padded = bool((idx < 0).any())
+        out, = chunked_rows(self._pool, (pos_s, idx), (w_p, padded), tables=(table, pos),
+                            index=1,
+                            chunk_size="auto", row_elems=idx.shape[1] * self.out_channels,
+                            keep=(True,))
         return out, pos_s, batch_s, sample  # [S, C]
 
-    def _pool(self, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor, w_p: Tensor
-              ) -> tuple[Tensor]:
+    def _pool(self, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor, w_p: Tensor,
+              padded: bool) -> tuple[Tensor]:
         """Max-pooled MLP of one chunk of centres ``i`` (``pos_i, idx`` hold their rows)."""
         r, k = idx.shape
         rel = gather_padded(pos, idx) - pos_i[:, None, :]  # [R, K, 3]: p_j - p_i
         h = torch.addmm(gather_padded(table, idx).reshape(r * k, -1), rel.reshape(r * k, 3),
                         w_p.t())  # [R * K, C]: the first linear map
-        h = self.mlp[1:](h.view(r, k, -1))  # [R, K, C]
-        h = h.masked_fill((idx < 0)[..., None], float("-inf"))
-        return (h.max(dim=1).values,)  # [R, C]
+        # the last ReLU goes after the max (max_j relu(h_j) = relu(max_j h_j), gradient
+        # included): one pass over [R, C] instead of two over [R, K, C]
+        h = self.mlp[1:-1](h.view(r, k, -1))  # [R, K, C]
+        if padded:
+            h = h.masked_fill((idx < 0)[..., None], float("-inf"))
+        return (self.mlp[-1](h.max(dim=1).values),)  # [R, C]
 
 
 class TransitionUp(nn.Module):

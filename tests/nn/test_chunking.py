@@ -9,7 +9,7 @@ import torch
 
 import pcattn.nn as pnn
 from pcattn import ops
-from pcattn.nn.chunking import chunked_rows
+from pcattn.nn.chunking import chunked_rows, table_windows
 
 
 def test_chunked_rows_concatenates_and_skips_unkept():
@@ -125,3 +125,54 @@ def test_recomputed_chunks_work_with_autograd_grad():
                             row_elems=1, keep=(True,), recompute_above=0)
         grad, = torch.autograd.grad(out.sum(), table)
     torch.testing.assert_close(grad, torch.full((3,), rows.sum().item()))
+
+
+def test_table_windows_follow_the_clouds():
+    # clouds of 4, 2 and 4 nodes, each node's neighbours in its own cloud; chunks of 2 rows
+    idx = torch.tensor([[1, 0], [0, 3], [2, 3], [3, -1],  # cloud 0: rows and nodes 0-3
+                        [5, 4], [4, -1],  # cloud 1: 4-5
+                        [6, 9], [7, 8], [8, 9], [9, 6]])  # cloud 2: 6-9
+    # chunks 0-1 read nodes 0-3, chunk 2 nodes 4-5, chunks 3-4 nodes 6-9
+    assert table_windows(idx, 2, 10) == [(0, 0), (2, 4), (3, 6)]
+    # chunks of 3 rows: chunk 1 (rows 3-5) reads 3-5, so it shares chunk 0's window
+    assert table_windows(idx, 3, 10) == [(0, 0), (2, 6)]
+
+
+def test_table_windows_fall_back_to_the_whole_table():
+    # row 2 (in chunk 1) reads node 0: no cut between chunks 0 and 1
+    idx = torch.tensor([[1], [0], [0], [3]])
+    assert table_windows(idx, 2, 4) == [(0, 0)]
+    assert table_windows(idx, 4, 4) == [(0, 0)]  # one chunk
+    assert table_windows(idx[:, :0], 1, 4) == [(0, 0)]  # no neighbours at all
+    assert table_windows(idx[:0], 1, 4) == [(0, 0)]  # no rows
+
+
+def test_table_windows_rows_without_neighbours_join_any_window():
+    # chunk 1 has no neighbours: it cuts both ways; nodes 2-4 go to the last window
+    idx = torch.tensor([[0, 1], [1, 0], [-1, -1], [-1, -1], [4, -1], [3, 2]])
+    assert table_windows(idx, 2, 6) == [(0, 0), (1, 2), (2, 2)]
+
+
+def test_chunks_gather_from_their_window():
+    """Each chunk sees its window with a zero row, and indices shifted into it; the table's
+    gradient is the same as gathering from the whole table."""
+    table = torch.randn(10, 3, requires_grad=True)
+    idx = torch.tensor([[1, 0], [0, 3], [2, 3], [3, -1], [5, 4], [4, -1],
+                        [6, 9], [7, 8], [8, 9], [9, 6]])
+    seen = []
+
+    def fn(i, t):
+        seen.append((t.shape[0], int(i.max())))
+        assert torch.equal(t[-1], torch.zeros(3))
+        return (ops.gather(t[:-1], i).sum(1),)
+
+    out, = chunked_rows(fn, (idx,), (), chunk_size=2, row_elems=1, keep=(True,),
+                        tables=(table,), index=0)
+    assert seen == [(5, 3), (5, 3), (3, 1), (5, 3), (5, 3)]  # window sizes + 1; local ids
+    torch.testing.assert_close(out, ops.gather(table, idx).sum(1))
+    out.pow(2).sum().backward()
+    ref = table.detach().clone().requires_grad_(True)
+    ops.gather(ref, idx).sum(1).pow(2).sum().backward()
+    torch.testing.assert_close(table.grad, ref.grad)
+    with pytest.raises(ValueError, match="tables need index="):
+        chunked_rows(fn, (idx,), (), chunk_size=2, row_elems=1, keep=(True,), tables=(table,))

@@ -129,14 +129,18 @@ def test_local_self_attention_matches_formula(chunk_size, recompute_above):
     _compare(layer, lambda t: layer(t, pos, idx), lambda t: _local(layer, t, pos, idx), x)
 
 
-def test_transition_down_matches_formula():
+@pytest.mark.parametrize("k", [5, 2])  # 5: the 4-point cloud pads; 2: no padding
+@pytest.mark.parametrize("cpu_chunk", [None, 40])  # 40 elements: chunks of 1 (k=5) or 2 centres
+def test_transition_down_matches_formula(k, cpu_chunk, monkeypatch):
     """y_i = max_j MLP([x_j | p_j - p_i]) over the kNN of the FPS centres."""
+    if cpu_chunk is not None:
+        monkeypatch.setattr("pcattn.nn.chunking.CPU_CHUNK", cpu_chunk)
     torch.manual_seed(0)
     x, pos, batch, _ = _inputs()
-    down = pnn.TransitionDown(6, 8, ratio=0.5, k=5).double()
+    down = pnn.TransitionDown(6, 8, ratio=0.5, k=k).double()
     sample = ops.farthest_point_sample(pos, batch, ratio=0.5)
-    idx = ops.knn(pos, 5, batch, query=pos[sample], query_batch=batch[sample])
-    assert bool((idx < 0).any())
+    idx = ops.knn(pos, k, batch, query=pos[sample], query_batch=batch[sample])
+    assert bool((idx < 0).any()) == (k == 5)
 
     def reference(t):
         rel = _neighbours(pos, idx) - pos[sample][:, None, :]  # [S, K, 3]
