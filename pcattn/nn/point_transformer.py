@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
@@ -82,33 +83,98 @@ class PointTransformerLayer(nn.Module):
     ) -> Tensor | tuple[Tensor, AttentionMap]:
         check_local(type(self).__name__, x, pos, idx, self.in_channels)
         check_neighbors(idx, x.shape[0])
-        query = self.lin_dst(x)  # [M, C]
-        table = torch.cat([-self.lin_src(x), self.lin(x)], dim=-1)  # [M, 2C]: -key | value
+        c = self.out_channels
         padded = bool((idx < 0).any())
+        # folding costs a few [C, C] x [C, C] products per call: worth it when the edges
+        # outnumber C * C (the early, wide stages of a network)
+        folded = self._folded_maps() if idx.numel() >= c * c else None
+        if folded is None:
+            attend, query, shared = self._attend, self.lin_dst(x), (padded,)
+            tables = (-self.lin_src(x), self.lin(x), pos)  # [M, C], [M, C], [M, 3]
+        else:
+            head, delta, first, tail = folded
+            w_first = first.weight  # W_a
+            b_query = _add_bias(first.bias, None if delta.bias is None
+                                else w_first @ delta.bias)  # b_a + W_a b_d
+            attend, shared = self._attend_folded, (padded, head, delta.weight,
+                                                    w_first @ delta.weight, tail)
+            query = F.linear(x, w_first @ self.lin_dst.weight, b_query)  # [M, C]
+            tables = (F.linear(x, -(w_first @ self.lin_src.weight)),  # [M, C]: -W_a k_j
+                      F.linear(x, self.lin.weight, delta.bias), pos)  # v_j + b_d, p_j
         out, weight = chunked_rows(
-            self._attend, (query, pos, idx), (padded,), tables=(table, pos), index=2,
-            chunk_size=self.chunk_size, row_elems=idx.shape[1] * self.out_channels,
+            attend, (query, pos, idx), shared, tables=tables, index=2,
+            chunk_size=self.chunk_size, row_elems=idx.shape[1] * c,
             keep=(True, return_attention), recompute_above=self.recompute_above)
         if not return_attention:
             return out  # [M, C]
         return out, AttentionMap("local", weight, idx=idx)  # weight [M, K, C]
 
-    def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor,
-                padded: bool) -> tuple[Tensor, Tensor]:
+    def _folded_maps(self) -> tuple[list, nn.Linear, nn.Linear, list] | None:
+        """``pos_nn`` as (its modules but the last, its last ``Linear``) and ``attn_nn`` as
+        (its first ``Linear``, the rest), when they end and start with a ``Linear``."""
+        pos_nn, attn_nn = self.pos_nn, self.attn_nn
+        pos_list = [pos_nn] if isinstance(pos_nn, nn.Linear) else (
+            list(pos_nn) if isinstance(pos_nn, nn.Sequential) else [])
+        attn_list = [attn_nn] if isinstance(attn_nn, nn.Linear) else (
+            list(attn_nn) if isinstance(attn_nn, nn.Sequential) else [])
+        if not (pos_list and attn_list and isinstance(pos_list[-1], nn.Linear)
+                and isinstance(attn_list[0], nn.Linear)):
+            return None
+        return pos_list[:-1], pos_list[-1], attn_list[0], attn_list[1:]
+
+    def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, neg_key: Tensor,
+                value: Tensor, pos: Tensor, padded: bool) -> tuple[Tensor, Tensor]:
         """The attention of rows ``i`` of one chunk: ``query, pos_i, idx`` hold those rows;
-        ``table`` and ``pos`` are the chunk's window of the node tables, ending in a zero
-        row (:func:`~pcattn.nn.chunking.chunked_rows`)."""
-        c = self.out_channels
-        # split, not slices: the gradient of a slice is a zero-filled [R, K, 2C] each
-        neg_key_j, value_j = gather_padded(table, idx).split(c, dim=-1)  # [R, K, C] each
+        ``neg_key, value, pos`` are the chunk's window of the node tables, ending in a
+        zero row (:func:`~pcattn.nn.chunking.chunked_rows`)."""
+        neg_key_j, value_j = gather_padded(neg_key, idx), gather_padded(value, idx)  # [R, K, C]
         rel = pos_i[:, None, :] - gather_padded(pos, idx)  # [R, K, 3]: p_i - p_j
         delta = self.pos_nn(rel)  # [R, K, C]: theta(p_i - p_j)
         logits = self.attn_nn(neg_key_j + delta + query[:, None, :])  # [R, K, C]
+        return self._weigh(logits, value_j + delta, idx, padded)
+
+    def _attend_folded(self, query: Tensor, pos_i: Tensor, idx: Tensor, neg_key: Tensor,
+                       value: Tensor, pos: Tensor, padded: bool, head: list, w_delta: Tensor,
+                       w_first_delta: Tensor, tail: list) -> tuple[Tensor, Tensor]:
+        r""":meth:`_attend` with ``pos_nn``'s last linear map folded into ``attn_nn``'s
+        first (``W_d, b_d`` and ``W_a, b_a``), which then acts per node:
+
+        .. math::
+            W_a(q_i - k_j + \delta_{ij}) + b_a
+                = \underbrace{W_a q_i + b_a + W_a b_d}_{\text{query}}
+                - \underbrace{W_a k_j}_{\text{neg\_key}} + (W_a W_d)\, h_{ij},
+            \qquad v_j + \delta_{ij} = \underbrace{v_j + b_d}_{\text{value}} + W_d\, h_{ij}
+
+        with ``h`` the output of ``pos_nn`` before its last linear map. Per edge this saves
+        the bias copies and the sums before ``attn_nn``, and keeps one ``[R, K, C]`` less
+        for backward."""
+        r, k = idx.shape
+        h = pos_i[:, None, :] - gather_padded(pos, idx)  # [R, K, 3]: p_i - p_j
+        for module in head:
+            h = module(h)  # [R, K, H]
+        h = h.reshape(r * k, -1)
+        # the gathered rows are fresh tensors: the products are added in place
+        value_delta = gather_padded(value, idx).view(r * k, -1).addmm_(h, w_delta.t())
+        first = gather_padded(neg_key, idx).view(r * k, -1).addmm_(h, w_first_delta.t())
+        logits = first.view(r, k, -1) + query[:, None, :]  # [R, K, C]
+        for module in tail:
+            logits = module(logits)  # [R, K, C]
+        return self._weigh(logits, value_delta.view(r, k, -1), idx, padded)
+
+    @staticmethod
+    def _weigh(logits: Tensor, value: Tensor, idx: Tensor, padded: bool
+               ) -> tuple[Tensor, Tensor]:
+        """Softmax over the K neighbours per channel, and the weighted sum of ``value``."""
         if padded:
             weight = masked_softmax(logits, idx >= 0)  # [R, K, C]
         else:
             weight = torch.softmax(logits, dim=1)  # [R, K, C]
-        return (weight * (value_j + delta)).sum(dim=1), weight  # [R, C], [R, K, C]
+        return (weight * value).sum(dim=1), weight  # [R, C], [R, K, C]
+
+
+def _add_bias(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    """``a + b`` where either may be missing (a ``Linear`` without bias)."""
+    return b if a is None else (a if b is None else a + b)
 
 
 class PointTransformerBlock(nn.Module):

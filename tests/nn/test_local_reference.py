@@ -99,14 +99,40 @@ def _local(layer, x, pos, idx):
     return layer.lin_out(out)
 
 
+def _nets(name, c):
+    """``pos_nn`` and ``attn_nn`` of a Point Transformer layer of width ``c``."""
+    lin = torch.nn.Linear
+    return {
+        "default": {},
+        "no biases": dict(pos_nn=torch.nn.Sequential(lin(3, c, bias=False), torch.nn.ReLU(),
+                                                     lin(c, c, bias=False)),
+                          attn_nn=torch.nn.Sequential(lin(c, c, bias=False), torch.nn.Tanh(),
+                                                      lin(c, c, bias=False))),
+        "bare linear maps": dict(pos_nn=lin(3, c), attn_nn=lin(c, c)),
+        "identity attn_nn": dict(attn_nn=torch.nn.Identity()),
+    }[name]
+
+
+# the layer folds pos_nn's last linear map into attn_nn's first when both are linear maps and
+# the edges (here 40 x 6) are at least C * C
+@pytest.mark.parametrize("channels, nets, folded", [
+    (8, "default", True), (16, "default", False), (8, "no biases", True),
+    (8, "bare linear maps", True), (8, "identity attn_nn", False)])
 @pytest.mark.parametrize("chunk_size, recompute_above", SETTINGS)
-def test_point_transformer_layer_matches_formula(chunk_size, recompute_above):
+def test_point_transformer_layer_matches_formula(chunk_size, recompute_above, channels, nets,
+                                                 folded, monkeypatch):
+    calls = []
+    fold = pnn.PointTransformerLayer._attend_folded
+    monkeypatch.setattr(pnn.PointTransformerLayer, "_attend_folded",
+                        lambda *a: calls.append(1) or fold(*a))
     torch.manual_seed(0)
     x, pos, _, idx = _inputs()
-    layer = pnn.PointTransformerLayer(6, 8, chunk_size=chunk_size,
-                                      recompute_above=recompute_above).double()
+    layer = pnn.PointTransformerLayer(6, channels, chunk_size=chunk_size,
+                                      recompute_above=recompute_above,
+                                      **_nets(nets, channels)).double()
     _compare(layer, lambda t: layer(t, pos, idx), lambda t: _point_transformer(layer, t, pos, idx),
              x)
+    assert bool(calls) == folded
 
 
 @pytest.mark.parametrize("chunk_size, recompute_above", SETTINGS)
