@@ -152,10 +152,13 @@ class PointTransformerLayer(nn.Module):
         h = pos_i[:, None, :] - gather_padded(pos, idx)  # [R, K, 3]: p_i - p_j
         for module in head:
             h = module(h)  # [R, K, H]
-        h = h.reshape(r * k, -1)
-        # the gathered rows are fresh tensors: the products are added in place
-        value_delta = gather_padded(value, idx).view(r * k, -1).addmm_(h, w_delta.t())
-        first = gather_padded(neg_key, idx).view(r * k, -1).addmm_(h, w_first_delta.t())
+        value_j = gather_padded(value, idx).view(r * k, -1)  # [R * K, C]
+        # the gathered rows are fresh tensors: the products are added in place, in their
+        # dtype (in-place ops are not autocast: cast as autocast's addmm would)
+        h, dtype = h.reshape(r * k, -1).to(value_j.dtype), value_j.dtype
+        value_delta = value_j.addmm_(h, w_delta.t().to(dtype))  # [R * K, C]
+        first = gather_padded(neg_key, idx).view(r * k, -1)  # [R * K, C]
+        first = first.addmm_(h, w_first_delta.t().to(dtype))
         logits = first.view(r, k, -1) + query[:, None, :]  # [R, K, C]
         for module in tail:
             logits = module(logits)  # [R, K, C]

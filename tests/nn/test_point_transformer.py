@@ -155,3 +155,20 @@ def test_architecture_follows_the_paper():
     block = PointTransformerBlock(8, attn_nn=nn.Identity())
     assert isinstance(block.attn.attn_nn, nn.Identity)
     assert block.in_channels == block.out_channels == 8
+
+
+@pytest.mark.parametrize("channels", [8, 64])  # 8: folded maps (65 x 8 edges >= 8 * 8); 64: not
+def test_bfloat16_autocast_follows_float32(channels):
+    """Under CPU autocast the folded path's in-place products take the gathered rows' dtype,
+    as autocast's own ``addmm`` would, and the result follows float32's."""
+    x, pos, batch = cloud([40, 25], c=6)
+    idx = ops.knn(pos, 8, batch)
+    layer = PointTransformerLayer(6, channels)
+    ref = layer(x, pos, idx)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x, pos, idx)
+    out.float().sum().backward()
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.05)
+    assert all(p.grad is not None and bool(p.grad.isfinite().all())
+               for p in layer.parameters())
