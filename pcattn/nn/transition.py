@@ -87,8 +87,10 @@ class TransitionDown(nn.Module):
         """Max-pooled MLP of one chunk of centres ``i`` (``pos_i, idx`` hold their rows)."""
         r, k = idx.shape
         rel = gather_padded(pos, idx) - pos_i[:, None, :]  # [R, K, 3]: p_j - p_i
-        h = torch.addmm(gather_padded(table, idx).reshape(r * k, -1), rel.reshape(r * k, 3),
-                        w_p.t())  # [R * K, C]: the first linear map
+        h = gather_padded(table, idx).view(r * k, -1)  # [R * K, C]
+        # the first linear map, added in place to the fresh gathered rows, in their dtype
+        # (in-place ops are not autocast)
+        h = h.addmm_(rel.reshape(r * k, 3).to(h.dtype), w_p.t().to(h.dtype))
         # the last ReLU goes after the max (max_j relu(h_j) = relu(max_j h_j), gradient
         # included): one pass over [R, C] instead of two over [R, K, C]
         h = self.mlp[1:-1](h.view(r, k, -1))  # [R, K, C]
