@@ -14,7 +14,7 @@ from pcattn.nn.chunking import RECOMPUTE_ABOVE, check_chunking, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_neighbors
-from pcattn.ops.gather import gather_padded
+from pcattn.ops.gather import gather_padded, padded_rows
 from pcattn.ops.softmax import masked_softmax
 
 
@@ -149,16 +149,16 @@ class PointTransformerLayer(nn.Module):
         the bias copies and the sums before ``attn_nn``, and keeps one ``[R, K, C]`` less
         for backward."""
         r, k = idx.shape
-        h = pos_i[:, None, :] - gather_padded(pos, idx)  # [R, K, 3]: p_i - p_j
+        rows = padded_rows(idx, pos.shape[0])  # [R * K] into each (padded) table
+        h = pos_i[:, None, :] - pos.index_select(0, rows).view(r, k, -1)  # [R, K, 3]: p_i - p_j
         for module in head:
             h = module(h)  # [R, K, H]
-        value_j = gather_padded(value, idx).view(r * k, -1)  # [R * K, C]
-        # the gathered rows are fresh tensors: the products are added in place, in their
-        # dtype (in-place ops are not autocast: cast as autocast's addmm would)
+        # the gathered rows are tensors of their own: the products are added in place, in
+        # their dtype (in-place ops are not autocast: cast as autocast's addmm would)
+        value_j = value.index_select(0, rows)  # [R * K, C]
         h, dtype = h.reshape(r * k, -1).to(value_j.dtype), value_j.dtype
         value_delta = value_j.addmm_(h, w_delta.t().to(dtype))  # [R * K, C]
-        first = gather_padded(neg_key, idx).view(r * k, -1)  # [R * K, C]
-        first = first.addmm_(h, w_first_delta.t().to(dtype))
+        first = neg_key.index_select(0, rows).addmm_(h, w_first_delta.t().to(dtype))
         logits = first.view(r, k, -1) + query[:, None, :]  # [R, K, C]
         for module in tail:
             logits = module(logits)  # [R, K, C]

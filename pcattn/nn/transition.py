@@ -20,7 +20,7 @@ from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch
-from pcattn.ops.gather import gather, gather_padded
+from pcattn.ops.gather import gather, padded_rows
 from pcattn.ops.interpolate import interpolation_weights
 from pcattn.ops.knn import knn
 from pcattn.ops.sampling import farthest_point_sample
@@ -86,11 +86,12 @@ class TransitionDown(nn.Module):
               padded: bool) -> tuple[Tensor]:
         """Max-pooled MLP of one chunk of centres ``i`` (``pos_i, idx`` hold their rows)."""
         r, k = idx.shape
-        rel = gather_padded(pos, idx) - pos_i[:, None, :]  # [R, K, 3]: p_j - p_i
-        h = gather_padded(table, idx).view(r * k, -1)  # [R * K, C]
-        # the first linear map, added in place to the fresh gathered rows, in their dtype
-        # (in-place ops are not autocast)
-        h = h.addmm_(rel.reshape(r * k, 3).to(h.dtype), w_p.t().to(h.dtype))
+        rows = padded_rows(idx, pos.shape[0])  # [R * K] into each (padded) table
+        rel = pos.index_select(0, rows).view(r, k, 3) - pos_i[:, None, :]  # [R, K, 3]: p_j - p_i
+        h = table.index_select(0, rows)  # [R * K, C], a tensor of its own
+        # the first linear map, added in place to the gathered rows, in their dtype (in-place
+        # ops are not autocast)
+        h = h.addmm_(rel.view(r * k, 3).to(h.dtype), w_p.t().to(h.dtype))
         # the last ReLU goes after the max (max_j relu(h_j) = relu(max_j h_j), gradient
         # included): one pass over [R, C] instead of two over [R, K, C]
         h = self.mlp[1:-1](h.view(r, k, -1))  # [R, K, C]

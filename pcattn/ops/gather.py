@@ -39,5 +39,18 @@ def gather_padded(x_pad: Tensor, idx: Tensor) -> Tensor:
     Shape:
         x_pad: [M + 1, *], idx: [M_q, K] -> [M_q, K, *]
     """
-    flat = torch.where(idx < 0, x_pad.shape[0] - 1, idx).reshape(-1)  # [M_q * K]
+    flat = padded_rows(idx, x_pad.shape[0])  # [M_q * K]
     return x_pad.index_select(0, flat).view(tuple(idx.shape) + tuple(x_pad.shape[1:]))
+
+
+def padded_rows(idx: Tensor, num_rows: int) -> Tensor:
+    """The rows of a :func:`pad_zero_row` table of ``num_rows`` rows (the zero row
+    included) that ``idx`` reads, flat: ``-1`` picks the zero row.
+    ``x_pad.index_select(0, padded_rows(idx, len(x_pad)))`` is :func:`gather_padded`'s
+    result as ``[M_q * K, *]``, a tensor of its own (not a view), so it can be updated in
+    place without autograd copying it back into a base.
+
+    Shape:
+        idx: [M_q, K] -> [M_q * K]
+    """
+    return torch.where(idx < 0, num_rows - 1, idx).reshape(-1)
