@@ -101,24 +101,23 @@ class GroupedVectorAttention(nn.Module):
         check_local(type(self).__name__, x, pos, idx, self.in_channels)
         check_neighbors(idx, x.shape[0])
         c = self.out_channels
-        table = torch.cat([self.lin_k(x), self.lin_v(x)], dim=-1)  # [M, 2C]
         out, weight = chunked_rows(
-            self._attend, (self.lin_q(x), pos, idx), (), tables=(table, pos), index=2,
-            chunk_size=self.chunk_size,
+            self._attend, (self.lin_q(x), pos, idx), (),
+            tables=(self.lin_k(x), self.lin_v(x), pos), index=2, chunk_size=self.chunk_size,
             row_elems=idx.shape[1] * c, keep=(True, return_attention),
             recompute_above=self.recompute_above)
         if not return_attention:
             return out  # [M, C]
         return out, AttentionMap("local", weight, idx=idx)  # weight [M, K, G]
 
-    def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor
-                ) -> tuple[Tensor, Tensor]:
+    def _attend(self, query: Tensor, pos_i: Tensor, idx: Tensor, key: Tensor, value: Tensor,
+                pos: Tensor) -> tuple[Tensor, Tensor]:
         """The attention of one chunk of rows ``i`` (``query, pos_i, idx`` hold them);
-        ``table`` and ``pos`` are the chunk's window of the node tables, ending in a zero
+        ``key, value, pos`` are the chunk's window of the node tables, ending in a zero
         row (:func:`~pcattn.nn.chunking.chunked_rows`)."""
         (r, k), c, g = idx.shape, self.out_channels, self.heads
         valid = idx >= 0  # [R, K]
-        key_j, value_j = gather_padded(table, idx).split(c, dim=-1)  # [R, K, C] each (not slices)
+        key_j, value_j = gather_padded(key, idx), gather_padded(value, idx)  # [R, K, C] each
         rel = (gather_padded(pos, idx) - pos_i[:, None, :]) * valid[..., None]  # [R, K, 3]
         # rel = p_j - p_i, zero at padding
         relation = key_j - query[:, None, :]  # [R, K, C]
