@@ -150,7 +150,8 @@ class NadarayaWatsonEncoder(nn.Module):
         stages, maps = [], []
         for i, (down, blocks) in enumerate(zip(self.downs, self.stages)):
             if i > 0:
-                x, pos, batch, sample = down(x, pos, batch)  # [M_i, C_i]
+                # the centres' neighbourhoods are rows of the stage before's
+                x, pos, batch, sample = down(x, pos, batch, neighbors=idx)  # [M_i, C_i]
                 index = index[sample]  # [M_i]
             idx = knn(pos, self.k, batch)  # [M_i, K]
             scale = neighbourhood_scale(pos, idx, batch, num_clouds)  # [B]

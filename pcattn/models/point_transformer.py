@@ -65,7 +65,8 @@ class PointTransformerEncoder(nn.Module):
         for i, (down, blocks) in enumerate(zip(self.downs, self.stages)):
             sample = None
             if i > 0:
-                x, pos, batch, sample = down(x, pos, batch)  # [S, C_i]
+                # the centres' neighbourhoods are rows of the stage before's
+                x, pos, batch, sample = down(x, pos, batch, neighbors=idx)  # [S, C_i]
                 index = index[sample]  # [S]
             idx = knn(pos, self.k, batch)  # [M_i, K]
             attn = []

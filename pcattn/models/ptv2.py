@@ -96,7 +96,8 @@ class PTv2Encoder(nn.Module):
         levels = []
         for i, stage in enumerate(self.stages):
             if i > 0:
-                x, pos, batch, sample = self.pools[i - 1](x, pos, batch)  # [S, C_i]
+                # the centres' neighbourhoods are rows of the stage before's
+                x, pos, batch, sample = self.pools[i - 1](x, pos, batch, neighbors=idx)
                 where = where[sample]  # [S]
             idx = knn(pos, self.config.k, batch)  # [M_i, K]
             x = stage(x, pos, idx, where, f"encoder.{i}", maps)  # [M_i, C_i]

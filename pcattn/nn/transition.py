@@ -19,7 +19,7 @@ from pcattn.nn.checks import (
 from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
-from pcattn.ops.batching import check_batch
+from pcattn.ops.batching import check_batch, check_neighbors
 from pcattn.ops.gather import gather, padded_rows
 from pcattn.ops.interpolate import interpolation_weights
 from pcattn.ops.knn import knn
@@ -40,8 +40,13 @@ class TransitionDown(nn.Module):
         ratio: fraction of each cloud kept.
         k: neighbours pooled per centre.
 
+    ``forward(..., neighbors=idx)`` takes the centres' neighbourhoods from ``idx``, the ``k``
+    nearest neighbours of every input node among the input nodes (``pcattn.ops.knn(pos, k,
+    batch)``, as the stage before has for its attention), instead of searching again: the
+    centres are input nodes, so their rows of ``idx`` are their neighbourhoods.
+
     Shape:
-        x: [M, C_in], pos: [M, 3], batch: [M] (``None``: one cloud)
+        x: [M, C_in], pos: [M, 3], batch: [M] (``None``: one cloud), neighbors: [M, k]
         -> x: [S, C], pos: [S, 3], batch: [S], sampled index into the input: [S]
     """
 
@@ -60,16 +65,28 @@ class TransitionDown(nn.Module):
         """Default inits of the MLP."""
         reset_children(self)
 
-    def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None
-                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None, *,
+                neighbors: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         name = type(self).__name__
         m = check_features(name, x, self.in_channels)
         check_positions(name, pos, m)
         check_batch_rows(name, batch, m)
+        if neighbors is not None and tuple(neighbors.shape) != (m, self.k):
+            raise ValueError(f"{name}: neighbors must be [{m}, {self.k}] (the k={self.k} "
+                             "nearest input nodes of every input node, pcattn.ops.knn(pos, "
+                             f"{self.k}, batch)), got {list(neighbors.shape)}")
+        if neighbors is not None:
+            try:
+                check_neighbors(neighbors, m)
+            except ValueError as err:
+                raise ValueError(f"{name}: neighbors: {err}") from None
         batch = check_batch(batch, pos.shape[0], pos.device)
         sample = farthest_point_sample(pos, batch, ratio=self.ratio)  # [S]
         pos_s, batch_s = pos[sample], batch[sample]  # [S, 3], [S]
-        idx = knn(pos, self.k, batch, query=pos_s, query_batch=batch_s)  # [S, K]
+        if neighbors is None:
+            idx = knn(pos, self.k, batch, query=pos_s, query_batch=batch_s)  # [S, K]
+        else:
+            idx = neighbors[sample]  # [S, K]: the centres are input nodes
         # the first linear map splits: W [x_j | p_j - p_i] + b = (W_x x_j + b) + W_p (p_j - p_i);
         # W_x x + b is computed once per input node, not once per (centre, neighbour)
         first = self.mlp[0]

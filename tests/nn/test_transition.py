@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
+from pcattn import ops
 from pcattn.nn import NadarayaWatsonPool, TransitionDown, TransitionUp
 from helpers import brute_knn, clouds
 
@@ -144,3 +146,31 @@ def test_transition_down_batch_equals_each_cloud_alone(device):
     alone = [down(x[:11], pos[:11]), down(x[11:], pos[11:])]
     torch.testing.assert_close(out, torch.cat([alone[0][0], alone[1][0]]))
     assert sample.tolist() == alone[0][3].tolist() + (11 + alone[1][3]).tolist()
+
+
+@pytest.mark.parametrize("backend", ["torch", "open3d"])
+def test_transition_down_reuses_the_stage_neighbourhoods(backend, monkeypatch):
+    """``neighbors=knn(pos, k, batch)``: the centres' rows of the input's own kNN are their
+    neighbourhoods (the same rows a search from the centres finds), and no search runs."""
+    x, pos, batch = clouds([40, 3], 4, "cpu")  # the 3-point cloud pads its rows
+    down = TransitionDown(4, 6, ratio=0.25, k=5)
+    idx = ops.knn(pos, 5, batch, backend=backend)
+    searched = down(x, pos, batch)
+    sample = searched[3]
+    assert torch.equal(idx[sample], ops.knn(pos, 5, batch, query=pos[sample],
+                                            query_batch=batch[sample], backend=backend))
+    monkeypatch.setattr("pcattn.nn.transition.knn", lambda *a, **k: pytest.fail("searched"))
+    reused = down(x, pos, batch, neighbors=idx)
+    for a, b in zip(reused, searched):
+        torch.testing.assert_close(a, b)
+
+
+def test_transition_down_neighbors_of_the_wrong_shape():
+    x, pos, batch = clouds([40], 4, "cpu")
+    down = TransitionDown(4, 6, k=5)
+    with pytest.raises(ValueError, match=r"TransitionDown: neighbors must be \[40, 5\] \(the "
+                                         r"k=5 nearest input nodes.*got \[40, 4\]"):
+        down(x, pos, batch, neighbors=ops.knn(pos, 4, batch))
+    with pytest.raises(ValueError, match=r"TransitionDown: neighbors: idx holds 40, outside "
+                                         r"\[0, 40\)"):
+        down(x, pos, batch, neighbors=torch.full((40, 5), 40))
