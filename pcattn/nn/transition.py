@@ -71,11 +71,11 @@ class TransitionDown(nn.Module):
         m = check_features(name, x, self.in_channels)
         check_positions(name, pos, m)
         check_batch_rows(name, batch, m)
-        if neighbors is not None and tuple(neighbors.shape) != (m, self.k):
-            raise ValueError(f"{name}: neighbors must be [{m}, {self.k}] (the k={self.k} "
-                             "nearest input nodes of every input node, pcattn.ops.knn(pos, "
-                             f"{self.k}, batch)), got {list(neighbors.shape)}")
         if neighbors is not None:
+            if tuple(neighbors.shape) != (m, self.k):
+                raise ValueError(f"{name}: neighbors must be [{m}, {self.k}] (the k={self.k} "
+                                 "nearest input nodes of every input node, pcattn.ops.knn(pos, "
+                                 f"{self.k}, batch)), got {list(neighbors.shape)}")
             try:
                 check_neighbors(neighbors, m)
             except ValueError as err:
@@ -94,9 +94,8 @@ class TransitionDown(nn.Module):
         table = F.linear(x, w_x, first.bias)  # [M, C]
         padded = bool((idx < 0).any())
         out, = chunked_rows(self._pool, (pos_s, idx), (w_p, padded), tables=(table, pos),
-                            index=1,
-                            chunk_size="auto", row_elems=idx.shape[1] * self.out_channels,
-                            keep=(True,))
+                            index=1, chunk_size="auto",
+                            row_elems=idx.shape[1] * self.out_channels, keep=(True,))
         return out, pos_s, batch_s, sample  # [S, C]
 
     def _pool(self, pos_i: Tensor, idx: Tensor, table: Tensor, pos: Tensor, w_p: Tensor,
