@@ -127,12 +127,15 @@ def test_recomputed_chunks_work_with_autograd_grad():
     torch.testing.assert_close(grad, torch.full((3,), rows.sum().item()))
 
 
+# clouds of 4, 2 and 4 nodes, each node's neighbours in its own cloud
+THREE_CLOUDS = torch.tensor([[1, 0], [0, 3], [2, 3], [3, -1],  # cloud 0: rows and nodes 0-3
+                             [5, 4], [4, -1],  # cloud 1: 4-5
+                             [6, 9], [7, 8], [8, 9], [9, 6]])  # cloud 2: 6-9
+
+
 def test_table_windows_follow_the_clouds():
-    # clouds of 4, 2 and 4 nodes, each node's neighbours in its own cloud; chunks of 2 rows
-    idx = torch.tensor([[1, 0], [0, 3], [2, 3], [3, -1],  # cloud 0: rows and nodes 0-3
-                        [5, 4], [4, -1],  # cloud 1: 4-5
-                        [6, 9], [7, 8], [8, 9], [9, 6]])  # cloud 2: 6-9
-    # chunks 0-1 read nodes 0-3, chunk 2 nodes 4-5, chunks 3-4 nodes 6-9
+    idx = THREE_CLOUDS
+    # chunks of 2 rows: chunks 0-1 read nodes 0-3, chunk 2 nodes 4-5, chunks 3-4 nodes 6-9
     assert table_windows(idx, 2, 10) == [(0, 0), (2, 4), (3, 6)]
     # chunks of 3 rows: chunk 1 (rows 3-5) reads 3-5, so it shares chunk 0's window
     assert table_windows(idx, 3, 10) == [(0, 0), (2, 6)]
@@ -157,8 +160,7 @@ def test_chunks_gather_from_their_window():
     """Each chunk sees its window with a zero row, and indices shifted into it; the table's
     gradient is the same as gathering from the whole table."""
     table = torch.randn(10, 3, requires_grad=True)
-    idx = torch.tensor([[1, 0], [0, 3], [2, 3], [3, -1], [5, 4], [4, -1],
-                        [6, 9], [7, 8], [8, 9], [9, 6]])
+    idx = THREE_CLOUDS
     seen = []
 
     def fn(i, t):
