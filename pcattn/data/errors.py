@@ -9,3 +9,7 @@ class DataFormatError(ValueError):
 
 class DatasetNotFoundError(FileNotFoundError):
     """No known layout under a root, or a file that a split list names is missing."""
+
+
+class SplitMissingError(DatasetNotFoundError):
+    """A layout is there, but not the file of one of its splits."""

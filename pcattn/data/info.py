@@ -1,14 +1,17 @@
 """What a data root holds (``pcattn data info``) and building its caches (``pcattn data
-prepare``). Counting reads only split lists, folder listings and h5 label arrays."""
+prepare``). Counting reads only split lists, folder listings and the label arrays of h5
+and voxel files."""
 
 from __future__ import annotations
 
 import os
+import textwrap
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from pcattn.data.errors import SplitMissingError
 from pcattn.data.layouts import CACHE_DIRNAME, LAYOUTS, Layout, find_layouts, not_found_error
 
 
@@ -18,14 +21,20 @@ def dataset_name(layout: Layout) -> str:
         return "shapenetpart"
     if layout.kind == "folder":
         return "folder"
+    if layout.kind == "modelnet_voxels":
+        from pcattn.data.layouts import VOXEL_FILE, voxel_files
+
+        variants = {VOXEL_FILE.match(p.name).group(2) for p in voxel_files(layout.path)}
+        return "modelnet10" if variants == {"10"} else "modelnet40"
     ten = "10" in layout.path.name or (
         layout.kind == "modelnet_normal"
         and not (layout.path / "modelnet40_shape_names.txt").is_file())
     return "modelnet10" if ten else "modelnet40"
 
 
-def _counts(layout: Layout, name: str) -> tuple[list[str], dict[str, Counter]]:
-    """Class names and, per split, the number of clouds of each class."""
+def _counts(layout: Layout, name: str) -> tuple[list[str], dict[str, Counter], list[str]]:
+    """Class names, per split the number of clouds of each class, and the splits whose
+    files are not there."""
     if name.startswith("modelnet"):
         from pcattn.data import modelnet as m
 
@@ -45,10 +54,15 @@ def _counts(layout: Layout, name: str) -> tuple[list[str], dict[str, Counter]]:
         classes, splits = fo.folder_classes(layout.path), fo.SPLITS
         lister = lambda s: fo.list_files(layout.path, s)[0]  # noqa: E731
         label_key = h5_keys = None
-    out = {}
+    out, missing = {}, []
     for s in splits:
         c: Counter = Counter()
-        for f, label in lister(s):
+        try:
+            listed = lister(s)
+        except SplitMissingError:  # e.g. a voxel file without its test file
+            missing.append(s)
+            continue
+        for f, label in listed:
             if label >= 0:
                 c[label] += 1
             else:  # an h5 file: count its labels
@@ -60,7 +74,7 @@ def _counts(layout: Layout, name: str) -> tuple[list[str], dict[str, Counter]]:
                         layout, 40))[labels]) if n in classes]
                 c.update(int(v) for v in labels)
         out[s] = c
-    return classes, out
+    return classes, out, missing
 
 
 def describe(root: str | os.PathLike) -> list[dict]:
@@ -83,8 +97,9 @@ def describe(root: str | os.PathLike) -> list[dict]:
         name = dataset_name(layout)
         entry = {"kind": layout.kind, "path": str(layout.path), "name": name}
         try:
-            classes, counts = _counts(layout, name)
+            classes, counts, missing = _counts(layout, name)
             entry.update(classes=classes, splits={s: sum(c.values()) for s, c in counts.items()},
+                         missing_splits=missing,
                          per_class={s: {classes[k]: v for k, v in sorted(c.items())}
                                     for s, c in counts.items()})
         except (OSError, ValueError) as err:
@@ -109,7 +124,13 @@ def format_description(found: list[dict]) -> str:
                          f"with clouds" + (f" ({', '.join(present[:8])}"
                                            f"{', ...' if len(present) > 8 else ''})"
                                            if present else ""))
-            lines.append("  splits:  " + ", ".join(f"{s} {n}" for s, n in e["splits"].items()))
+            absent = e.get("missing_splits", [])
+            lines.append("  splits:  " + ", ".join(f"{s} {n}" for s, n in e["splits"].items())
+                         + "".join(f"; no {s} split here" for s in absent))
+            for s, per in e["per_class"].items():
+                text = ", ".join(f"{c} {n}" for c, n in per.items()) or "none"
+                lines += textwrap.wrap(text, 96, initial_indent=f"  {s + ':':9}",
+                                       subsequent_indent=" " * 11)
         lines.append(f"  caches:  {len(e['caches'])}" + (
             f" ({', '.join(e['caches'][:4])}{', ...' if len(e['caches']) > 4 else ''})"
             if e["caches"] else ""))
@@ -135,7 +156,15 @@ def guess_name(root: str | os.PathLike, layout: str = "auto") -> str:
 
 def prepare(cfg, *, progress: bool = True) -> dict[str, int]:
     """Build the caches of the train and test splits that the data config ``cfg``
-    (a :class:`~pcattn.data.registry.DataConfig`) reads. Returns clouds per split."""
+    (a :class:`~pcattn.data.registry.DataConfig`) reads. Returns clouds per split; a
+    split whose files are not there (a voxel file without its test file) is left out."""
     from pcattn.data.registry import build_dataset
 
-    return {s: len(build_dataset(cfg, s, progress=progress)) for s in ("train", "test")}
+    out = {}
+    for s in ("train", "test"):
+        try:
+            out[s] = len(build_dataset(cfg, s, progress=progress))
+        except SplitMissingError:
+            if s == "train":
+                raise
+    return out

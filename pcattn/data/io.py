@@ -21,7 +21,8 @@ from torch_geometric.data import Data
 from pcattn.data.errors import DataFormatError
 from pcattn.data.geometry import sample_surface
 
-CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".xyzn", ".pts", ".txt", ".off", ".obj", ".stl")
+CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".xyzn", ".pts", ".txt", ".off", ".obj", ".stl",
+                  ".binvox")
 
 
 def _content_lines(path: Path) -> list[tuple[int, str]]:
@@ -253,7 +254,9 @@ def read_cloud(path: str | os.PathLike, *, num_points: int = 2048,
     ``x y z`` (``x`` is None); 6 is ``x y z nx ny nz`` (``x`` holds the normals); any other
     count ``3 + F`` is ``x y z`` and ``F`` features, all kept in ``x``; fewer than 3 is an
     error naming the count. Meshes (.off, .obj, .stl, or a .ply with faces) are sampled:
-    ``num_points`` points by surface area, with face normals, seeded by ``seed``. NaN or
+    ``num_points`` points by surface area, with face normals, seeded by ``seed``; so are
+    the exposed voxel faces of a .binvox occupancy grid (in the model's coordinates: its
+    translate and scale applied; see :mod:`pcattn.data.voxels`). NaN or
     infinite values (also float64 values beyond float32's range) are an error.
 
     Shape:
@@ -283,6 +286,10 @@ def read_cloud(path: str | os.PathLike, *, num_points: int = 2048,
             raise DataFormatError(f"{path}: open3d read no triangles from it (corrupt?)")
     elif suffix == ".pcd":
         xyz, normals = _open3d_cloud(path)
+    elif suffix == ".binvox":
+        from pcattn.data.voxels import voxel_cloud
+
+        xyz, normals = voxel_cloud(path, num_points, np.random.default_rng(seed))
     else:
         rows = read_rows(path, skip_count_line=suffix == ".pts")
         xyz = rows[:, :3]

@@ -8,6 +8,7 @@ used unless ``layout=`` names one.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,16 @@ LAYOUTS = {
         "<root>/<class>/train/<class>_0001.off and <root>/<class>/test/<class>_0001.off",
         "ModelNet40.zip or ModelNet10.zip from modelnet.cs.princeton.edu (PyG's raw/ folder "
         "has the same layout)"),
+    "modelnet_voxels": (
+        "<root>/modelnet10_voxels32_train.npz (and ..._test.npz): occupancy grids packed "
+        "with np.packbits (arrays occupancy_bits, label, classes, shape), files named "
+        "modelnet{10,40}_voxels<anything>_{train,test}.npz",
+        "a ModelNet voxelization (e.g. the 32^3 ModelNet10 grids of the Ektagavas/3d-object-cls "
+        "repository), packed by pcattn.data.voxels.save_occupancy_npz"),
+    "modelnet_binvox": (
+        "<root>/<class>/train/<class>_0001.binvox and <root>/<class>/test/<class>_0001.binvox",
+        "ModelNet meshes voxelized with binvox (e.g. 'binvox -d 32' on each .off file), kept "
+        "in the ModelNet folder layout"),
     "shapenetpart_normal": (
         "<root>/synsetoffset2category.txt, <root>/train_test_split/shuffled_{train,val,test}"
         "_file_list.json and <root>/<synset>/<id>.txt (rows 'x y z nx ny nz part')",
@@ -38,7 +49,10 @@ LAYOUTS = {
         "pid)",
         "shapenet_part_seg_hdf5_data.zip (PointNet release, folder hdf5_data)"),
 }
-MODELNET_KINDS = ("modelnet_normal", "modelnet_h5", "modelnet_off")
+MODELNET_KINDS = ("modelnet_normal", "modelnet_h5", "modelnet_off", "modelnet_voxels",
+                  "modelnet_binvox")
+# modelnet{10,40}_voxels<resolution, anything>_{train,test}.npz: (prefix, variant, split)
+VOXEL_FILE = re.compile(r"^(modelnet(10|40)_voxels.*)_(train|test)\.npz$")
 SHAPENETPART_KINDS = ("shapenetpart_normal", "shapenetpart_h5")
 
 
@@ -48,6 +62,11 @@ class Layout:
 
     kind: str
     path: Path
+
+
+def voxel_files(d: Path) -> list[Path]:
+    """The packed occupancy files of the ``modelnet_voxels`` layout in the folder ``d``."""
+    return sorted(p for p in d.glob("modelnet*_voxels*.npz") if VOXEL_FILE.match(p.name))
 
 
 def _h5_files(d: Path) -> list[Path]:
@@ -76,6 +95,10 @@ def kinds_in(d: Path) -> list[str]:
         out.append("shapenetpart_h5" if part else "modelnet_h5")
     if _has_class_split_dirs(d, ".off"):
         out.append("modelnet_off")
+    if voxel_files(d):
+        out.append("modelnet_voxels")
+    if _has_class_split_dirs(d, ".binvox"):
+        out.append("modelnet_binvox")
     if (d / "synsetoffset2category.txt").is_file():
         out.append("shapenetpart_normal")
     return [k for k in LAYOUTS if k in out]
@@ -117,7 +140,8 @@ def _subdirs(d: Path) -> list[Path]:
 
 def choose_layout(root: str | os.PathLike, kinds: tuple[str, ...], *, layout: str = "auto",
                   prefer: str = "") -> Layout:
-    """The layout to read under ``root``; ``prefer`` breaks ties by folder name (e.g. "10").
+    """The layout to read under ``root``; ``prefer`` breaks ties by folder name, or by the
+    file names of a voxel layout (e.g. "10").
 
     Raises:
         DatasetNotFoundError: nothing of ``kinds`` is there; the message lists what was
@@ -132,10 +156,18 @@ def choose_layout(root: str | os.PathLike, kinds: tuple[str, ...], *, layout: st
     if not found:
         raise not_found_error(root, kinds)
     if prefer:
-        named = [f for f in found if prefer in f.path.name.lower()]
+        named = [f for f in found if prefer in _title(f)]
         if named:
             return named[0]
     return found[0]
+
+
+def _title(layout: Layout) -> str:
+    """What ``prefer`` is matched against: the folder's name, or the voxel files' names."""
+    names = [layout.path.name]
+    if layout.kind == "modelnet_voxels":
+        names = [p.name for p in voxel_files(layout.path)]
+    return " ".join(names).lower()
 
 
 def not_found_error(root: str | os.PathLike, kinds: tuple[str, ...]) -> DatasetNotFoundError:
