@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a checkpoint on a split of its dataset")
     e.add_argument("checkpoint", metavar="RUN_DIR|CKPT", help="a .pt file or a run folder "
                    "(its best.pt)")
-    e.add_argument("--split", default="test")
+    e.add_argument("--split", default="test", choices=("test", "val", "train"),
+                   help="test (default); val: the run's validation clouds (data.val_fraction "
+                        "or the dataset's own val split)")
     e.add_argument("--device", default="auto", type=_device,
                    help="auto (default), cpu, cuda, cuda:N or mps")
     e.add_argument("--votes", type=int, default=1,
@@ -167,8 +169,10 @@ def _run(args) -> int:
         metrics = train(run, progress=not args.no_progress, resume=ckpt)
         if metrics["best"] is not None and int(os.environ.get("RANK", "0")) == 0:
             best = metrics["best"]
+            test = metrics.get("test")
+            tested = f"; test {best['metric']} {test[best['metric']]:.4f}" if test else ""
             print(f"best {metrics['eval_split']} {best['metric']} {best['value']:.4f} (epoch "
-                  f"{best['epoch']}); run folder: {metrics['run_dir']}")
+                  f"{best['epoch']}){tested}; run folder: {metrics['run_dir']}")
     elif args.command == "eval":
         from pcattn.engine import evaluate_checkpoint
 

@@ -13,6 +13,7 @@ _EXPORTS = {
     "pcattn.data.modelnet": ("MODELNET10_CLASSES", "MODELNET40_CLASSES", "ModelNet"),
     "pcattn.data.shapenetpart": ("SHAPENETPART_CATEGORIES", "SHAPENETPART_PARTS",
                                  "ShapeNetPart", "category_part_mask", "part_to_category"),
+    "pcattn.data.split": ("HeldOut", "stratified_split"),
     "pcattn.data.synthetic": ("PART_CATEGORIES", "SHAPE_CLASSES", "SyntheticParts",
                               "SyntheticShapes"),
 }

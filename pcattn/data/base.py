@@ -114,11 +114,13 @@ class CloudDataset(torch.utils.data.Dataset):
 
     Classification items: ``Data(pos [N, 3], x [N, 3] normals or None, y [1])``.
     Segmentation items: ``Data(pos, x, y [N] part ids, category [1])``.
-    ``resample`` (a transform) runs before ``transform``; on splits other than
-    ``"train"`` it is seeded by the item's index, so evaluation data does not change.
+    ``resample`` (a transform) runs before ``transform``; where ``fixed_resampling`` is set
+    (splits other than ``"train"``, and the training clouds held out as a val split) it is
+    seeded by the item's index, so evaluation data does not change.
     """
 
     segmentation = False
+    fixed_resampling = False
 
     def _load(self, path: Path, options: dict, build: Callable[[], dict], *,
               split: str, use_normals: bool, transform: Callable | None,
@@ -126,6 +128,7 @@ class CloudDataset(torch.utils.data.Dataset):
         self.cache_path, self.split, self.seed = path, split, seed
         self.store = load_or_build(path, build, options=options)
         self.transform, self.resample = transform, resample
+        self.fixed_resampling = split != "train"
         self.use_normals = use_normals
         if use_normals and self.store["x"] is None:
             missing = self.store["missing_x"]
@@ -170,8 +173,8 @@ class CloudDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> Data:
         data = self.get(int(i))
         if self.resample is not None:
-            gen = None if self.split == "train" else torch.Generator().manual_seed(
-                (self.seed * 1_000_003 + int(i)) % 2**63)
+            gen = torch.Generator().manual_seed((self.seed * 1_000_003 + int(i)) % 2**63
+                                                ) if self.fixed_resampling else None
             data = self.resample(data, gen)
         return self.transform(data) if self.transform is not None else data
 

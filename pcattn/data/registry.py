@@ -20,6 +20,7 @@ class DataConfig:
     rotation: str = "so3"  # synthetic data only: "so3" (any orientation) or "z" (up axis)
     use_normals: bool = True  # feed normals as data.x
     seed: int = 0
+    val_fraction: float = 0.0  # > 0: hold this fraction of each train class out as "val"
     # real datasets (modelnet40, modelnet10, shapenetpart, folder)
     layout: str = "auto"  # or a layout kind (pcattn.data.layouts.LAYOUTS), e.g. "modelnet_off"
     sampling: str = "auto"  # cut point layouts to num_points: "first" | "random" | "fps"
@@ -58,17 +59,19 @@ class DataConfig:
                              f"{self.name!r}: use modelnet40 or modelnet10, or data.graph: ''")
         if not 0.0 < self.test_ratio < 1.0:
             raise ValueError(f"data.test_ratio must be in (0, 1), got {self.test_ratio}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
 def _synthetic(kind: str):
-    def build(cfg: DataConfig, split: str, progress: bool = False) -> Dataset:
+    def build(cfg: DataConfig, split: str, progress: bool, view: str) -> Dataset:
         from pcattn.data.synthetic import SyntheticParts, SyntheticShapes
 
         cls = SyntheticShapes if kind == "shapes" else SyntheticParts
         per_class = cfg.per_class if split == "train" else max(1, cfg.per_class * 3 // 10)
         from pcattn.data.transforms import Compose
 
-        augment = _augment(cfg, split)
+        augment = _augment(cfg, view)
         steps = ([] if cfg.use_normals else [_drop_normals]) + ([augment] if augment else [])
         return cls(cfg.root, split, num_points=cfg.num_points, per_class=per_class,
                    seed=cfg.seed, rotation=cfg.rotation,
@@ -87,20 +90,20 @@ def _augment(cfg: DataConfig, split: str):
     return preset(cfg.augment, split, generator=cfg.seed) if cfg.augment else None
 
 
-def _common(cfg: DataConfig, split: str, progress: bool) -> dict:
+def _common(cfg: DataConfig, view: str, progress: bool) -> dict:
     return dict(use_normals=cfg.use_normals, normalize=cfg.normalize, seed=cfg.seed,
-                cache_dir=cfg.cache_dir or None, transform=_augment(cfg, split),
+                cache_dir=cfg.cache_dir or None, transform=_augment(cfg, view),
                 skip_bad=cfg.skip_bad, progress=progress)
 
 
 def _modelnet(variant: int):
-    def build(cfg: DataConfig, split: str, progress: bool = False) -> Dataset:
+    def build(cfg: DataConfig, split: str, progress: bool, view: str) -> Dataset:
         from pcattn.data.modelnet import ModelNet
 
         if cfg.graph == "mesh":
             from pcattn.data.mesh_graph import ModelNetMeshGraphs
 
-            common = _common(cfg, split, progress)
+            common = _common(cfg, view, progress)
             common.pop("seed")
             if cfg.layout not in ("auto", "modelnet_off"):
                 raise ValueError(f"data.graph: mesh reads the modelnet_off layout, but "
@@ -108,27 +111,27 @@ def _modelnet(variant: int):
             return ModelNetMeshGraphs(cfg.root, split, variant=variant, **common)
         return ModelNet(cfg.root, split, variant=variant, num_points=cfg.num_points,
                         layout=cfg.layout, sampling=cfg.sampling,
-                        **_common(cfg, split, progress))
+                        **_common(cfg, view, progress))
     return build
 
 
-def _shapenetpart(cfg: DataConfig, split: str, progress: bool = False) -> Dataset:
+def _shapenetpart(cfg: DataConfig, split: str, progress: bool, view: str) -> Dataset:
     from pcattn.data.shapenetpart import ShapeNetPart
 
-    # the standard protocol trains on train + val and tests on test
-    return ShapeNetPart(cfg.root, "trainval" if split == "train" else split,
-                        num_points=cfg.num_points, categories=cfg.categories or None,
-                        layout=cfg.layout, **_common(cfg, split, progress))
+    return ShapeNetPart(cfg.root, split, num_points=cfg.num_points,
+                        categories=cfg.categories or None, layout=cfg.layout,
+                        **_common(cfg, view, progress))
 
 
-def _folder(cfg: DataConfig, split: str, progress: bool = False) -> Dataset:
+def _folder(cfg: DataConfig, split: str, progress: bool, view: str) -> Dataset:
     from pcattn.data.folder import FolderDataset
 
     return FolderDataset(cfg.root, split, num_points=cfg.num_points, sampling=cfg.sampling,
                          split_file=cfg.split_file or None, test_ratio=cfg.test_ratio,
-                         **_common(cfg, split, progress))
+                         **_common(cfg, view, progress))
 
 
+# name -> build(cfg, split of the files, progress, view: the split whose transforms apply)
 DATASETS = {
     "synthetic_shapes": _synthetic("shapes"),
     "synthetic_parts": _synthetic("parts"),
@@ -139,10 +142,57 @@ DATASETS = {
 }
 
 
-def build_dataset(cfg: DataConfig, split: str, *, progress: bool = False) -> Dataset:
-    """The ``split`` (``"train"`` / ``"test"``) of the dataset that ``cfg`` names.
+SPLITS = ("train", "val", "test")
+OWN_VAL_SPLIT = ("shapenetpart",)  # datasets that ship a val split of their own
+
+
+def has_val_split(cfg: DataConfig) -> bool:
+    """Whether ``cfg`` gives a ``"val"`` split: held out by ``data.val_fraction``, or the
+    dataset's own."""
+    return cfg.val_fraction > 0 or cfg.name in OWN_VAL_SPLIT
+
+
+def _train_files(cfg: DataConfig, eval_split: str) -> str:
+    """The split of the files ``"train"`` reads. ShapeNetPart's standard protocol trains on its
+    train + val files; a run that selects on its official val split trains on train alone."""
+    if cfg.name not in OWN_VAL_SPLIT:
+        return "train"
+    return "train" if eval_split == "val" and cfg.val_fraction == 0 else "trainval"
+
+
+def build_dataset(cfg: DataConfig, split: str, *, progress: bool = False,
+                  eval_split: str = "test") -> Dataset:
+    """The ``split`` (``"train"``, ``"val"`` or ``"test"``) of the dataset that ``cfg`` names.
+
+    With ``data.val_fraction > 0``, ``"val"`` is a stratified, seeded part of the training
+    clouds (:func:`~pcattn.data.split.stratified_split`; a
+    :class:`~pcattn.data.split.HeldOut`, with the evaluation transforms, resampled the same
+    way each time) and ``"train"`` is the rest. Otherwise only a dataset with a val split of
+    its own (ShapeNetPart's official one) has ``"val"``; ShapeNetPart's ``"train"`` is then
+    its train + val files, or its train files alone when ``eval_split`` (the split the run
+    selects its checkpoint on) is ``"val"``.
 
     Datasets expose ``num_classes``; classification items carry ``y [1]``, segmentation
     items ``y [N]`` and ``category [1]``. ``progress`` shows a bar while a cache is built.
     """
-    return DATASETS[cfg.name](cfg, split, progress)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; splits: {list(SPLITS)}")
+    build = DATASETS[cfg.name]
+    if split == "test":
+        return build(cfg, "test", progress, "test")
+    if cfg.val_fraction > 0:
+        from pcattn.data.split import HeldOut, stratified_split
+
+        files = _train_files(cfg, eval_split)
+        source = build(cfg, files, progress, split)
+        if split == "val" and hasattr(source, "fixed_resampling"):
+            source.fixed_resampling = True  # evaluation data: the same points every epoch
+        train, val = stratified_split(source.labels, cfg.val_fraction, seed=cfg.seed)
+        return HeldOut(source, train if split == "train" else val, name=split, of=files)
+    if split == "val":
+        if cfg.name not in OWN_VAL_SPLIT:
+            raise ValueError(f"no val split: data.val_fraction is 0 and {cfg.name!r} has no "
+                             "val split of its own; set data.val_fraction (e.g. 0.1) to hold "
+                             "that fraction of each class of the train split out as val")
+        return build(cfg, "val", progress, "val")
+    return build(cfg, _train_files(cfg, eval_split), progress, "train")

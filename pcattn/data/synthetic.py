@@ -206,9 +206,18 @@ class _SyntheticSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    @property
+    def labels(self) -> torch.Tensor:
+        """Class (classification) or category (segmentation) of each cloud. Shape: [S]."""
+        return torch.tensor([int(d.category if "category" in d else d.y) for d in self.items],
+                            dtype=torch.long)
+
     def __getitem__(self, i: int) -> Data:
         data = self.items[i].clone()
         return self.transform(data) if self.transform is not None else data
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.options['split']!r}, {len(self)} clouds)"
 
 
 class SyntheticShapes(_SyntheticSet):

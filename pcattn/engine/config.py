@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from pcattn.config_check import build_config, parse_yaml
-from pcattn.data.registry import DataConfig
+from pcattn.data.registry import DataConfig, has_val_split
 from pcattn.devices import check_device_name
 from pcattn.fileio import atomic_write_text
 from pcattn.model_configs import config_class
@@ -24,6 +24,7 @@ from pcattn.model_configs import config_class
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step")
 AMP_MODES = ("none", "bf16", "fp16")
+EVAL_SPLITS = ("test", "val")
 
 
 @dataclass
@@ -46,7 +47,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
     amp: str = "none"  # "none", "bf16" (CPU and CUDA) or "fp16" (CUDA, with a GradScaler)
     eval_every: int = 1  # evaluate every N epochs (and always after the last one)
-    eval_split: str = "test"  # the split evaluated during training
+    eval_split: str = "test"  # the split best.pt is chosen on: "test" or "val" (then test once)
     time_budget: float = 0.0  # minutes; > 0: fit the schedule into it (see README)
     stop_after: int = 0  # > 0: stop cleanly after this epoch, resumable (cluster time limits)
     seed: int = 0
@@ -62,7 +63,7 @@ class TrainConfig:
                              f"and train.lr > 0, got {self.epochs}, {self.batch_size}, "
                              f"{self.eval_every}, {self.lr}")
         for key, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                           ("amp", AMP_MODES)):
+                           ("amp", AMP_MODES), ("eval_split", EVAL_SPLITS)):
             if getattr(self, key) not in valid:
                 raise ValueError(f"unknown train.{key} {getattr(self, key)!r}; valid: "
                                  f"{list(valid)}")
@@ -84,6 +85,13 @@ class RunConfig:
     model: Any  # the model's config dataclass
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.train.eval_split == "val" and not has_val_split(self.data):
+            raise ValueError(f"train.eval_split: val needs a val split, but data.val_fraction "
+                             f"is 0 and {self.data.name!r} has no val split of its own; set "
+                             "data.val_fraction (e.g. 0.1: a tenth of each class of the train "
+                             "split is held out) or train.eval_split: test")
 
     def to_dict(self) -> dict:
         model = {"name": self.model_name, **_plain(dataclasses.asdict(self.model))}

@@ -76,6 +76,13 @@ def broadcast_float(value: float, env: DistEnv, device: torch.device) -> float:
     return float(t)
 
 
+def broadcast_module(module: torch.nn.Module, env: DistEnv) -> None:
+    """Rank 0's parameters and buffers in ``module`` on every process (in place)."""
+    if env.active:
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, src=0)
+
+
 def shard(dataset, env: DistEnv):
     """This process's share of an evaluation set: items ``rank, rank + world, ...``, no
     padding, so that summed metric states count every item exactly once."""

@@ -51,7 +51,9 @@ def evaluate(model: nn.Module, loader: DataLoader, task: Task, *, device: torch.
 def evaluate_checkpoint(path: str | Path, *, split: str = "test", device: str = "auto",
                         votes: int = 1, vote_rotation: str = "none") -> dict:
     """Rebuild the model of a checkpoint (or of a run folder's ``best.pt``) and evaluate it
-    on ``split`` of its dataset with :func:`evaluate`."""
+    on ``split`` (``"test"``, ``"val"``, ``"train"``) of its dataset with :func:`evaluate`.
+    The data is rebuilt from the run's config, so ``"val"`` holds out the same clouds as the
+    run did."""
     from pcattn.data.registry import build_dataset
     from pcattn.engine.build import build_model, data_fields, eval_loader
     from pcattn.engine.checkpoint import checkpoint_path, load_checkpoint
@@ -63,7 +65,7 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", device: str = 
     ckpt = load_checkpoint(path)
     run = config_from_dict(ckpt["config"])
     dev = resolve_device(device)
-    dataset = build_dataset(run.data, split)
+    dataset = build_dataset(run.data, split, eval_split=run.train.eval_split)
     found = data_fields(dataset)["num_classes"]
     if getattr(run.model, "num_classes", found) != found:
         raise ValueError(f"{path} has a head for {run.model.num_classes} classes, the "

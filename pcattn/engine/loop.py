@@ -13,7 +13,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from pcattn.data.errors import DatasetNotFoundError
 from pcattn.data.registry import build_dataset
+from pcattn.data.split import HeldOut, split_record
 from pcattn.engine.build import (
     augmentation_generators,
     dataset_info,
@@ -29,6 +31,7 @@ from pcattn.engine.distributed import (
     DistEnv,
     all_reduce_sum,
     broadcast_float,
+    broadcast_module,
     close_distributed,
     gather_objects,
     init_distributed,
@@ -47,8 +50,11 @@ from pcattn.fileio import atomic_write_text
 
 def train(run: RunConfig, *, progress: bool = True, resume: str | Path | None = None) -> dict:
     """Train ``run`` (or continue the checkpoint ``resume``) and write its run folder:
-    ``config.yaml``, ``metrics.csv``, TensorBoard events, ``last.pt``, ``best.pt`` and, at the
-    end, ``metrics.json``. Returns what ``metrics.json`` holds.
+    ``config.yaml``, ``split.json`` (with ``data.val_fraction > 0``: the clouds held out of
+    train), ``metrics.csv``, TensorBoard events, ``last.pt``, ``best.pt`` and, at the end,
+    ``metrics.json``. ``best.pt`` is chosen on ``train.eval_split``; when that is ``"val"``,
+    the finished run evaluates ``best.pt`` once on the test split (``metrics.json``'s
+    ``test``). Returns what ``metrics.json`` holds.
 
     Raises :class:`~pcattn.engine.interrupt.TrainingInterrupted` after Ctrl-C / SIGTERM
     (``last.pt`` then holds the run up to the last finished step).
@@ -80,8 +86,10 @@ class Trainer:
         ckpt = load_checkpoint(resume) if resume is not None else None
         check_amp(cfg.amp, device)
         seed_everything(cfg.seed)
-        self.train_set = build_dataset(run.data, "train", progress=self.progress)
-        self.eval_set = build_dataset(run.data, cfg.eval_split, progress=self.progress)
+        self.train_set = build_dataset(run.data, "train", progress=self.progress,
+                                       eval_split=cfg.eval_split)
+        self.eval_set = build_dataset(run.data, cfg.eval_split, progress=self.progress,
+                                      eval_split=cfg.eval_split)
         self.task = task_for(self.train_set, label_smoothing=cfg.label_smoothing)
         fill_model_config(run, self.train_set)
         self.model = build_model(run, self.task).to(device)
@@ -114,6 +122,16 @@ class Trainer:
         elif env.is_main:
             self.run_dir = fresh_run_dir(Path(cfg.out_dir), cfg.run_name)
             save_config(run, self.run_dir / "config.yaml")
+        if env.is_main:
+            self._save_split()
+
+    def _save_split(self) -> None:
+        """``split.json``: which training clouds ``data.val_fraction`` holds out as val."""
+        if isinstance(self.train_set, HeldOut):
+            data = self.run.data
+            record = {"dataset": data.name, "val_fraction": data.val_fraction,
+                      "seed": data.seed, **split_record(self.train_set)}
+            atomic_write_text(json.dumps(record, indent=1), self.run_dir / "split.json")
 
     # -- checkpoints --------------------------------------------------------------------
 
@@ -198,6 +216,7 @@ class Trainer:
         if any((self.run_dir / n).exists() for n in ("last.pt", "best.pt")):
             return  # resumable: keep it
         ours = [self.run_dir / "config.yaml", self.run_dir / "metrics.csv",
+                self.run_dir / "split.json",
                 *self.run_dir.glob("events.out.tfevents.*")]
         try:
             for path in ours:
@@ -332,13 +351,37 @@ class Trainer:
             return "time_budget"
         return None
 
+    def _test_best(self, stopped: str) -> tuple[dict | None, str | None]:
+        """Metrics of ``best.pt``'s weights on the test split, evaluated once when the run
+        ends (they leave the model holding those weights), or None and the reason."""
+        if stopped == "stop_after":
+            return None, "the run stopped before its last epoch (train.stop_after); resume it"
+        if self.best is None:
+            return None, "no epoch was evaluated"
+        try:
+            test_set = build_dataset(self.run.data, "test", eval_split=self.cfg.eval_split)
+        except DatasetNotFoundError as err:
+            return None, f"the test split cannot be read: {err}"
+        if self.env.is_main:
+            self.model.load_state_dict(load_checkpoint(self.run_dir / "best.pt")["model"])
+        broadcast_module(self.model, self.env)
+        metrics = evaluate(self.model, eval_loader(test_set, self.run, self.env), self.task,
+                           device=self.device, amp=self.cfg.amp, env=self.env)
+        return {"epoch": self.best["epoch"], "checkpoint": "best.pt", **metrics}, None
+
     def _finish(self, stopped: str, params: int, wall: float) -> dict:
+        test = {}
+        if self.cfg.eval_split == "val":  # best and final are on val: test best.pt once
+            test["test"], why = self._test_best(stopped)
+            if why is not None:
+                test["test_missing"] = why
         metrics = {
             "model": self.run.model_name, "dataset": self.run.data.name,
             "task": self.task.name, "run_dir": str(self.run_dir),
             "finished": stopped == "finished", "stopped": stopped,
             "epochs": self.epoch, "planned_epochs": self.planned,
             "eval_split": self.cfg.eval_split, "best": self.best, "final": self.last_eval,
+            **test,
             "final_train": self.epoch_train, "parameters": params,
             "clouds_per_second": self.seen / max(self.train_seconds, 1e-9),
             "train_seconds": self.train_seconds, "wall_seconds": self.elapsed,
@@ -347,6 +390,12 @@ class Trainer:
         }
         if self.env.is_main:
             atomic_write_text(json.dumps(metrics, indent=2), self.run_dir / "metrics.json")
+            if test.get("test") is not None:
+                metric = self.task.best_metric
+                tqdm.write(f"test {metric} {test['test'][metric]:.4f} (best.pt, epoch "
+                           f"{test['test']['epoch']})")
+            elif test:
+                tqdm.write(f"no test metrics: {test['test_missing']}")
             if stopped != "finished":
                 tqdm.write(f"stopped ({stopped}) after epoch {self.epoch}; continue with: "
                            f"pcattn train --resume {self.run_dir}")

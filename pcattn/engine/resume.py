@@ -33,7 +33,10 @@ def resume_config(target: str | Path, config: str | Path | None = None,
         run = config_from_dict(apply_overrides(copy.deepcopy(saved), list(overrides)))
     else:
         run = load_config(config, list(overrides))
-    differ = [k for k in config_differences(saved, run.to_dict()) if k not in MAY_CHANGE]
+    # the saved config through today's dataclasses: keys added since it was saved (e.g.
+    # data.val_fraction) take their defaults instead of counting as changes
+    known = config_from_dict(copy.deepcopy(saved)).to_dict()
+    differ = [k for k in config_differences(known, run.to_dict()) if k not in MAY_CHANGE]
     if differ:
         raise ValueError(f"cannot resume {path}: the config differs from the run's in "
                          f"{differ}; only train.epochs (a new schedule), train.stop_after and "

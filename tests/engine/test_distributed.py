@@ -63,3 +63,25 @@ def test_eval_shards_count_every_item_once_and_train_shards_drop_the_tail():
     assert len(drawn[0]) == len(drawn[1]) == 3 and not set(drawn[0]) & set(drawn[1])
     samplers[0].skip = 2
     assert list(samplers[0]) == drawn[0][2:] and len(samplers[0]) == 1
+
+
+def test_two_process_run_with_a_val_split_counts_each_cloud_once(data_root, tmp_path):
+    import yaml
+    from enginefixtures import tiny_config
+
+    raw = tiny_config(tmp_path, data_root, epochs=1, batch_size=4, eval_split="val",
+                      run_name="ddp_val")
+    raw["data"]["val_fraction"] = 0.25  # 30 train, 10 val clouds
+    config = tmp_path / "val.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    out = torchrun("-m", "pcattn", "train", "--config", str(config), "--no-progress")
+    assert out.returncode == 0, out.stdout + out.stderr
+    run_dir = tmp_path / "runs" / "ddp_val"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["final_train"]["num_samples"] == 24  # 3 x 2 x 4
+    assert metrics["final"]["num_samples"] == 10 and metrics["test"]["num_samples"] == 10
+    assert (run_dir / "split.json").is_file()
+    # the 2 shards of the test split give what one process gives on best.pt
+    again = evaluate_checkpoint(run_dir, split="test")
+    assert again["overall_accuracy"] == metrics["test"]["overall_accuracy"]
+    assert again["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-6)

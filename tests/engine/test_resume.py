@@ -86,6 +86,42 @@ def test_resume_errors_and_extension(tmp_path, data_root):
     (tmp_path / "empty" / "notes.txt").write_text("x")
     with pytest.raises(FileNotFoundError, match="no last.pt.*notes.txt"):
         resume_config(tmp_path / "empty")
+    # a run saved before a config key existed resumes with that key's default
+    from pcattn.engine.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    del ckpt["config"]["data"]["val_fraction"]
+    save_checkpoint(run_dir / "last.pt", ckpt)
     run, path = resume_config(run_dir, overrides=["train.epochs=2"])
+    assert run.data.val_fraction == 0.0
     done = train(run, progress=False, resume=path)
     assert done["epochs"] == 2 and done["finished"] and len(done["history"]) == 2
+
+
+def test_resume_with_a_val_split_is_bit_exact(tmp_path, data_root):
+    from enginefixtures import tiny_config
+
+    from pcattn.engine.config import config_from_dict
+
+    def run(out, **train_section):
+        raw = tiny_config(out, data_root, epochs=2, eval_split="val", threads=1,
+                           **train_section)
+        raw["data"]["val_fraction"] = 0.25
+        return config_from_dict(raw)
+
+    straight = train(run(tmp_path / "a"), progress=False)
+    first = train(run(tmp_path / "b", stop_after=1), progress=False)
+    assert first["test"] is None and "stop_after" in first["test_missing"]
+    run_dir = tmp_path / "b" / "runs" / "tiny"
+    split = (run_dir / "split.json").read_text()
+    resumed, path = resume_config(run_dir)
+    assert resumed.data.val_fraction == 0.25 and resumed.train.eval_split == "val"
+    done = train(resumed, progress=False, resume=path)
+    assert (run_dir / "split.json").read_text() == split
+    assert split == (tmp_path / "a" / "runs" / "tiny" / "split.json").read_text()
+    assert_same_weights(load_checkpoint(run_dir / "last.pt")["model"],
+                        load_checkpoint(tmp_path / "a" / "runs" / "tiny" / "last.pt")["model"])
+    assert no_times(done["history"]) == no_times(straight["history"])
+    assert "val/overall_accuracy" in done["history"][0]
+    assert done["best"] == straight["best"] and done["test"] == straight["test"]
+    assert done["test"]["num_samples"] == 10
