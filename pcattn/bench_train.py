@@ -24,6 +24,9 @@ attention layer replaced by PyG's ``PointTransformerConv`` holding the same ``po
 number of parameters): the same network on PyG's message passing (scatter softmax over an
 ``edge_index``) instead of pcattn's dense ``[M, K, C]`` neighbourhoods. Its neighbourhoods
 come from pcattn's kNN, converted with ``neighbors_to_edge_index``.
+
+``pointnet_cls`` (among the classifiers) is the reference without attention: a step of
+per-point MLPs and one max pool, the floor the attention models' steps are read against.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ NUM_CLASSES, NUM_PARTS, NUM_CATEGORIES = 40, 50, 16
 
 
 def default_models() -> list[str]:
-    """Every registered classifier (``*_cls``), ``point_transformer_seg`` and the peer."""
+    """Every registered classifier (``*_cls``, ``pointnet_cls`` the reference without
+    attention), ``point_transformer_seg`` and the peer."""
     from pcattn.models import list_models
 
     return ([n for n in list_models() if n.endswith("_cls")] + ["point_transformer_seg", PEER])

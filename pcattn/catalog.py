@@ -12,6 +12,8 @@ from __future__ import annotations
 GAT = "Brody et al. 2022, How Attentive are Graph Attention Networks? (GATv2)"
 NW = "Nadaraya 1964; Watson 1964 (kernel regression baseline)"
 PCT = "Guo et al. 2021, PCT: Point Cloud Transformer"
+PN = "Qi et al. 2017, PointNet: Deep Learning on Point Sets for 3D Classification and " \
+     "Segmentation"
 PT = "Zhao et al. 2021, Point Transformer"
 PTV2 = "Wu et al. 2022, Point Transformer V2"
 
@@ -31,6 +33,8 @@ MODELS: tuple[tuple[str, str, int, str], ...] = (
     ("pct_seg_base", "part_segmentation", 3953930, PCT),
     ("point_transformer_cls", "classification", 227658, PT),
     ("point_transformer_seg", "part_segmentation", 1087058, PT),
+    ("pointnet_cls", "classification", 811914, PN),
+    ("pointnet_seg", "part_segmentation", 1020978, PN),
     ("ptv2_cls", "classification", 190058, PTV2),
     ("ptv2_cls_base", "classification", 10266838, PTV2),
     ("ptv2_seg", "part_segmentation", 229546, PTV2),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+# registered models without attention layers (an empty "attention" list): the references
+WITHOUT_ATTENTION = ("pointnet_cls", "pointnet_seg")
+
 
 def clouds(sizes, c, device, dtype=torch.float32, seed=0):
     """Random features ``x [M, c]``, positions ``pos [M, 3]`` and ``batch [M]`` of clouds of

@@ -43,7 +43,8 @@ def test_modelnet40_sizes_are_the_config_file():
         assert model[key] == (list(value) if isinstance(value, tuple) else value), key
 
 
-@pytest.mark.parametrize("name", ["point_transformer_cls", "point_transformer_seg"])
+@pytest.mark.parametrize("name", ["point_transformer_cls", "point_transformer_seg",
+                                  "pointnet_cls"])
 def test_measure_model_runs(name):
     row = bench_train.measure_model(name, points=64, batch=2, steps=1)
     assert row["model"] == name and row["params"] > 0
@@ -55,6 +56,7 @@ def test_measure_model_runs(name):
 def test_default_models_and_unknown_name():
     names = bench_train.default_models()
     assert "point_transformer_cls" in names and "point_transformer_seg" in names
+    assert "pointnet_cls" in names  # the reference without attention
     assert names[-1] == bench_train.PEER and not any(n.endswith("_seg_base") for n in names)
     with pytest.raises(ValueError, match="unknown model"):
         bench_train.run(["no_such_model"])

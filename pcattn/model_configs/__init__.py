@@ -16,6 +16,7 @@ from pcattn.model_configs.point_transformer import (
     PointTransformerConfig,
     PointTransformerSegConfig,
 )
+from pcattn.model_configs.pointnet import PointNetConfig, PointNetSegConfig
 from pcattn.model_configs.ptv2 import PTv2BaseConfig, PTv2Config
 
 BUILTIN_CONFIGS: dict[str, type] = {
@@ -33,6 +34,8 @@ BUILTIN_CONFIGS: dict[str, type] = {
     "pct_seg_base": PCTSegBaseConfig,
     "point_transformer_cls": PointTransformerConfig,
     "point_transformer_seg": PointTransformerSegConfig,
+    "pointnet_cls": PointNetConfig,
+    "pointnet_seg": PointNetSegConfig,
     "ptv2_cls": PTv2Config,
     "ptv2_cls_base": PTv2BaseConfig,
     "ptv2_seg": PTv2Config,
@@ -56,4 +59,5 @@ def config_class(name: str) -> type:
 __all__ = ["BUILTIN_CONFIGS", "config_class", "GraphAttentionBaseConfig", "GraphAttentionConfig",
            "NadarayaWatsonBaseConfig", "NadarayaWatsonConfig", "PCTBaseConfig", "PCTConfig",
            "PCTSegBaseConfig", "PCTSegConfig", "PTv2BaseConfig", "PTv2Config",
-           "PointTransformerConfig", "PointTransformerSegConfig"]
+           "PointNetConfig", "PointNetSegConfig", "PointTransformerConfig",
+           "PointTransformerSegConfig"]

@@ -5,7 +5,9 @@ from pcattn.models import point_transformer_seg  # noqa: F401
 from pcattn.models import nadaraya_watson  # noqa: F401
 from pcattn.models import gat  # noqa: F401
 from pcattn.models import pct, ptv2  # noqa: F401
+from pcattn.models import pointnet  # noqa: F401
 from pcattn.models.pct import PCTCls, PCTConfig, PCTSeg
+from pcattn.models.pointnet import PointNetCls, PointNetConfig, PointNetSeg, PointNetSegConfig
 from pcattn.models.point_transformer import PointTransformerCls, PointTransformerConfig
 from pcattn.models.point_transformer_seg import PointTransformerSeg, PointTransformerSegConfig
 from pcattn.models.ptv2 import PTv2Cls, PTv2Config, PTv2Seg
@@ -15,6 +17,10 @@ __all__ = [
     "PCTCls",
     "PCTConfig",
     "PCTSeg",
+    "PointNetCls",
+    "PointNetConfig",
+    "PointNetSeg",
+    "PointNetSegConfig",
     "PointTransformerCls",
     "PointTransformerConfig",
     "PointTransformerSeg",

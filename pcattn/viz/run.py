@@ -59,7 +59,7 @@ def load_sample(run, sample: str | None = None, file: str | Path | None = None,
     if not sep or not index:
         raise ValueError(f"--sample expects SPLIT:INDEX or SPLIT:CLASS, like test:17 or "
                          f"test:torus, got {sample!r}")
-    dataset = build_dataset(run.data, split)
+    dataset = build_dataset(run.data, split, eval_split=run.train.eval_split)
     if not index.lstrip("-").isdigit():
         return dataset[_first_of_class(dataset, index, sample)]
     i = int(index)
@@ -122,6 +122,9 @@ def run_model(model: nn.Module, data: Data) -> dict:
     if not isinstance(feats, dict) or "attention" not in feats:
         raise ValueError(f"{type(model).__name__}.forward_features(data, return_attention=True) "
                          "returned no 'attention' list; this model cannot be visualized yet")
+    if not feats["attention"]:
+        raise ValueError(f"{type(model).__name__} has no attention layers (forward_features "
+                         "returned an empty 'attention' list): there is no attention to draw")
     return {"attention": feats["attention"], "logits": model(batch), "pos": batch.pos}
 
 

@@ -84,3 +84,14 @@ def test_visualize_a_part_segmenter_shows_parts(tmp_path, capsys):
         assert im.size == (2100, 460)  # three views + predicted parts + ground truth
         assert len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 50
     assert printed["png"].startswith(str(run / "attention"))
+
+
+def test_visualize_a_model_without_attention_says_so(tmp_path, capsys):
+    run = write_run(tmp_path / "pointnet", {"name": "pointnet_cls", "channels": [16, 32],
+                                            "head_hidden": [16]},
+                    {"name": "synthetic_shapes", "root": str(tmp_path / "data"),
+                     "num_points": 64, "per_class": 2, "rotation": "z"}, "best.pt")
+    assert main(["visualize", str(run), "--sample", "test:0"]) != 0
+    err = capsys.readouterr().err
+    assert "PointNetCls has no attention layers" in err and "Traceback" not in err
+    assert not (run / "attention").exists()
