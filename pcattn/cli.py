@@ -58,11 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     _visualize_parser(sub)
 
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
-    b.add_argument("what", choices=["ops", "blocks", "large", "train", "concurrent"],
+    b.add_argument("what", choices=["ops", "blocks", "large", "train", "concurrent", "budget"],
                    help="ops: kNN/FPS vs open3d; blocks: attention blocks vs PyG at "
                         "8 x 1024 points; large: global/linear attention on one big cloud; "
                         "train: training step and data path of whole models, PyG peer; "
-                        "concurrent: a training alone, then several at once")
+                        "concurrent: a training alone, then several at once; budget: train "
+                        "configs one after another under one time budget, compare them")
     b.add_argument("--quick", action="store_true", help="small sizes only")
     b.add_argument("--model", nargs="+", action="extend", metavar="NAME",
                    help="train: models to run (default: every *_cls, point_transformer_seg "
@@ -78,10 +79,26 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--epochs", type=int, default=2, help="concurrent: epochs of each run")
     b.add_argument("--runs", type=int, default=2, help="concurrent: trainings at once")
     b.add_argument("--threads", default="auto", help="concurrent: train.threads of each run")
+    _budget_options(b)
 
     sub.add_parser("models", help="list registered models")
     _data_parser(sub)
     return p
+
+
+def _budget_options(b) -> None:
+    b.add_argument("--configs", nargs="+", metavar="CONFIG[:SECTION.KEY=VALUE...]",
+                   help="budget: run configs, each with its own overrides after colons, e.g. "
+                        "configs/nw_modelnet40.yaml:model.name=nw_cls (default: every "
+                        "configs/*_modelnet40.yaml)")
+    b.add_argument("--budget", type=float, metavar="MINUTES",
+                   help="budget: train.time_budget of every run")
+    b.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S",
+                   help="budget: train.seed of the runs of each config (default: 0)")
+    b.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
+                   help="budget: overrides for every run, as in pcattn train --set")
+    b.add_argument("--out", metavar="DIR", help="budget: the run folders, budget.csv and "
+                                                "budget.md (default: runs/budget-<date>)")
 
 
 def _visualize_parser(sub) -> None:
@@ -203,6 +220,12 @@ def _run(args) -> int:
 
             bench_concurrent.run(args.config, epochs=args.epochs, runs=args.runs,
                                  threads=args.threads, as_json=args.json)
+            return 0
+        if args.what == "budget":
+            from pcattn import bench_budget
+
+            bench_budget.run(args.configs, budget=args.budget, seeds=args.seeds,
+                             sets=args.set, out=args.out)
             return 0
         from pcattn import bench
 

@@ -33,3 +33,6 @@ def test_command_lines_parse_and_name_existing_configs(line):
     config = getattr(args, "config", None)
     if config is not None:
         assert (README.parent / config).is_file(), f"{line}: {config} does not exist"
+    for entry in getattr(args, "configs", None) or []:  # bench budget: FILE[:KEY=VALUE...]
+        path = entry.split(":")[0]
+        assert (README.parent / path).is_file(), f"{line}: {path} does not exist"
