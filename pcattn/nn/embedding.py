@@ -75,6 +75,11 @@ class NeighborEmbedding(nn.Module):
     256 points, ``k=32``). ``-1`` neighbours of small clouds are left out of the max.
     LBR is ``Linear -> LayerNorm -> ReLU`` (see ``mlp``), not BatchNorm.
 
+    Cost: the first ``Linear`` of each stage is split over the concatenation,
+    ``W [x_j - x_i || x_i] = W_n x_j + (W_c - W_n) x_i``, so it runs once per point and once
+    per centre instead of once per ``(centre, neighbour)`` pair (half the stage's matrix
+    products), and the last ReLU follows the max (``max_j relu(h_j) = relu(max_j h_j)``).
+
     Args:
         in_channels: input feature size ``F`` (3 when the features are xyz).
         out_channels: ``C`` (even).
@@ -139,7 +144,13 @@ class NeighborEmbedding(nn.Module):
         else:
             keep = farthest_point_sample(pos, batch, ratio=self.ratios[stage])  # [S]
         idx = knn(pos, self.k, batch, query=pos[keep], query_batch=batch[keep])  # [S, K]
-        centre = x[keep][:, None, :].expand(-1, idx.shape[1], -1)  # [S, K, C]
-        h = local(torch.cat([gather(x, idx) - centre, centre], dim=-1))  # [S, K, C']
-        h = h.masked_fill((idx < 0)[..., None], float("-inf"))
-        return h.max(dim=1).values, keep  # [S, C'], [S]
+        # The first Linear of LBR^2 on [x_j - x_i || x_i] is W_n x_j + (W_c - W_n) x_i + b with
+        # W = [W_n | W_c]: it acts per point and per centre, and only its sum is [S, K, C'].
+        first, c = local[0], x.shape[1]
+        w_n, w_c = first.weight[:, :c], first.weight[:, c:]
+        h = gather(x @ w_n.T, idx)  # [S, K, C']: W_n x_j (zero at -1)
+        h += torch.addmm(first.bias, x[keep], (w_c - w_n).T)[:, None]  # + (W_c - W_n) x_i + b
+        h = local[1:-1](h)  # LayerNorm, ReLU, Linear, LayerNorm; the last ReLU after the max
+        if bool((idx < 0).any()):  # clouds smaller than k: their -1 neighbours take no part
+            h = h.masked_fill((idx < 0)[..., None], float("-inf"))
+        return torch.relu(h.max(dim=1).values), keep  # [S, C'], [S]
