@@ -44,11 +44,24 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, num_points: int,
 
 
 def normalize_unit_sphere(xyz: Array) -> Array:
-    """Centre on the mean, scale the farthest point to radius 1 (numpy or torch).
+    """Centre on the mean, scale the farthest point to radius 1 (numpy or torch), in the
+    input's dtype.
+
+    The centre and the radius are computed in float64, so any finite float32 cloud comes out
+    the same whatever its scale: in float32 the squared radius of a cloud of extent 1e20
+    overflows and that of a cloud of extent 1e-20 underflows. A cloud of zero extent (one
+    point, or copies of one) comes out as zeros.
 
     Shape:
         xyz: [N, 3] -> [N, 3]
     """
-    xyz = xyz - xyz.mean(0)
-    radius = float((xyz * xyz).sum(1).max()) ** 0.5
-    return xyz / max(radius, 1e-12)
+    if isinstance(xyz, torch.Tensor):
+        wide = xyz.double()
+        wide = wide - wide.mean(0)
+        radius = float(wide.norm(dim=1).max()) if len(wide) else 0.0
+        return (wide / radius if radius > 0 else wide).to(xyz.dtype)
+    wide = np.asarray(xyz, dtype=np.float64)
+    wide = wide - wide.mean(0)
+    radius = float(np.linalg.norm(wide, axis=1).max()) if len(wide) else 0.0
+    return (wide / radius if radius > 0 else wide).astype(xyz.dtype, copy=False)
+

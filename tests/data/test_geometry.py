@@ -41,3 +41,24 @@ def test_normalize_unit_sphere_numpy_and_torch_agree():
     np.testing.assert_allclose(by_torch.numpy(), out, atol=1e-12)
     one = normalize_unit_sphere(np.ones((1, 3)))  # a single point stays finite
     assert np.isfinite(one).all() and (one == 0).all()
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30, 1e36, 1e-36, 3e19, 1e-19])
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_normalize_unit_sphere_in_float32_at_any_finite_scale(scale, kind):
+    # the reference: the unscaled cloud normalised by hand in float64
+    unit = np.random.default_rng(1).normal(size=(64, 3)) + [0.5, -2.0, 1.0]
+    centred = unit - unit.mean(0)
+    want = centred / np.sqrt((centred ** 2).sum(1)).max()
+    xyz = (unit * scale).astype(np.float32)
+    assert np.isfinite(xyz).all() and (xyz != 0).any()
+    got = normalize_unit_sphere(xyz if kind == "numpy" else torch.from_numpy(xyz))
+    got = np.asarray(got)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=2e-6)
+
+
+def test_normalize_unit_sphere_copies_of_one_point_are_zeros():
+    for xyz in (np.full((300, 3), 5.0, dtype=np.float32), np.full((2, 3), -1e30)):
+        out = normalize_unit_sphere(xyz)
+        assert (out == 0).all() and out.dtype == xyz.dtype
