@@ -10,6 +10,8 @@ from torch_geometric.utils import softmax
 
 from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.checks import check_features, check_int, check_rows, check_tensor
+from pcattn.nn.chunking import RECOMPUTE_ABOVE, check_chunking, chunked_rows
+from pcattn.ops.gather import gather_padded
 
 
 class GraphAttention(MessagePassing):
@@ -53,6 +55,12 @@ class GraphAttention(MessagePassing):
         share_weights: use one matrix for ``W_s`` and ``W_t``.
         bias: learn a bias (in ``W_s``, ``W_t`` and the output).
         residual: add ``W_r x_i`` to the output.
+        chunk_size, recompute_above: on a graph with ``K`` edges into every target (a kNN
+            graph), the targets are processed in chunks of rows, each chunk's ``[R, K, C]``
+            edge intermediates recomputed in backward when the whole ``[M, K, C]`` would
+            exceed ``recompute_above`` elements, as in the local attention blocks
+            (:func:`pcattn.nn.chunking.chunked_rows`); a wide layer on a large graph then
+            keeps its memory bounded.
 
     Shape:
         x: [M, C_in] (or ([M_src, C_src], [M_dst, C_dst])), edge_index: [2, E] (row 0
@@ -65,10 +73,13 @@ class GraphAttention(MessagePassing):
         self, in_channels: int | tuple[int, int], out_channels: int, *, heads: int = 4,
         concat: bool = True, edge_dim: int | None = None, negative_slope: float = 0.2,
         dropout: float = 0.0, share_weights: bool = False, bias: bool = True,
-        residual: bool = False,
+        residual: bool = False, chunk_size: int | str | None = "auto",
+        recompute_above: int | None = RECOMPUTE_ABOVE,
     ) -> None:
         super().__init__(aggr="add", node_dim=0)
         name = type(self).__name__
+        self.chunk_size, self.recompute_above = check_chunking(
+            name, chunk_size, recompute_above)
         if isinstance(in_channels, tuple):
             in_channels = (check_int(name, "in_channels[0]", in_channels[0]),
                            check_int(name, "in_channels[1]", in_channels[1]))
@@ -135,8 +146,13 @@ class GraphAttention(MessagePassing):
         edge_index = edge_index.long()
         k = _regular_degree(edge_index, h_dst.shape[0])
         if k is not None:  # a kNN graph: dense [M, K] neighbourhoods, no scatter
-            out, alpha = self._attend_regular(h_src, h_dst, edge_index[0].view(-1, k),
-                                              edge_attr)
+            src = edge_index[0].view(-1, k)  # [M, K]
+            rows = (src, h_dst) if edge_attr is None else (
+                src, h_dst, edge_attr.view(-1, k, self.edge_dim))  # [M, K], [M, H, D], [M, K, F]
+            out, alpha = chunked_rows(
+                self._attend_regular, rows, (), tables=(h_src,), index=0,
+                chunk_size=self.chunk_size, row_elems=k * h * d,
+                keep=(True, return_attention), recompute_above=self.recompute_above)
         else:
             alpha = self.edge_updater(edge_index, x=(h_src, h_dst), edge_attr=edge_attr,
                                       size=(h_src.shape[0], h_dst.shape[0]))
@@ -152,21 +168,22 @@ class GraphAttention(MessagePassing):
         return out, AttentionMap("graph", alpha, edge_index=edge_index,
                                  num_sources=h_src.shape[0])  # weight [E, H]
 
-    def _attend_regular(self, h_src: Tensor, h_dst: Tensor, src: Tensor,
-                        edge_attr: Tensor | None) -> tuple[Tensor, Tensor]:
-        """The same attention when target ``i`` has the ``K`` sources ``src[i]`` (edges in
-        target order): the scatter softmax and sum become a softmax and a sum over ``K``."""
+    def _attend_regular(self, src: Tensor, h_dst: Tensor, *rest: Tensor
+                        ) -> tuple[Tensor, Tensor]:
+        """The same attention for a chunk of targets ``i`` with the ``K`` sources ``src[i]``
+        each (edges in target order): the scatter softmax and sum become a softmax and a
+        sum over ``K``. ``rest`` is the chunk's edge features ``[R, K, edge_dim]`` (if any)
+        and then its window of the source table ``[W + 1, H, D]``, ending in a zero row."""
+        *edge, table = rest
         m, k = src.shape
-        # index_select: its backward is an index_add, several times faster on a CPU than
-        # the accumulating index_put of advanced indexing
-        x_j = h_src.index_select(0, src.reshape(-1)).view(m, k, self.heads, -1)  # [M,K,H,D]
-        e = x_j + h_dst.unsqueeze(1)  # [M, K, H, D]
-        if edge_attr is not None:
-            e = e + self.lin_edge(edge_attr).view(m, k, self.heads, self.head_channels)
+        x_j = gather_padded(table, src)  # [R, K, H, D]
+        e = x_j + h_dst.unsqueeze(1)  # [R, K, H, D]
+        if edge:
+            e = e + self.lin_edge(edge[0]).view(m, k, self.heads, self.head_channels)
         e = F.leaky_relu(e, self.negative_slope)
-        alpha = torch.softmax((e * self.att).sum(dim=-1), dim=1)  # [M, K, H]
+        alpha = torch.softmax((e * self.att).sum(dim=-1), dim=1)  # [R, K, H]
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
-        out = (alpha.unsqueeze(-1) * x_j).sum(dim=1)  # [M, H, D] (faster than a bmm of 1 x K)
+        out = (alpha.unsqueeze(-1) * x_j).sum(dim=1)  # [R, H, D] (faster than a bmm of 1 x K)
         return out, alpha.reshape(m * k, self.heads)
 
     def edge_update(self, x_j: Tensor, x_i: Tensor, edge_attr: Tensor | None, index: Tensor,

@@ -255,14 +255,18 @@ def test_knn_layout_is_detected_and_nothing_else():
     assert _regular_degree(ei, 0) is None
 
 
-@pytest.mark.parametrize("edge_dim,share,concat", [(None, False, True), (3, True, False)])
-def test_dense_knn_path_equals_the_scatter_path(edge_dim, share, concat):
-    """Edges in target order take the dense path; the same edges shuffled take PyG's scatter
-    path: outputs, weights (per edge) and every gradient agree in float64."""
+@pytest.mark.parametrize("edge_dim,share,concat,chunk,recompute", [
+    (None, False, True, "auto", 2**23), (3, True, False, "auto", 2**23),
+    (3, False, True, 60, None), (None, False, True, 60, 0), (3, True, False, 1, 0)])
+def test_dense_knn_path_equals_the_scatter_path(edge_dim, share, concat, chunk, recompute):
+    """Edges in target order take the dense path (in chunks of rows, some recomputed in
+    backward); the same edges shuffled take PyG's scatter path: outputs, weights (per edge)
+    and every gradient agree in float64."""
     x, pos, batch, edge_index = knn_graph([9, 6], 5, 4, "cpu", dtype=torch.float64, seed=3)
     perm = torch.randperm(edge_index.shape[1], generator=torch.Generator().manual_seed(0))
     layer = GraphAttention(4, 6, heads=3 if concat else 2, edge_dim=edge_dim,
-                           share_weights=share, concat=concat).double()
+                           share_weights=share, concat=concat, chunk_size=chunk,
+                           recompute_above=recompute).double()
     results = []
     for ei in (edge_index, edge_index[:, perm]):
         layer.zero_grad()
@@ -278,3 +282,23 @@ def test_dense_knn_path_equals_the_scatter_path(edge_dim, share, concat):
     torch.testing.assert_close(gx_a, gx_b)
     for a, b in zip(gp_a, gp_b):
         torch.testing.assert_close(a, b)
+
+
+def test_recomputed_chunks_keep_the_dropout_of_the_forward():
+    """Chunks recomputed in backward draw the same dropout masks as in forward: the
+    gradients equal those of the same seeded step with every chunk kept."""
+    x, pos, batch, edge_index = knn_graph([30, 20], 6, 8, "cpu", dtype=torch.float64, seed=5)
+    grads = []
+    for recompute in (None, 0):
+        layer = GraphAttention(8, 8, heads=2, dropout=0.5, chunk_size=96,
+                               recompute_above=recompute).double()
+        torch.manual_seed(0)
+        layer.reset_parameters()
+        xx = x.clone().requires_grad_()
+        torch.manual_seed(1)
+        out = layer(xx, edge_index)
+        out.square().sum().backward()
+        grads.append((out.detach(), xx.grad, layer.lin_src.weight.grad))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+    assert (grads[0][0] != 0).any()
