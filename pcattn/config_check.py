@@ -3,20 +3,23 @@
 ``create_model(name, k=16.5)`` and ``model: {k: 16.5}`` in a YAML file go through
 :func:`check_config_values`, so both give the same error: unknown keys name the valid ones,
 and each value must match its field's annotation (``int``, ``float``, ``bool``, ``str``,
-``tuple[int, ...]``, ``X | None``); ints are accepted for floats, lists for tuples.
+``tuple[int, ...]``, ``X | None``); ints are accepted for floats, lists for tuples, and a
+float must be finite (NaN and infinity pass every range check).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import numbers
 import re
 import types
 import typing
 from typing import Any
 
-_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_NAMES = {bool: "true or false", int: "an integer", float: "a finite number",
+          str: "a string"}
 
 
 def build_config(config_cls: type, values: dict[str, Any], where: str, label: str = "") -> Any:
@@ -111,8 +114,9 @@ def _convert(hint, value) -> tuple[bool, Any]:
     if hint is int:
         ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
         return ok, int(value) if ok else value
-    if hint is float:
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if hint is float:  # NaN and infinity pass every range check: no option means them
+        ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+              and math.isfinite(value))
         return ok, float(value) if ok else value
     if hint is str:
         return isinstance(value, str), value

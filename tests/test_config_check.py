@@ -14,7 +14,7 @@ MODEL = "point_transformer_cls"
     ("k", 16.5, "16.5", "k must be an integer (like 16), got 16.5"),
     ("k", "16", "'16'", "k must be an integer (like 16), got '16'"),
     ("k", True, "true", "k must be an integer (like 16), got True"),
-    ("ratio", "0.5", "'0.5'", "ratio must be a number (like 0.25), got '0.5'"),
+    ("ratio", "0.5", "'0.5'", "ratio must be a finite number (like 0.25), got '0.5'"),
     ("channels", (32, "64"), "[32, '64']", "channels must be a list of integers (like [32, 64, "
                                            "128]), got (32, '64')"),
     ("channels", 64, "64", "channels must be a list of integers"),
@@ -47,3 +47,19 @@ def test_exponents_without_a_dot_are_numbers():
     assert parse_yaml("[1, 1.5, .5, .inf, true, 0x10]", "x") == [1, 1.5, 0.5, float("inf"),
                                                                   True, 16]
     assert config_from_dict({"train": {"lr": parse_yaml("1e-3", "--set")}}).train.lr == 0.001
+
+
+@pytest.mark.parametrize("key, yaml_value", [
+    ("train.lr", ".nan"), ("train.weight_decay", ".inf"), ("train.time_budget", ".nan"),
+    ("train.grad_clip", "-.inf"), ("train.warmup_epochs", ".inf"), ("model.dropout", ".nan"),
+    ("model.ratio", ".inf"), ("train.min_lr", "1e400"),
+])
+def test_nan_and_infinity_are_refused_in_every_float_key(tmp_path, key, yaml_value):
+    section, name = key.split(".")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model:\n  name: {MODEL}\n{section}:\n  {name}: {yaml_value}\n"
+                   if section != "model" else f"model:\n  name: {MODEL}\n  {name}: {yaml_value}\n")
+    with pytest.raises(ValueError, match=f"{key} must be a finite number"):
+        load_config(cfg)
+    with pytest.raises(ValueError, match=f"{key} must be a finite number"):
+        load_config(None, [f"{key}={yaml_value}"])
