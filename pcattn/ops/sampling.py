@@ -105,6 +105,7 @@ def _fps_torch(dense: Tensor, mask: Tensor, start: Tensor, s_max: int) -> Tensor
         torch.sub(z, cz, out=t)
         d.addcmul_(t, t)
         torch.minimum(dist, d, out=dist)
+        dist.scatter_(1, far[:, None], -0.5)  # never again: copies of a point come next
         far = dist.argmax(dim=1)  # [B]
     return torch.stack(chosen, dim=1)  # [B, S_max]
 
@@ -123,6 +124,11 @@ def _fps_open3d(dense: Tensor, counts: Tensor, take: Tensor, start: Tensor, s_ma
         # tag each point with its index so the sampled subset can be mapped back
         cloud.colors = o3d.utility.Vector3dVector(
             np.stack([np.arange(n, dtype=np.float64), np.zeros(n), np.zeros(n)], axis=1))
-        picked = cloud.farthest_point_down_sample(num, start_index=s0)
-        out[c, :num] = torch.from_numpy(np.asarray(picked.colors)[:, 0].round().astype(np.int64))
+        picked = np.asarray(cloud.farthest_point_down_sample(num, start_index=s0).colors)
+        if len(picked) < num:  # open3d stops at the distinct points; copies come next
+            one = dense[c:c + 1, :n]
+            out[c, :num] = _fps_torch(one, torch.ones(1, n, dtype=torch.bool),
+                                      start[c:c + 1], num)[0]
+            continue
+        out[c, :num] = torch.from_numpy(picked[:, 0].round().astype(np.int64))
     return out

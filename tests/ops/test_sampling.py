@@ -192,3 +192,25 @@ def test_fps_messages_in_full(call, message):
     with pytest.raises(ValueError) as err:
         call(torch.rand(5, 3))
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("distinct, copies, num", [(5, 60, 20), (1, 10, 4), (3, 4, 12),
+                                                   (8, 3, 9)])
+def test_fps_with_copies_of_points_keeps_num_different_rows(backend, distinct, copies, num):
+    g = torch.Generator().manual_seed(distinct)
+    pos = torch.rand(distinct, 3, generator=g).repeat(copies, 1)  # [distinct * copies, 3]
+    idx = ops.farthest_point_sample(pos, num=num, backend=backend)
+    assert idx.shape == (num,) and idx.unique().numel() == num  # no row twice
+    covered = {tuple(p) for p in pos[idx].tolist()}
+    assert len(covered) == min(distinct, num)  # every position before any copy
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fps_with_copies_in_a_batch(backend):
+    a = torch.rand(4, 3, generator=torch.Generator().manual_seed(0)).repeat(10, 1)  # 4 distinct
+    b = torch.rand(30, 3, generator=torch.Generator().manual_seed(1))
+    batch = torch.repeat_interleave(torch.arange(2), torch.tensor([40, 30]))
+    idx = ops.farthest_point_sample(torch.cat([a, b]), batch, ratio=0.25, backend=backend)
+    assert torch.bincount(batch[idx]).tolist() == [10, 8] and idx.unique().numel() == 18
+    assert idx[10:].tolist() == sorted(40 + i for i in brute_fps(b, 8))
