@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import warnings
 
 from pcattn import __version__
 
@@ -40,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                         "or the dataset's own val split)")
     e.add_argument("--device", default="auto", type=_device,
                    help="auto (default), cpu, cuda, cuda:N or mps")
-    e.add_argument("--votes", type=int, default=1,
+    e.add_argument("--votes", type=_count, default=1,
                    help="average the logits of N copies (the cloud, then N-1 randomly scaled)")
     e.add_argument("--vote-rotation", default="none", choices=["none", "x", "y", "z", "so3"],
                    help="also rotate the voting copies (for models trained with rotations)")
@@ -54,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto", type=_device,
                     help="auto (default), cpu, cuda, cuda:N or mps")
     pr.add_argument("--json", action="store_true", help="print JSON")
+    _bounding_options(pr, "4 x the training num_points")
 
     _visualize_parser(sub)
 
@@ -68,16 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--model", nargs="+", action="extend", metavar="NAME",
                    help="train: models to run (default: every *_cls, point_transformer_seg "
                         "and the PyG peer pyg_point_transformer_cls)")
-    b.add_argument("--points", type=int, default=1024, help="train: points per cloud")
-    b.add_argument("--batch", type=int, default=16, help="train: clouds per step")
-    b.add_argument("--steps", type=int, default=10, help="train: timed steps (median)")
-    b.add_argument("--workers", type=int, default=0, help="train: DataLoader workers")
+    b.add_argument("--points", type=_count, default=1024, help="train: points per cloud")
+    b.add_argument("--batch", type=_count, default=16, help="train: clouds per step")
+    b.add_argument("--steps", type=_count, default=10, help="train: timed steps (median)")
+    b.add_argument("--workers", type=_count_or_zero, default=0, help="train: DataLoader workers")
     b.add_argument("--device", default="cpu", type=_device, help="train: cpu, cuda, cuda:N")
     b.add_argument("--json", action="store_true", help="train, concurrent: print JSON")
     b.add_argument("--config", default="configs/point_transformer_synthetic.yaml",
                    help="concurrent: the run config (default: the main job's)")
-    b.add_argument("--epochs", type=int, default=2, help="concurrent: epochs of each run")
-    b.add_argument("--runs", type=int, default=2, help="concurrent: trainings at once")
+    b.add_argument("--epochs", type=_count, default=2, help="concurrent: epochs of each run")
+    b.add_argument("--runs", type=_count, default=2, help="concurrent: trainings at once")
     b.add_argument("--threads", default="auto", help="concurrent: train.threads of each run")
     _budget_options(b)
 
@@ -91,7 +94,7 @@ def _budget_options(b) -> None:
                    help="budget: run configs, each with its own overrides after colons, e.g. "
                         "configs/nw_modelnet40.yaml:model.name=nw_cls (default: every "
                         "configs/*_modelnet40.yaml)")
-    b.add_argument("--budget", type=float, metavar="MINUTES",
+    b.add_argument("--budget", type=_finite, metavar="MINUTES",
                    help="budget: train.time_budget of every run")
     b.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S",
                    help="budget: train.seed of the runs of each config (default: 0)")
@@ -99,6 +102,39 @@ def _budget_options(b) -> None:
                    help="budget: overrides for every run, as in pcattn train --set")
     b.add_argument("--out", metavar="DIR", help="budget: the run folders, budget.csv and "
                                                 "budget.md (default: runs/budget-<date>)")
+
+
+def _bounding_options(p, default: str) -> None:
+    p.add_argument("--max-points", type=_count, metavar="N",
+                   help=f"down-sample larger clouds to N points (default: {default}); a "
+                        "segmenter's parts still reach every input point (nearest kept point)")
+    p.add_argument("--sampling", default="auto", choices=["auto", "fps", "voxel"],
+                   help="how: fps (farthest point sampling), voxel (one point per cell of a "
+                        "grid), auto (fps, with a voxel grid first on very large clouds)")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _count_or_zero(text: str) -> int:
+    return 0 if text.strip() == "0" else _count(text)
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _visualize_parser(sub) -> None:
@@ -119,6 +155,7 @@ def _visualize_parser(sub) -> None:
     v.add_argument("--out", help="output folder; default RUN_DIR/attention")
     v.add_argument("--device", default="auto", type=_device,
                    help="auto (default), cpu, cuda, cuda:N or mps")
+    _bounding_options(v, "the training num_points: the page holds every layer's attention")
 
 
 def _device(name: str) -> str:
@@ -151,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     from pcattn.engine.interrupt import TrainingInterrupted
 
     try:
-        code = _run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")  # each distinct warning once
+            warnings.showwarning = _one_line_warning(args.command)
+            code = _run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
         return code
     except BrokenPipeError:
@@ -167,6 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:  # FileNotFoundError, DataFormatError, ...
         print(f"pcattn {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _one_line_warning(command: str):
+    """``warnings.showwarning`` that prints ``pcattn COMMAND: warning: MESSAGE`` on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"pcattn {command}: warning: {text}", file=sys.stderr)
+
+    return show
 
 
 def _run(args) -> int:
@@ -204,7 +254,8 @@ def _run(args) -> int:
         written = visualize(args.checkpoint, sample=args.sample, file=args.file,
                             layer=args.layer, head=args.head, query=args.query,
                             mode=args.mode, out=args.out, category=args.category,
-                            device=args.device)
+                            device=args.device, max_points=args.max_points,
+                            sampling=args.sampling, say=_say("visualize"))
         for kind, path in written.items():
             print(f"{kind}: {path}")
     elif args.command == "bench":
@@ -240,13 +291,15 @@ def _run(args) -> int:
 
 
 def _run_predict(args) -> int:
-    from pcattn.engine.predict import predict_file
+    from pcattn.engine.predict import load_model, predict_file
 
     if args.out and len(args.files) > 1:
         raise ValueError("--out names one output file; give one FILE or leave --out out")
+    loaded = load_model(args.checkpoint, args.device)
     for f in args.files:
         res = predict_file(args.checkpoint, f, out=args.out, category=args.category,
-                           device=args.device)
+                           max_points=args.max_points, sampling=args.sampling,
+                           loaded=loaded, say=_say("predict"))
         if args.json:
             print(json.dumps(res))
         elif "class" in res:
@@ -256,6 +309,11 @@ def _run_predict(args) -> int:
             print(f"{f}: wrote {res['out']}; points per part: " +
                   ", ".join(f"{p}: {n}" for p, n in res["part_counts"].items()))
     return 0
+
+
+def _say(command: str):
+    """Progress of long steps: one line each on stderr (stdout stays the answer)."""
+    return lambda line: print(f"pcattn {command}: {line}", file=sys.stderr, flush=True)
 
 
 def _run_data(args) -> int:

@@ -264,6 +264,9 @@ def read_cloud(path: str | os.PathLike, *, num_points: int = 2048,
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give one cloud or mesh file in it "
+                                f"({', '.join(CLOUD_SUFFIXES)})")
     if suffix not in CLOUD_SUFFIXES:
         raise DataFormatError(f"{path}: unsupported file type {suffix!r}; supported: "
                               f"{', '.join(CLOUD_SUFFIXES)}")

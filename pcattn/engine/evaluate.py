@@ -52,17 +52,20 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", device: str = 
                         votes: int = 1, vote_rotation: str = "none") -> dict:
     """Rebuild the model of a checkpoint (or of a run folder's ``best.pt``) and evaluate it
     on ``split`` (``"test"``, ``"val"``, ``"train"``) of its dataset with :func:`evaluate`.
-    The data is rebuilt from the run's config, so ``"val"`` holds out the same clouds as the
-    run did."""
+    The model and the data are rebuilt from the checkpoint's config (a
+    :class:`~pcattn.engine.run_folder.RunFolderWarning` says where the folder's
+    ``config.yaml`` disagrees), so ``"val"`` holds out the same clouds as the run did."""
     from pcattn.data.registry import build_dataset
     from pcattn.engine.build import build_model, data_fields, eval_loader
     from pcattn.engine.checkpoint import checkpoint_path, load_checkpoint
     from pcattn.engine.config import config_from_dict
+    from pcattn.engine.run_folder import warn_if_drifted
     from pcattn.devices import resolve_device
     from pcattn.engine.tasks import task_for
 
     path = checkpoint_path(path, "best.pt")
     ckpt = load_checkpoint(path)
+    warn_if_drifted(path, ckpt["config"])  # the checkpoint's config is what is evaluated
     run = config_from_dict(ckpt["config"])
     dev = resolve_device(device)
     dataset = build_dataset(run.data, split, eval_split=run.train.eval_split)

@@ -119,6 +119,8 @@ class Trainer:
         if ckpt is not None:
             self.run_dir = Path(resume).parent
             self._restore(ckpt, Path(resume))
+            if env.is_main:  # the folder describes the run as it continues
+                save_config(run, self.run_dir / "config.yaml")
         elif env.is_main:
             self.run_dir = fresh_run_dir(Path(cfg.out_dir), cfg.run_name)
             save_config(run, self.run_dir / "config.yaml")

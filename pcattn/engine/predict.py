@@ -5,24 +5,28 @@ from __future__ import annotations
 
 import colorsys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 from torch_geometric.data import Batch
 
-from pcattn.data.io import read_cloud
-from pcattn.data.transforms import NormalizeUnitSphere
 from pcattn.devices import resolve_device
 from pcattn.engine.checkpoint import checkpoint_path, load_checkpoint
 from pcattn.engine.config import RunConfig, config_from_dict
+from pcattn.engine.run_folder import warn_if_drifted
+from pcattn.engine.user_cloud import load_user_cloud, propagate
 from pcattn.models.registry import create_model, model_task
 
 
 def load_model(path: str | Path, device: str = "auto") -> tuple[nn.Module, RunConfig, dict]:
     """The eval-mode model of a checkpoint (or of a run folder's ``best.pt``), its run config
-    and the checkpoint dict."""
-    ckpt = load_checkpoint(checkpoint_path(path, "best.pt"))
+    and the checkpoint dict (a :class:`~pcattn.engine.run_folder.RunFolderWarning` where the
+    folder's ``config.yaml`` disagrees with the checkpoint)."""
+    path = checkpoint_path(path, "best.pt")
+    ckpt = load_checkpoint(path)
+    warn_if_drifted(path, ckpt["config"])
     run = config_from_dict(ckpt["config"])
     model = create_model(run.model_name, **vars(run.model))
     model.load_state_dict(ckpt["model"])
@@ -52,47 +56,74 @@ def _category_index(category: str | int | None, names: list[str] | None, needed:
 
 @torch.no_grad()
 def predict_file(checkpoint: str | Path, file: str | Path, *, out: str | Path | None = None,
-                 category: str | int | None = None, num_points: int | None = None,
-                 device: str = "auto") -> dict:
+                 category: str | int | None = None, max_points: int | None = None,
+                 sampling: str = "auto", device: str = "auto",
+                 say: Callable[[str], None] | None = None, loaded: tuple | None = None) -> dict:
     """Predict on one file ``read_cloud`` reads (centred and scaled to the unit sphere, as
-    the datasets are).
+    the datasets are; more than ``max_points`` points are down-sampled by ``sampling``, see
+    :mod:`pcattn.engine.user_cloud`, which also says what is refused and what is warned).
 
     Classification: ``{"class", "top5": [(name, probability)...]}``. Part segmentation (pass
-    ``category``): writes ``out`` (default ``FILE.parts.ply``), a PLY coloured by predicted
-    part, and returns ``{"out", "part_counts": {part: points}}``.
+    ``category``): writes ``out`` (default ``FILE.parts.ply``), a PLY of every input point
+    coloured by predicted part (a down-sampled cloud's parts reach every input point from its
+    nearest sampled point), and returns ``{"out", "points", "part_counts": {part: points}}``.
+    ``say`` gets a line per long step; ``loaded``: the :func:`load_model` result to reuse.
     """
-    model, run, ckpt = load_model(checkpoint, device)
+    model, run, ckpt = loaded or load_model(checkpoint, device)
     info = ckpt.get("dataset", {})
-    dev = next(model.parameters()).device
-    data = read_cloud(file, num_points=num_points or run.data.num_points)
-    data = NormalizeUnitSphere()(data)
-    want = getattr(run.model, "feature_channels", 0)
-    if want == 0:
-        data.x = None
-    elif data.x is None or data.x.shape[1] != want:
-        raise ValueError(f"{file}: the model reads {want} feature channels (normals) per point "
-                         "but the file has none; use a file with normals or a model trained "
-                         "with data.use_normals=false")
     num_categories = getattr(run.model, "num_categories", 0)
+    segmenter = model_task(run.model_name) != "classification"
+    _check_options(run, segmenter, num_categories, out=out, category=category)
+    dev = next(model.parameters()).device
+    want = getattr(run.model, "feature_channels", 0)
+    cloud = load_user_cloud(file, run, max_points=max_points, sampling=sampling,
+                            use_normals=want > 0, say=say)
+    data = cloud.data
+    if want and data.x.shape[1] != want:
+        raise ValueError(f"{file}: the model reads {want} feature channels per point, the file "
+                         f"has {data.x.shape[1]}")
     if num_categories:
         data.category = torch.tensor([_category_index(category, info.get("categories"),
                                                       num_categories)])
+    if say is not None and cloud.keep is not None:
+        say(f"{file}: running {run.model_name} on {data.pos.shape[0]} points")
     logits = model(Batch.from_data_list([data]).to(dev)).cpu()
-    if model_task(run.model_name) == "classification":  # one label for the cloud
+    if not segmenter:  # one label for the cloud
         classes = info.get("classes") or [str(i) for i in range(logits.shape[-1])]
         prob = logits.softmax(-1)[0]
         top = prob.topk(min(5, prob.numel()))
         return {"file": str(file), "class": classes[int(top.indices[0])],
-                "top5": [(classes[int(i)], float(p)) for p, i in zip(top.values, top.indices)]}
+                "top5": [(classes[int(i)], float(p)) for p, i in zip(top.values, top.indices)],
+                "points": int(cloud.pos.shape[0]), "model_points": int(data.pos.shape[0]),
+                "sampling": cloud.sampling}
     mask = info.get("part_mask")
     if mask is not None and num_categories:  # parts of other categories are ruled out
         logits = logits.masked_fill(~mask[data.category[0]], float("-inf"))
-    pred = logits.argmax(-1)  # [N]
+    pred = logits.argmax(-1)  # [S]
+    if cloud.keep is not None:  # every input point takes its nearest sampled point's part
+        if say is not None:
+            say(f"{file}: carrying the parts to all {cloud.pos.shape[0]} points")
+        pred = propagate(pred, data.pos, cloud.pos)  # [N]
     out = Path(out) if out is not None else Path(f"{file}.parts.ply")
-    _write_ply(out, data.pos.numpy(), part_colors(logits.shape[-1])[pred.numpy()])
+    _write_ply(out, cloud.pos.numpy(), part_colors(logits.shape[-1])[pred.numpy()])
     counts = torch.bincount(pred, minlength=logits.shape[-1])
     return {"file": str(file), "out": str(out), "points": int(pred.numel()),
+            "model_points": int(data.pos.shape[0]), "sampling": cloud.sampling,
             "part_counts": {str(p): int(c) for p, c in enumerate(counts.tolist()) if c}}
+
+
+def _check_options(run, segmenter: bool, num_categories: int, **given) -> None:
+    """An option that cannot apply to this checkpoint's model is an error."""
+    if segmenter:
+        if given.get("category") is not None and not num_categories:
+            raise ValueError(f"--category does not apply: {run.model_name} segments without "
+                             "an object category; leave --category out")
+        return
+    used = [f"--{k}" for k in ("out", "category") if given.get(k) is not None]
+    if used:
+        raise ValueError(f"{' and '.join(used)} {'do' if len(used) > 1 else 'does'} not apply: "
+                         f"{run.model_name} is a classifier (one class per cloud, no parts, "
+                         "no file written); leave it out")
 
 
 def _write_ply(path: Path, xyz: np.ndarray, rgb: np.ndarray) -> None:

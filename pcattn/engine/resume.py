@@ -14,6 +14,7 @@ from pcattn.engine.config import (
     config_from_dict,
     load_config,
 )
+from pcattn.engine.run_folder import check_resume_agrees
 
 # what may change between a run and its resumption (epochs: a new, longer schedule)
 MAY_CHANGE = {"train.epochs", "train.stop_after", "train.device", "train.run_name",
@@ -24,12 +25,15 @@ def resume_config(target: str | Path, config: str | Path | None = None,
                   overrides: list[str] = ()) -> tuple[RunConfig, Path]:
     """The config to resume ``target`` (a run folder or a checkpoint) with, and its ``last.pt``.
 
-    Without ``config`` the run's own config is used; ``overrides`` apply either way. Any
-    difference from the saved config outside :data:`MAY_CHANGE` is an error naming the keys.
+    Without ``config`` the run's own config (the checkpoint's) is used, and the folder's
+    ``config.yaml`` must agree with it except on keys ``overrides`` set; ``overrides`` apply
+    either way. Any difference from the saved config outside :data:`MAY_CHANGE` is an error
+    naming the keys.
     """
     path = checkpoint_path(target, "last.pt")
     saved = load_checkpoint(path)["config"]
-    if config is None:
+    if config is None:  # the folder's config.yaml must describe what resumes
+        check_resume_agrees(path, saved, list(overrides))
         run = config_from_dict(apply_overrides(copy.deepcopy(saved), list(overrides)))
     else:
         run = load_config(config, list(overrides))

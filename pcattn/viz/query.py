@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -44,6 +46,10 @@ def parse_query(spec: str | int, pos: Tensor) -> Tensor:
 
 def _number(text: str, kind: type, spec: str):
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         raise ValueError(f"cannot read the query {spec!r}: give {QUERY_FORMS}") from None
+    if not math.isfinite(value):  # NaN would pick an arbitrary point (argmin over NaN)
+        raise ValueError(f"query {spec!r}: {text.strip()!r} is not a finite number; give "
+                         f"{QUERY_FORMS}")
+    return value

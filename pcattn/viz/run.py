@@ -39,22 +39,31 @@ def load_model(path: str | Path, device: str = "auto"):
 
 
 def load_sample(run, sample: str | None = None, file: str | Path | None = None,
-                category: str | None = None, categories: list[str] | None = None) -> Data:
+                category: str | None = None, categories: list[str] | None = None, *,
+                max_points: int | None = None, sampling: str = "auto", say=None) -> Data:
     """One cloud: ``sample="test:17"`` (item 17 of the run's test split; ``"test:torus"``:
-    its first cloud of that class or category) or a file read
-    like the run's data (more than ``num_points`` points are cut to ``num_points`` by FPS;
-    centred and scaled to the unit sphere). A part-segmentation model needs the object
-    ``category`` of a file (a name of ``categories`` or an index)."""
+    its first cloud of that class or category) or a file read like the run's data (centred
+    and scaled to the unit sphere; more than ``max_points`` points, default the training
+    ``num_points``, are down-sampled by ``sampling``; see :mod:`pcattn.engine.user_cloud`).
+    A part-segmentation model needs the object ``category`` of a file (a name of
+    ``categories`` or an index); options that cannot apply are errors."""
     from pcattn.data.registry import build_dataset
 
     if (sample is None) == (file is None):
         raise ValueError("give one cloud: --sample SPLIT:INDEX (e.g. test:17) or --file PATH")
+    needed = getattr(run.model, "num_categories", 0)
+    if category is not None and (file is None or not needed):
+        why = ("the --sample cloud brings its own category" if file is None else
+               f"{run.model_name} takes no object category")
+        raise ValueError(f"--category does not apply: {why}; leave it out")
     if file is not None:
-        data = _file_sample(run, Path(file))
-        needed = getattr(run.model, "num_categories", 0)
+        data = _file_sample(run, Path(file), max_points, sampling, say)
         if needed:
             data.category = torch.tensor([_category(category, categories, needed)])
         return data
+    if max_points is not None or sampling != "auto":
+        raise ValueError("--max-points and --sampling apply to --file clouds; a --sample "
+                         "cloud is read as the run's data is; leave them out")
     split, sep, index = str(sample).partition(":")
     if not sep or not index:
         raise ValueError(f"--sample expects SPLIT:INDEX or SPLIT:CLASS, like test:17 or "
@@ -81,22 +90,11 @@ def _first_of_class(dataset, name: str, sample: str) -> int:
     raise ValueError(f"--sample {sample}: the split has no cloud of class {name!r}")
 
 
-def _file_sample(run, path: Path) -> Data:
-    from pcattn.data.io import read_cloud
-    from pcattn.data.transforms import NormalizeUnitSphere
-    from pcattn.ops import farthest_point_sample
+def _file_sample(run, path: Path, max_points: int | None, sampling: str, say) -> Data:
+    from pcattn.engine.user_cloud import load_user_cloud
 
-    data = read_cloud(path, num_points=run.data.num_points)
-    if data.pos.shape[0] > run.data.num_points:
-        keep = farthest_point_sample(data.pos, num=run.data.num_points)
-        data = Data(pos=data.pos[keep], x=None if data.x is None else data.x[keep])
-    data = NormalizeUnitSphere()(data)
-    if not run.data.use_normals:
-        data.x = None
-    elif data.x is None:
-        raise ValueError(f"{path} has no normals but the model reads them (data.use_normals); "
-                         "give a file with normals (.ply with normals, or x y z nx ny nz rows)")
-    return data
+    limit = run.data.num_points if max_points is None else max_points
+    return load_user_cloud(path, run, max_points=limit, sampling=sampling, say=say).data
 
 
 def _category(category: str | None, names: list[str] | None, needed: int) -> int:
@@ -132,11 +130,14 @@ def visualize(path: str | Path, *, sample: str | None = None, file: str | Path |
               layer: int | str | None = None, head: int | None = None,
               query: str | None = None, mode: str = "map", out: str | Path | None = None,
               category: str | None = None, formats: tuple[str, ...] = ("png", "ply", "html"),
-              device: str = "auto") -> dict[str, Path]:
+              device: str = "auto", max_points: int | None = None, sampling: str = "auto",
+              say=None) -> dict[str, Path]:
     """Write the attention of the model at ``path`` on one cloud; returns ``{format: path}``.
 
     Files go to ``out`` (default: ``<run folder>/attention``), named for the cloud, mode and
-    layer. The page opens on the same choices and offers every layer, head and mode.
+    layer. The page opens on the same choices and offers every layer, head and mode. A
+    ``file`` is read by :func:`load_sample` (``max_points``, ``sampling``; ``say`` gets its
+    long steps).
     """
     from pcattn.viz.html import save_html
     from pcattn.viz.ply import save_ply
@@ -147,7 +148,8 @@ def visualize(path: str | Path, *, sample: str | None = None, file: str | Path |
     ckpt_path = find_checkpoint(path)
     model, run, ckpt = load_model(ckpt_path, device)
     info = ckpt.get("dataset") or {}
-    data = load_sample(run, sample, file, category, info.get("categories"))
+    data = load_sample(run, sample, file, category, info.get("categories"),
+                       max_points=max_points, sampling=sampling, say=say)
     result = run_model(model, data)
     layers, pos = point_layers(result["attention"]), result["pos"]
     view = make_view(layers, pos, mode, layer, head, query)

@@ -1,3 +1,3 @@
 """The fixtures of enginefixtures.py, registered for the tests of pcattn.engine."""
 
-from enginefixtures import data_root  # noqa: F401
+from enginefixtures import classifier_run, data_root, segmenter_run  # noqa: F401

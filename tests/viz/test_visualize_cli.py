@@ -95,3 +95,81 @@ def test_visualize_a_model_without_attention_says_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "PointNetCls has no attention layers" in err and "Traceback" not in err
     assert not (run / "attention").exists()
+
+
+def _write_cloud(path, xyz):
+    """``x y z nx ny nz`` rows with unit normals along z."""
+    np.savetxt(path, np.hstack([xyz, np.tile([0.0, 0.0, 1.0], (len(xyz), 1))]))
+    return path
+
+
+@pytest.mark.parametrize("query", ["xyz:nan,0,0", "xyz:0,inf,0", "xyz:0,0,-inf",
+                                   "xyz:1e999,0,0", "xyz:NaN,NaN,NaN"])
+def test_a_non_finite_query_is_refused(classifier_run, capsys, query):
+    out = classifier_run / "viz"
+    assert main(["visualize", str(classifier_run), "--sample", "test:0", "--query", query,
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a finite number" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("points, needle", [
+    (np.zeros((1, 3)), "1 distinct points"),
+    (np.eye(3), "3 distinct points"),
+    (np.full((300, 3), 2.5), "all 300 points are at one position"),
+    (np.repeat(np.eye(3) * 7, 100, axis=0), "3 distinct points (300 points, 297 of them "
+                                             "copies)"),
+])
+def test_degenerate_files_are_refused_before_anything_is_drawn(tmp_path, classifier_run,
+                                                               capsys, points, needle):
+    src = _write_cloud(tmp_path / "bad.xyzn", points)
+    out = tmp_path / "viz"
+    assert main(["visualize", str(classifier_run), "--file", str(src), "--out",
+                 str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_a_flat_or_small_cloud_is_drawn_without_matplotlib_warnings(tmp_path, classifier_run,
+                                                                    capsys):
+    g = np.random.default_rng(0)
+    flat = np.hstack([g.random((128, 2)), np.zeros((128, 1))])  # a plate: z is constant
+    line = np.hstack([np.linspace(0, 1, 40)[:, None], np.zeros((40, 2))])  # a rod
+    for name, xyz, warned in (("flat", flat, False), ("line", line, False),
+                              ("few", g.random((20, 3)), True)):
+        src = _write_cloud(tmp_path / f"{name}.xyzn", xyz)
+        assert main(["visualize", str(classifier_run), "--file", str(src), "--out",
+                     str(tmp_path / "viz")]) == 0
+        err = capsys.readouterr().err
+        assert "xlim" not in err and "ylim" not in err and "zlim" not in err, err
+        assert ("warning:" in err) == warned, err  # 20 points: fewer than 128 / 4
+
+
+def test_a_large_file_is_cut_to_the_training_size_and_says_how(tmp_path, classifier_run,
+                                                               capsys):
+    src = _write_cloud(tmp_path / "big.xyzn", np.random.default_rng(0).normal(size=(2000, 3)))
+    assert main(["visualize", str(classifier_run), "--file", str(src), "--out",
+                 str(tmp_path / "viz"), "--query", "127"]) == 0
+    assert "2000 points > --max-points 128: kept 128 by farthest point sampling" in (
+        capsys.readouterr().err)
+    assert main(["visualize", str(classifier_run), "--file", str(src), "--out",
+                 str(tmp_path / "viz"), "--query", "128"]) == 2
+    assert "points 0..127" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--sample", "test:0", "--category", "cone"], "--category does not apply: the --sample"),
+    (["--file", "{src}", "--category", "lamp"], "--category does not apply: "
+                                                 "point_transformer_cls takes no object"),
+    (["--sample", "test:0", "--max-points", "64"], "--max-points and --sampling apply to "
+                                                   "--file clouds"),
+    (["--sample", "test:0", "--sampling", "voxel"], "--max-points and --sampling apply"),
+])
+def test_options_that_cannot_apply_are_errors(tmp_path, classifier_run, capsys, argv, needle):
+    src = _write_cloud(tmp_path / "c.xyzn", np.random.default_rng(0).normal(size=(128, 3)))
+    argv = [a.format(src=src) for a in argv]
+    assert main(["visualize", str(classifier_run), *argv, "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1, err
