@@ -2,7 +2,8 @@
 
 Each raises one ``ValueError`` (``TypeError`` for a wrong type) that names the block, the
 argument, the shape or value it expects and the one it got, e.g.
-``PointTransformerLayer: pos must be [11, 3] (one row per row of x), got [10, 3]``.
+``PointTransformerLayer: pos must be [11, 3] (one row per row of x), got [10, 3]``, or
+``PointTransformerLayer: pos must have x's dtype torch.float32, got torch.float64``.
 They compare shapes and dtypes only: no tensor value is read, so no GPU synchronisation.
 """
 
@@ -12,7 +13,7 @@ import numbers
 from typing import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 Dim = int | str  # a size, or a letter that matches any size (``"M"``, ``"K"``)
 
@@ -93,9 +94,43 @@ def check_rows(block: str, name: str, t, rows: int, width: Dim, *, of: str = "x"
     return check_tensor(block, name, t, shape, dtype=dtype, note=f"one row per row of {of}")
 
 
-def check_positions(block: str, pos, rows: int, *, name: str = "pos", of: str = "x") -> Tensor:
-    """Raise unless ``pos`` is a floating ``[rows, 3]`` tensor."""
-    return check_rows(block, name, pos, rows, 3, of=of)
+def check_positions(block: str, pos, rows: int, *, name: str = "pos", of: str = "x",
+                    like: Tensor | None = None) -> Tensor:
+    """Raise unless ``pos`` is a floating ``[rows, 3]`` tensor, of ``like``'s dtype when
+    ``like`` (the features ``of``) is given (see :func:`check_same_dtype`)."""
+    check_rows(block, name, pos, rows, 3, of=of)
+    if like is not None:
+        check_same_dtype(block, name, pos, of, like)
+    return pos
+
+
+def check_same_dtype(block: str, name: str, t: Tensor, other_name: str, other: Tensor
+                     ) -> None:
+    """Raise a ``TypeError`` unless ``t`` has ``other``'s dtype; under autocast (where the
+    block's matrix products cast their inputs) any floating dtypes mix."""
+    if t.dtype == other.dtype or _autocast_on(t.device.type):
+        return
+    raise TypeError(f"{block}: {name} must have {other_name}'s dtype {other.dtype}, got "
+                    f"{t.dtype}; cast it with {name}.to({other_name}.dtype)")
+
+
+def check_parameter_dtype(block: nn.Module, name: str, t: Tensor) -> None:
+    """Raise a ``TypeError`` unless ``t`` has the dtype of ``block``'s floating parameters
+    (outside autocast)."""
+    weight = next((p for p in block.parameters() if p.dtype.is_floating_point), None)
+    if weight is None or t.dtype == weight.dtype or _autocast_on(t.device.type):
+        return
+    raise TypeError(f"{type(block).__name__}: {name} must have the block's dtype "
+                    f"{weight.dtype} (its parameters), got {t.dtype}; cast it with "
+                    f"{name}.to({weight.dtype}) or the block with .to({t.dtype})")
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument
+        return (torch.is_autocast_cpu_enabled() if device_type == "cpu"
+                else torch.is_autocast_enabled())
 
 
 def check_batch_rows(block: str, batch, rows: int, *, name: str = "batch", of: str = "x"
@@ -114,6 +149,6 @@ def check_local(block: str, x, pos, idx, channels: int | None) -> int:
     """The inputs of a local block: ``x [M, channels]``, ``pos [M, 3]``, ``idx [M, K]``;
     return ``M``."""
     m = check_features(block, x, channels)
-    check_positions(block, pos, m)
+    check_positions(block, pos, m, like=x)
     check_neighbor_rows(block, idx, m)
     return m

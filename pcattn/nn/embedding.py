@@ -125,7 +125,7 @@ class NeighborEmbedding(nn.Module):
                                  f"in_channels={self.in_channels}; pass x [M, "
                                  f"{self.in_channels}]")
         else:
-            check_positions(name, pos, check_features(name, x, self.in_channels))
+            check_positions(name, pos, check_features(name, x, self.in_channels), like=x)
         check_batch_rows(name, batch, pos.shape[0], of="pos")
         batch = check_batch(batch, pos.shape[0], pos.device)
         h = self.embed(pos if x is None else x)  # [M, H]

@@ -107,7 +107,7 @@ class NadarayaWatsonPool(_Bandwidth):
     ) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
         m = check_features(name, x, None)
-        check_positions(name, pos, m)
+        check_positions(name, pos, m, like=x)
         check_batch_rows(name, batch, m)
         if query is not None:
             check_features(name, query, 3, name="query", width_name="xyz")

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from pcattn.nn.checks import (
     check_int,
     check_neighbor_rows,
+    check_parameter_dtype,
     check_positions,
     check_tensor,
 )
@@ -175,6 +176,7 @@ class RelativePositionalEncoding(nn.Module):
         name = type(self).__name__
         check_tensor(name, "rel", rel, ("M", "K", self.in_channels),
                      note=f"in_channels={self.in_channels}")
+        check_parameter_dtype(self, "rel", rel)
         if valid is not None:
             check_tensor(name, "valid", valid, rel.shape[:2], dtype="bool",
                          note="one flag per neighbour of rel")
@@ -194,8 +196,9 @@ def _check_coordinates(block: nn.Module, pos: Tensor) -> Tensor:
     """``pos [..., P]`` with ``P`` the block's ``in_channels``."""
     name, p = type(block).__name__, block.in_channels
     lead = ("M",) * (pos.dim() - 1) if isinstance(pos, Tensor) and pos.dim() > 1 else ("M",)
-    return check_tensor(name, "pos", pos, lead + (p,),
-                        note=f"in_channels={p} coordinates per point")
+    check_tensor(name, "pos", pos, lead + (p,), note=f"in_channels={p} coordinates per point")
+    check_parameter_dtype(block, "pos", pos)
+    return pos
 
 
 def apply_pos_encoding(x: Tensor, pos: Tensor | None, pos_encoding: Callable | None,
@@ -210,7 +213,7 @@ def apply_pos_encoding(x: Tensor, pos: Tensor | None, pos_encoding: Callable | N
     if pos is None:
         raise ValueError(f"{block} was built with pos_encoding=...; pass pos=[M, 3] "
                          "to forward")
-    check_positions(block, pos, x.shape[0])
+    check_positions(block, pos, x.shape[0], like=x)
     pe = pos_encoding(pos)  # [M, C]
     if pe.shape != x.shape:
         raise ValueError(f"{block}: pos_encoding gives {tuple(pe.shape)} but x is "

@@ -69,7 +69,7 @@ class TransitionDown(nn.Module):
                 neighbors: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         name = type(self).__name__
         m = check_features(name, x, self.in_channels)
-        check_positions(name, pos, m)
+        check_positions(name, pos, m, like=x)
         check_batch_rows(name, batch, m)
         if neighbors is not None:
             if tuple(neighbors.shape) != (m, self.k):
@@ -172,11 +172,11 @@ class TransitionUp(nn.Module):
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
         s = check_features(name, x, self.in_channels)
-        check_positions(name, pos, s)
+        check_positions(name, pos, s, like=x)
         check_batch_rows(name, batch, s)
         m = check_features(name, x_skip, self.skip_channels, name="x_skip",
                            width_name="skip_channels")
-        check_positions(name, query, m, name="query", of="x_skip")
+        check_positions(name, query, m, name="query", of="x_skip", like=x_skip)
         check_batch_rows(name, query_batch, m, name="query_batch", of="x_skip")
         h = self.mlp(x)  # [S, C]
         if self.upsample is None:

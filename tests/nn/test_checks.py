@@ -160,3 +160,43 @@ def test_valid_integer_widths_still_build(name):
     cls = public_blocks()[name]
     for param in _int_params(cls):
         _build(cls, **{param: INTS[param]})
+
+
+# blocks that compute with positions (beyond a neighbour search): pos of another dtype than
+# x (or than their parameters, for the encodings of pos alone) must be a named TypeError
+POS_DTYPE_CASES = ["PointTransformerLayer", "PointTransformerBlock", "NadarayaWatsonLayer",
+                   "LocalSelfAttention", "GroupedVectorAttention", "TransitionDown",
+                   "TransitionUp", "TransitionUp(nadaraya_watson)", "NeighborEmbedding",
+                   "FourierPositionalEncoding", "LearnedPositionalEncoding",
+                   "RelativePositionalEncoding"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", POS_DTYPE_CASES)
+def test_positions_of_another_dtype_are_a_named_type_error(name, dtype):
+    p = problem()
+    coarse = tuple(t.to(dtype) if i == 1 else t for i, t in enumerate(p.coarse))
+    err, msg = _call(name, dataclasses.replace(p, pos=p.pos.to(dtype), coarse=coarse))
+    assert isinstance(err, TypeError), msg
+    assert "dtype" in msg and str(dtype) in msg and "torch.float32" in msg, msg
+    assert "cast it with" in msg, msg
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_float64_positions_never_reach_torch_unnamed(name):
+    p = problem()
+    coarse = tuple(t.double() if i == 1 else t for i, t in enumerate(p.coarse))
+    entry = ZOO[name]
+    try:
+        entry.run(entry.make(), dataclasses.replace(p, pos=p.pos.double(), coarse=coarse))
+    except TypeError as err:  # named, like the cases above
+        assert _block_name(name) in str(err) and "dtype" in str(err), err
+
+
+@pytest.mark.parametrize("name", ["PointTransformerLayer", "TransitionDown",
+                                  "NadarayaWatsonLayer"])
+def test_autocast_mixes_dtypes_as_it_casts_them(name):
+    p = problem()
+    entry = ZOO[name]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        entry.run(entry.make(), dataclasses.replace(p, x=p.x.bfloat16()))
