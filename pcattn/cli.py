@@ -189,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("default")  # each distinct warning once
             warnings.showwarning = _one_line_warning(args.command)
             code = _run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
@@ -210,9 +209,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line_warning(command: str):
-    """``warnings.showwarning`` that prints ``pcattn COMMAND: warning: MESSAGE`` on stderr."""
+    """``warnings.showwarning`` that prints ``pcattn COMMAND: warning: MESSAGE`` on stderr
+    (what a user should know about the input); deprecations, meant for developers, go to
+    the usual handler."""
+    usual = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, (DeprecationWarning, PendingDeprecationWarning)):
+            usual(message, category, filename, lineno, file, line)
+            return
         text = " ".join(str(message).split())
         print(f"pcattn {command}: warning: {text}", file=sys.stderr)
 
@@ -333,7 +338,8 @@ def _run_data(args) -> int:
     from pcattn.data.info import guess_name
     from pcattn.engine.config import config_from_dict
 
-    options.setdefault("name", guess_name(args.root, options.get("layout", "auto")))
+    if "name" not in options:  # only then: a given name says what to look for itself
+        options["name"] = guess_name(args.root, options.get("layout", "auto"))
     cfg = config_from_dict({"data": {**options, "root": args.root}}).data
     counts = prepare(cfg, progress=not args.no_progress)
     print("cached: " + ", ".join(f"{s} {n} clouds" for s, n in counts.items()))

@@ -69,3 +69,47 @@ def _running(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def output_folder(path: str | os.PathLike, option: str) -> Path:
+    """The folder ``path`` that the option ``option`` (``--out``, ``train.out_dir``) names,
+    created if needed; an existing file there, or a folder that cannot be made, is a
+    ValueError naming the option, the path and the fix."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path} is a file, not a folder; give a folder (new or "
+                         "existing) for the output")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{option} {path}: cannot create this folder "
+                         f"({_blocker(path, err)}); give one that can be created") from None
+    return path
+
+
+def output_file(path: str | os.PathLike, option: str, suffix: str) -> Path:
+    """The file ``path`` that ``option`` names (its folder created if needed): a folder
+    there, another suffix than ``suffix`` or a folder that cannot be made is a ValueError
+    naming the option, the path and the fix."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give the {suffix} file to write, e.g. "
+                         f"{path / ('out' + suffix)}")
+    if path.suffix.lower() != suffix:
+        raise ValueError(f"{option} {path}: give a {suffix} file (the name must end in "
+                         f"{suffix})")
+    output_folder(path.parent, f"{option} {path}: its folder")
+    return path
+
+
+def _blocker(path: Path, err: OSError) -> str:
+    """Why ``path`` cannot be made: a file on the way, a missing permission, or the OS's
+    words."""
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file"
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return f"no permission to write in {parent}"
+            break
+    return err.strerror or type(err).__name__

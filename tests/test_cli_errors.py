@@ -132,3 +132,110 @@ def test_a_closed_pipe_exits_quietly_and_errors_have_no_traceback(tmp_path):
     proc = _pcattn("train", "--config", str(bad))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def _cloud_file(tmp_path) -> Path:
+    import numpy as np
+
+    p = np.random.default_rng(0).normal(size=(64, 3))
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    path = tmp_path / "c.xyzn"
+    np.savetxt(path, np.hstack([p, p]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Untrained classifier and segmenter run folders (no training)."""
+    from enginefixtures import untrained_run
+
+    tmp = tmp_path_factory.mktemp("runs")
+    data = {"num_points": 64, "per_class": 2, "rotation": "z"}
+    cls = untrained_run(tmp / "cls", {"name": "point_transformer_cls", "channels": [8],
+                                      "blocks": [1], "k": 8},
+                        {"name": "synthetic_shapes", "root": str(tmp / "d1"), **data})
+    seg = untrained_run(tmp / "seg", {"name": "point_transformer_seg", "channels": [8, 16],
+                                      "blocks": [1, 1], "k": 8},
+                        {"name": "synthetic_parts", "root": str(tmp / "d2"), **data})
+    return cls, seg
+
+
+@pytest.mark.parametrize("out, needle", [
+    ("afile", "--out {tmp}/afile is a file, not a folder"),
+    ("afile/sub", "--out {tmp}/afile/sub: cannot create this folder ({tmp}/afile is a file)"),
+    ("afile/sub/deeper", "cannot create this folder ({tmp}/afile is a file)"),
+])
+def test_visualize_out_that_cannot_be_a_folder(tmp_path, runs, capsys, out, needle):
+    (tmp_path / "afile").write_text("keep me\n")
+    code = main(["visualize", str(runs[0]), "--sample", "test:0", "--out",
+                 str(tmp_path / out)])
+    _one_line_error(capsys, code, needle.format(tmp=tmp_path))
+    assert (tmp_path / "afile").read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("out, needle", [
+    ("folder", "--out {tmp}/folder is a folder; give the .ply file to write"),
+    ("parts.txt", "--out {tmp}/parts.txt: give a .ply file"),
+    ("afile/parts.ply", "--out {tmp}/afile/parts.ply: its folder {tmp}/afile is a file"),
+    ("afile/x/parts.ply", "cannot create this folder ({tmp}/afile is a file)"),
+])
+def test_predict_out_that_cannot_be_written(tmp_path, runs, capsys, out, needle):
+    (tmp_path / "afile").write_text("keep me\n")
+    (tmp_path / "folder").mkdir()
+    code = main(["predict", str(runs[1]), str(_cloud_file(tmp_path)), "--category", "0",
+                 "--out", str(tmp_path / out)])
+    _one_line_error(capsys, code, needle.format(tmp=tmp_path))
+    assert (tmp_path / "afile").read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("out_dir, needle", [
+    ("afile", "train.out_dir {tmp}/afile is a file, not a folder"),
+    ("afile/runs", "train.out_dir {tmp}/afile/runs: cannot create this folder ({tmp}/afile "
+                   "is a file)"),
+])
+def test_train_out_dir_that_cannot_be_a_folder(tmp_path, capsys, out_dir, needle):
+    (tmp_path / "afile").write_text("keep me\n")
+    code = main(["train", "--config", str(_config(tmp_path)), "--set",
+                 f"train.out_dir={tmp_path / out_dir}"])
+    _one_line_error(capsys, code, needle.format(tmp=tmp_path))
+    assert (tmp_path / "afile").read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("name", ["modelnet40", "modelnet10", "shapenetpart", "folder"])
+def test_data_root_that_is_a_file(tmp_path, capsys, name):
+    root = tmp_path / "data.zip"
+    root.write_bytes(b"PK")
+    code = main(["train", "--config", str(_config(tmp_path)), "--set", f"data.name={name}",
+                 f"data.root={root}"])
+    _one_line_error(capsys, code, f"{root} is a file, not a folder", f"set it to {tmp_path}")
+    _one_line_error(capsys, main(["data", "info", str(root)]), "is a file, not a folder")
+
+
+def test_data_prepare_on_an_empty_folder_says_what_each_name_expects(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = main(["data", "prepare", str(tmp_path / "empty")])
+    err = _one_line_error(capsys, code, "is empty; data.name says what it should hold",
+                          "modelnet40 / modelnet10: a ModelNet release", "shapenetpart:",
+                          "folder: your own clouds", "synthetic_shapes", "--set name=NAME")
+    (tmp_path / "empty" / "notes.md").write_text("x")
+    code = main(["data", "prepare", str(tmp_path / "empty")])
+    _one_line_error(capsys, code, "holds no dataset pcattn knows; data.name says")
+    code = main(["data", "prepare", str(tmp_path / "empty"), "--set", "name=shapenetpart"])
+    err = capsys.readouterr().err
+    assert code == 2 and "shapenetpart_normal" in err and "modelnet_off" not in err, err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["bench", "budget", "--budget", "nan"], "argument --budget: expected a finite number"),
+    (["bench", "budget", "--budget", "inf"], "expected a finite number, got 'inf'"),
+    (["bench", "train", "--points", "0"], "argument --points: expected a whole number >= 1"),
+    (["bench", "train", "--batch", "-2"], "argument --batch: expected a whole number >= 1"),
+    (["bench", "train", "--workers", "-1"], "argument --workers: expected a whole number"),
+    (["eval", "x.pt", "--votes", "0"], "argument --votes: expected a whole number >= 1"),
+    (["eval", "x.pt", "--votes", "nan"], "argument --votes: expected a whole number >= 1"),
+])
+def test_every_parsed_number_is_finite_and_in_range(argv, needle, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and needle in err and len(err.strip().splitlines()) == 1, err

@@ -27,6 +27,10 @@ SPLITS = ("train", "test")
 
 def folder_classes(root: Path) -> list[str]:
     """Class names: the sub-folders of ``root`` that hold cloud files, sorted."""
+    if root.exists() and not root.is_dir():
+        raise DatasetNotFoundError(f"{root} is a file, not a folder: data.root names the "
+                                   "folder that holds <root>/<class>/<file>; set it to "
+                                   f"{root.parent} if the class folders are there")
     if not root.is_dir():
         raise DatasetNotFoundError(f"{root} does not exist; the folder dataset expects "
                                    "<root>/<class>/<file> with files of types "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pcattn.data.errors import SplitMissingError
+from pcattn.data.errors import DatasetNotFoundError, SplitMissingError
 from pcattn.data.layouts import CACHE_DIRNAME, LAYOUTS, Layout, find_layouts, not_found_error
 
 
@@ -151,7 +151,26 @@ def guess_name(root: str | os.PathLike, layout: str = "auto") -> str:
             return "folder"
         except FileNotFoundError:
             pass
-    raise not_found_error(root, tuple(LAYOUTS))
+    root = Path(root)
+    if not root.is_dir() or layout != "auto":
+        raise not_found_error(root, tuple(LAYOUTS) if layout == "auto" else (layout,))
+    raise DatasetNotFoundError(
+        f"{root} {'is empty' if not any(root.iterdir()) else 'holds no dataset pcattn knows'}"
+        "; data.name says what it should hold: " + "; ".join(
+            f"{name}: {what}" for name, what in NAME_EXPECTS.items())
+        + ". Set it (pcattn data prepare ROOT --set name=NAME) to see the files that name "
+        "looks for; pcattn never downloads data")
+
+
+# what each data.name reads under its root, for the message of a root that holds nothing
+NAME_EXPECTS = {
+    "modelnet40 / modelnet10": "a ModelNet release (layouts " + ", ".join(
+        k for k in LAYOUTS if k.startswith("modelnet")) + ")",
+    "shapenetpart": "a ShapeNetPart release (layouts " + ", ".join(
+        k for k in LAYOUTS if k.startswith("shapenetpart")) + ")",
+    "folder": "your own clouds as <root>/<class>/<file> (.ply, .txt, .off, ...)",
+    "synthetic_shapes / synthetic_parts": "nothing: the clouds are generated into root",
+}
 
 
 def prepare(cfg, *, progress: bool = True) -> dict[str, int]:

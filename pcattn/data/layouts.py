@@ -172,6 +172,10 @@ def _title(layout: Layout) -> str:
 
 def not_found_error(root: str | os.PathLike, kinds: tuple[str, ...]) -> DatasetNotFoundError:
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        return DatasetNotFoundError(f"{root} is a file, not a folder: data.root names the "
+                                    f"folder that holds the dataset; set it to {root.parent} "
+                                    "or to the folder the dataset was unzipped into")
     state = "does not exist" if not root.exists() else "holds none of the known layouts"
     lines = [f"{root} {state}. Looked for (under it, to depth 2):"]
     for k in kinds:

@@ -14,6 +14,7 @@ from pcattn.engine.config import RunConfig
 from pcattn.engine.distributed import DistEnv, ResumableSampler, shard
 from pcattn.engine.rng import seed_worker
 from pcattn.engine.tasks import Task
+from pcattn.fileio import output_folder
 from pcattn.models.registry import create_model, model_task
 
 # config fields the engine fills from the data
@@ -96,12 +97,13 @@ def _worker_options(num_workers: int, generator: torch.Generator) -> dict:
 def fresh_run_dir(out_dir: Path, name: str) -> Path:
     """``out_dir/name``, or ``name-2``, ``name-3``... if it already holds a run: a new run
     never overwrites an earlier run's checkpoint or metrics."""
+    output_folder(out_dir, "train.out_dir")  # a file there, or no way to make it: one line
     for i in range(1, 10_000):
         path = out_dir / (name if i == 1 else f"{name}-{i}")
         try:
             path.mkdir(parents=True)
             return path
         except FileExistsError:
-            if not any(path.iterdir()):
+            if path.is_dir() and not any(path.iterdir()):
                 return path
     raise ValueError(f"{out_dir} holds 9999 runs named {name!r}; set train.run_name")

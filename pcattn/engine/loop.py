@@ -45,7 +45,7 @@ from pcattn.engine.runlog import RunLog, epoch_line, scalars
 from pcattn.engine.step import backward_step, forward_loss
 from pcattn.engine.tasks import task_for
 from pcattn.engine.threads import SharedCores
-from pcattn.fileio import atomic_write_text
+from pcattn.fileio import atomic_write_text, output_folder
 
 
 def train(run: RunConfig, *, progress: bool = True, resume: str | Path | None = None) -> dict:
@@ -85,6 +85,8 @@ class Trainer:
         cfg = self.cfg
         ckpt = load_checkpoint(resume) if resume is not None else None
         check_amp(cfg.amp, device)
+        if ckpt is None and env.is_main:  # before the data is built: a bad out_dir fails fast
+            output_folder(cfg.out_dir, "train.out_dir")
         seed_everything(cfg.seed)
         self.train_set = build_dataset(run.data, "train", progress=self.progress,
                                        eval_split=cfg.eval_split)

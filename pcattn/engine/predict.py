@@ -17,6 +17,7 @@ from pcattn.engine.checkpoint import checkpoint_path, load_checkpoint
 from pcattn.engine.config import RunConfig, config_from_dict
 from pcattn.engine.run_folder import warn_if_drifted
 from pcattn.engine.user_cloud import load_user_cloud, propagate
+from pcattn.fileio import output_file
 from pcattn.models.registry import create_model, model_task
 
 
@@ -104,7 +105,7 @@ def predict_file(checkpoint: str | Path, file: str | Path, *, out: str | Path | 
         if say is not None:
             say(f"{file}: carrying the parts to all {cloud.pos.shape[0]} points")
         pred = propagate(pred, data.pos, cloud.pos)  # [N]
-    out = Path(out) if out is not None else Path(f"{file}.parts.ply")
+    out = output_file(out if out is not None else f"{file}.parts.ply", "--out", ".ply")
     _write_ply(out, cloud.pos.numpy(), part_colors(logits.shape[-1])[pred.numpy()])
     counts = torch.bincount(pred, minlength=logits.shape[-1])
     return {"file": str(file), "out": str(out), "points": int(pred.numel()),

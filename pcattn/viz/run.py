@@ -144,6 +144,7 @@ def visualize(path: str | Path, *, sample: str | None = None, file: str | Path |
     from pcattn.viz.png import save_png
     from pcattn.viz.quantities import point_layers
     from pcattn.viz.view import make_view
+    from pcattn.fileio import output_folder
 
     ckpt_path = find_checkpoint(path)
     model, run, ckpt = load_model(ckpt_path, device)
@@ -167,7 +168,8 @@ def visualize(path: str | Path, *, sample: str | None = None, file: str | Path |
         title += f"; predicted {_name(names, int(logits.argmax(-1)[0]))}"
         if getattr(data, "y", None) is not None:
             title += f", true {_name(names, int(data.y.reshape(-1)[0]))}"
-    where = Path(out) if out is not None else ckpt_path.parent / "attention"
+    where = output_folder(out if out is not None else ckpt_path.parent / "attention",
+                          "--out")
     cloud = Path(file).stem if file is not None else str(sample).replace(":", "_")
     stem = f"{cloud}_{mode}_layer{view.layer}"
     written = {}
