@@ -44,7 +44,7 @@ from pcattn.engine.rng import capture_rng, restore_rng, seed_everything
 from pcattn.engine.runlog import RunLog, epoch_line, scalars
 from pcattn.engine.step import backward_step, forward_loss
 from pcattn.engine.tasks import task_for
-from pcattn.engine.threads import SharedCores
+from pcattn.engine.threads import SharedCores, ThreadRecord
 from pcattn.fileio import atomic_write_text, output_folder
 
 
@@ -175,6 +175,7 @@ class Trainer:
             "last_eval": self.last_eval, "history": self.history, "elapsed": self.elapsed,
             "train_seconds": self.train_seconds, "seen": self.seen,
             "rng": gather_objects(rng, self.env), "partial": partial,
+            "threads": torch.get_num_threads(),  # what --resume computes with by default
             "config": self.run.to_dict(), "task": self.task.name,
             "class_names": [str(c) for c in getattr(self.train_set, "classes", ())],
             "dataset": dataset_info(self.train_set),
@@ -245,12 +246,14 @@ class Trainer:
                     d[k] += v.to(device)
             seconds, self.partial = self.partial["seconds"], None
         self.net.train()
+        self.thread_record = ThreadRecord()
         bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{self.planned}", leave=False,
                    total=self.steps, initial=self.step, disable=not self.progress)
         t0 = time.perf_counter()
         for batch in bar:
             if self.cores is not None:
                 self.cores.poll()  # another training may have started or ended
+            self.thread_record.step(torch.get_num_threads())
             batch = batch.to(device)
             loss, logits = forward_loss(self.net, batch, task, amp=cfg.amp, device=device)
             stop, finite = self._sync_flags(signals.received, loss)
@@ -319,7 +322,8 @@ class Trainer:
         row = {"epoch": self.epoch, "lr": self.opt.param_groups[0]["lr"],
                **scalars(self.epoch_train, "train"),
                **(scalars(evaluated, cfg.eval_split) if evaluated else {}),
-               "clouds_per_second": self.epoch_rate, "elapsed_seconds": self.elapsed}
+               "clouds_per_second": self.epoch_rate, "elapsed_seconds": self.elapsed,
+               **self.thread_record.row()}
         self.history.append(row)
         names = ["last.pt"]
         if evaluated is not None:

@@ -15,10 +15,11 @@ from pcattn.engine.config import (
     load_config,
 )
 from pcattn.engine.run_folder import check_resume_agrees
+from pcattn.engine.threads import recorded_threads
 
 # what may change between a run and its resumption (epochs: a new, longer schedule)
 MAY_CHANGE = {"train.epochs", "train.stop_after", "train.device", "train.run_name",
-              "train.out_dir"} | {f"model.{k}" for k in FILLED_FIELDS}
+              "train.out_dir", "train.threads"} | {f"model.{k}" for k in FILLED_FIELDS}
 
 
 def resume_config(target: str | Path, config: str | Path | None = None,
@@ -28,10 +29,13 @@ def resume_config(target: str | Path, config: str | Path | None = None,
     Without ``config`` the run's own config (the checkpoint's) is used, and the folder's
     ``config.yaml`` must agree with it except on keys ``overrides`` set; ``overrides`` apply
     either way. Any difference from the saved config outside :data:`MAY_CHANGE` is an error
-    naming the keys.
+    naming the keys. ``train.threads`` becomes the count the run last computed with
+    (recorded in the checkpoint) unless ``overrides`` or ``config`` set another: a resumed
+    run sums over the same threads, so it continues bit-exactly.
     """
     path = checkpoint_path(target, "last.pt")
-    saved = load_checkpoint(path)["config"]
+    ckpt = load_checkpoint(path)
+    saved = ckpt["config"]
     if config is None:  # the folder's config.yaml must describe what resumes
         check_resume_agrees(path, saved, list(overrides))
         run = config_from_dict(apply_overrides(copy.deepcopy(saved), list(overrides)))
@@ -43,6 +47,11 @@ def resume_config(target: str | Path, config: str | Path | None = None,
     differ = [k for k in config_differences(known, run.to_dict()) if k not in MAY_CHANGE]
     if differ:
         raise ValueError(f"cannot resume {path}: the config differs from the run's in "
-                         f"{differ}; only train.epochs (a new schedule), train.stop_after and "
-                         "train.device may change (start a new run for anything else)")
+                         f"{differ}; only train.epochs (a new schedule), train.stop_after, "
+                         "train.device and train.threads may change (start a new run for "
+                         "anything else)")
+    given = any(item.partition("=")[0] == "train.threads" for item in overrides)
+    recorded = recorded_threads(ckpt)
+    if not given and run.train.threads == known["train"]["threads"] and recorded:
+        run.train.threads = recorded  # the count the run computed with: the same sums
     return run, path

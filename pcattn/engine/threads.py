@@ -65,9 +65,9 @@ class SharedCores(contextlib.AbstractContextManager):
     :func:`thread_count` for the live registered trainings whose CPU sets overlap ours.
 
     ``with SharedCores(setting) as cores: ... cores.poll()`` (each step; it recounts at most
-    every ``interval`` seconds). With a fixed setting (a number or ``OMP_NUM_THREADS``) it only
-    sets that count once and registers nothing. The file of a process that died without
-    removing it is removed by the next count.
+    every ``interval`` seconds). With a fixed setting (a number or ``OMP_NUM_THREADS``) it
+    registers nothing and keeps that count, whatever else starts or sets another. The file of
+    a process that died without removing it is removed by the next count.
     """
 
     def __init__(self, setting: int | str, *, folder: str | Path | None = None,
@@ -126,7 +126,7 @@ class SharedCores(contextlib.AbstractContextManager):
         if force or now >= self._next:
             self._next = now + self.interval
             n = thread_count(self.setting, self.trainings())
-            if n != self.threads:
+            if n != self.threads or torch.get_num_threads() != n:  # also if set elsewhere
                 torch.set_num_threads(n)
                 self.threads = n
         return self.threads
@@ -155,3 +155,37 @@ def _alive(pid: int, started: str = "") -> bool:
     except OSError:
         return False
     return not started or _start_time(pid) in ("", started)
+
+
+class ThreadRecord:
+    """The thread counts one epoch computed with, for ``metrics.csv`` and the checkpoint:
+    ``threads`` (the count of its last step) and ``thread_changes`` (how often the count
+    changed within it; 0 for an epoch that ran on one count throughout, which bit-exact
+    reruns need: a float sum split over another number of threads rounds differently)."""
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+        self.changes = 0
+
+    def step(self, threads: int) -> None:
+        """Note the count a step computes with."""
+        if self.last is not None and threads != self.last:
+            self.changes += 1
+        self.last = threads
+
+    def row(self) -> dict[str, int]:
+        """``{"threads", "thread_changes"}`` of the epoch so far (empty before a step)."""
+        if self.last is None:
+            return {}
+        return {"threads": self.last, "thread_changes": self.changes}
+
+
+def recorded_threads(ckpt: dict) -> int | None:
+    """The thread count a checkpoint's run last computed with (None for a checkpoint
+    written before counts were recorded)."""
+    if isinstance(ckpt.get("threads"), int):
+        return ckpt["threads"]
+    for row in reversed(ckpt.get("history") or []):
+        if "threads" in row:
+            return int(row["threads"])
+    return None

@@ -109,3 +109,31 @@ def test_train_resume_on_the_command_line(run_copy, capsys):
     assert main(["train", "--resume", str(run_copy)]) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot resume" in err and "model.num_classes" in err and len(err.splitlines()) == 1
+
+
+def _with_threads(run_dir, setting, recorded):
+    """Set the run's train.threads (config and checkpoint) and the count last.pt records."""
+    from pcattn.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    ckpt["config"]["train"]["threads"] = setting
+    if recorded is not None:
+        ckpt["threads"] = recorded
+    save_checkpoint(run_dir / "last.pt", ckpt)
+    edit(run_dir, train__threads=setting)
+
+
+@pytest.mark.parametrize("setting, recorded, overrides, want", [
+    ("auto", 3, [], 3),  # auto: the count the run computed with
+    ("auto", 1, [], 1),
+    ("auto", 3, ["train.threads=2"], 2),  # asked for: another count
+    ("auto", 3, ["train.threads=auto"], "auto"),
+    ("auto", None, [], "auto"),  # nothing recorded (an older checkpoint)
+    (4, 4, [], 4),  # a fixed count stays
+    (4, 4, ["train.epochs=9"], 4),
+])
+def test_resume_computes_with_the_recorded_thread_count(run_copy, setting, recorded,
+                                                        overrides, want):
+    _with_threads(run_copy, setting, recorded)
+    run, _ = resume_config(run_copy, overrides=overrides)
+    assert run.train.threads == want

@@ -164,3 +164,50 @@ def test_a_training_shares_the_cores_with_a_running_one(tmp_path, data_root, mon
     assert len(polls) >= 1 + 5  # on entering, then every step (40 clouds / 8)
     assert polls[-1] == sorted([str(os.getpid()), str(other.pid)])
     assert not (tmp_path / "trainings" / str(os.getpid())).exists()  # unregistered at the end
+    # the count the epoch ran with is recorded for reruns and --resume
+    import csv
+
+    from pcattn.engine.checkpoint import load_checkpoint
+
+    run_dir = tmp_path / "runs" / "tiny"
+    with open(run_dir / "metrics.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert int(float(row["threads"])) == seen[-1] and int(float(row["thread_changes"])) == 0
+    assert load_checkpoint(run_dir / "last.pt")["threads"] == seen[-1]
+
+
+@pytest.mark.parametrize("fixed", [1, 3, 5])
+def test_a_fixed_count_never_changes(cores, keep_threads, tmp_path, fixed):
+    others = [_sleeper(), _sleeper()]
+    try:
+        with threads.SharedCores(fixed, folder=tmp_path, interval=0.0) as mine:
+            for p in others:  # other trainings start on the same cores
+                (tmp_path / str(p.pid)).write_text("0 1 2 3 4 5 6 7")
+                assert mine.poll() == fixed and torch.get_num_threads() == fixed
+            torch.set_num_threads(fixed + 1)  # something else in the process sets another
+            assert mine.poll() == fixed and torch.get_num_threads() == fixed
+    finally:
+        for p in others:
+            p.kill()
+            p.wait()
+
+
+def test_an_epoch_records_its_thread_counts():
+    record = threads.ThreadRecord()
+    assert record.row() == {}
+    for n in (4, 4, 4):
+        record.step(n)
+    assert record.row() == {"threads": 4, "thread_changes": 0}
+    for n in (2, 2, 4, 3):
+        record.step(n)
+    assert record.row() == {"threads": 3, "thread_changes": 3}
+
+
+@pytest.mark.parametrize("ckpt, want", [
+    ({"threads": 3, "history": [{"threads": 5}]}, 3),
+    ({"history": [{"threads": 5}, {"epoch": 2}]}, 5),  # the last row that has a count
+    ({"history": [{"epoch": 1}]}, None),  # written before counts were recorded
+    ({}, None),
+])
+def test_the_recorded_count_of_a_checkpoint(ckpt, want):
+    assert threads.recorded_threads(ckpt) == want
