@@ -12,6 +12,12 @@ two warm-up steps:
 - ``data``: drawing one batch from the loader (items, augmentation, collation);
 - ``e2e``: both, as a training loop runs them (with ``workers > 0`` the loader overlaps
   the step);
+- ``GFLOP``: floating-point operations of one training step (forward and backward), as
+  ``torch.utils.flop_counter.FlopCounterMode`` counts them (matrix products, convolutions,
+  attention kernels; elementwise work is not counted);
+- ``x floor``: the step's time over its floor, ``GFLOP`` at the rate a reference product
+  (``[16384, 256] x [256, 256]``, a per-point linear map of 16 clouds of 1024 points) reaches
+  in the same process: how far the step is from doing nothing but its matrix products;
 - ``peak MB``: memory of training steps above the level after a first step (model,
   AdamW's state, data and lazy imports in place): the process's peak resident set on the
   CPU (glibc's free heap handed back with ``malloc_trim``, ``VmHWM`` reset through
@@ -168,6 +174,34 @@ def _proc_mb(field: str) -> float:
     return float("nan")
 
 
+REFERENCE_MM = (16384, 256, 256)  # rows, inner, columns of the product that sets the floor
+
+
+def step_flops(step, *args) -> float:
+    """Floating-point operations of ``step(*args)`` (forward and backward), counted by
+    ``FlopCounterMode``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(*args)
+    return float(counter.get_total_flops())
+
+
+def matmul_rate(device: torch.device, repeats: int = 5) -> float:
+    """FLOP/s of :data:`REFERENCE_MM` on ``device``, the median of ``repeats`` products."""
+    m, k, n = REFERENCE_MM
+    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return 2 * m * k * n / statistics.median(times[1:])
+
+
 def measure_model(name: str, *, points: int = 1024, batch: int = 16, steps: int = 10,
                   workers: int = 0, device: str = "cpu", seed: int = 0) -> dict:
     """Times of one model (see the module docstring); runs in the calling process."""
@@ -217,12 +251,15 @@ def measure_model(name: str, *, points: int = 1024, batch: int = 16, steps: int 
     step(batch_data)
     step_s = [timed(lambda: step(batch_data)) for _ in range(steps)]
     peak = _peak_since(base, dev)
+    flops, rate = step_flops(step, batch_data), matmul_rate(dev)
     med = {k: statistics.median(v) for k, v in
            [("step", step_s), ("data", data_s), ("e2e", e2e_s)]}
     return {"model": name, "params": sum(p.numel() for p in model.parameters()),
             "step_s": med["step"], "data_s": med["data"], "e2e_s": med["e2e"],
             "step_clouds_per_s": batch / med["step"], "e2e_clouds_per_s": batch / med["e2e"],
-            "data_share": med["data"] / (med["step"] + med["data"]), "peak_mb": peak}
+            "data_share": med["data"] / (med["step"] + med["data"]), "peak_mb": peak,
+            "gflop": flops / 1e9, "matmul_gflops": rate / 1e9,
+            "x_floor": med["step"] / (flops / rate) if flops else float("nan")}
 
 
 def run(models: list[str] | None = None, *, points: int = 1024, batch: int = 16,
@@ -250,7 +287,8 @@ def run(models: list[str] | None = None, *, points: int = 1024, batch: int = 16,
         print(f"B={batch} x N={points}, {steps} steps, workers={workers}, device={device}, "
               f"{meta['threads']} threads")
         print(f"{'model':<28} {'params':>9} {'step ms':>8} {'data ms':>8} {'e2e ms':>8} "
-              f"{'step cl/s':>9} {'e2e cl/s':>9} {'data %':>7} {'peak MB':>8}", flush=True)
+              f"{'step cl/s':>9} {'e2e cl/s':>9} {'data %':>7} {'peak MB':>8} {'GFLOP':>7} "
+              f"{'x floor':>7}", flush=True)
     rows = []
     for name in models:
         with ctx.Pool(1) as pool:
@@ -262,7 +300,8 @@ def run(models: list[str] | None = None, *, points: int = 1024, batch: int = 16,
             print(f"{name:<28} {row['params']:>9,} {1e3 * row['step_s']:8.1f} "
                   f"{1e3 * row['data_s']:8.1f} {1e3 * row['e2e_s']:8.1f} "
                   f"{row['step_clouds_per_s']:9.1f} {row['e2e_clouds_per_s']:9.1f} "
-                  f"{100 * row['data_share']:7.1f} {row['peak_mb']:8.1f}", flush=True)
+                  f"{100 * row['data_share']:7.1f} {row['peak_mb']:8.1f} {row['gflop']:7.1f} "
+                  f"{row['x_floor']:7.2f}", flush=True)
     if as_json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=1))
     return rows

@@ -51,6 +51,18 @@ def test_measure_model_runs(name):
     for key in ("step_s", "data_s", "e2e_s", "step_clouds_per_s"):
         assert row[key] > 0, key
     assert 0 < row["data_share"] < 1
+    assert row["gflop"] > 0 and row["matmul_gflops"] > 0 and row["x_floor"] > 0
+
+
+def test_step_flops_counts_forward_and_backward_of_a_linear_map():
+    """Linear(a -> b) on n rows: 2nab forward, 2nab for the input's gradient and 2nab for
+    the weight's (the bias adds no product)."""
+    n, a, b = 5, 7, 3
+    lin, x = torch.nn.Linear(a, b), torch.randn(n, a, requires_grad=True)
+    assert bench_train.step_flops(lambda t: lin(t).sum().backward(), x) == 6 * n * a * b
+    with torch.no_grad():
+        assert bench_train.step_flops(lin, x) == 2 * n * a * b
+    assert bench_train.matmul_rate(torch.device("cpu"), repeats=1) > 1e6
 
 
 def test_default_models_and_unknown_name():
