@@ -16,9 +16,11 @@ from pcattn.engine.checkpoint import load_checkpoint
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory, data_root):
-    """The uninterrupted 4-epoch run (dropout and augmentation on: every RNG matters)."""
+    """The uninterrupted 4-epoch run (dropout and augmentation on: every RNG matters). All runs
+    here compute on one thread: with ``threads: auto`` the count follows the other trainings
+    on the machine (a parallel test run), and another count rounds sums differently."""
     tmp = tmp_path_factory.mktemp("straight")
-    metrics = train(tiny_run(tmp, data_root), progress=False)
+    metrics = train(tiny_run(tmp, data_root, threads=1), progress=False)
     return load_checkpoint(tmp / "runs" / "tiny" / "last.pt"), metrics
 
 
@@ -34,7 +36,7 @@ def no_times(history: list[dict]) -> list[dict]:
 
 
 def test_stop_after_2_then_resume_is_bit_exact(tmp_path, data_root, straight):
-    first = train(tiny_run(tmp_path, data_root, stop_after=2), progress=False)
+    first = train(tiny_run(tmp_path, data_root, stop_after=2, threads=1), progress=False)
     assert first["stopped"] == "stop_after" and first["epochs"] == 2
     run_dir = tmp_path / "runs" / "tiny"
     assert load_checkpoint(run_dir / "last.pt")["epoch"] == 2
@@ -62,7 +64,7 @@ def test_sigterm_mid_epoch_saves_and_resumes_bit_exactly(tmp_path, data_root, st
 
     monkeypatch.setattr(loop, "forward_loss", forward_then_signal)
     with pytest.raises(TrainingInterrupted) as stop:
-        train(tiny_run(tmp_path, data_root), progress=False)
+        train(tiny_run(tmp_path, data_root, threads=1), progress=False)
     assert stop.value.exit_code == 128 + signal.SIGTERM
     assert "pcattn train --resume" in str(stop.value)
     run_dir = tmp_path / "runs" / "tiny"
