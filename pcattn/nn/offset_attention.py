@@ -34,7 +34,7 @@ class OffsetAttention(nn.Module):
     ``x_r = v @ attention``. So node ``j`` receives :math:`\sum_i \tilde A_{ij} v_i` and
     its weights sum to 1 over ``i``. LBR is ``Linear -> norm -> ReLU``; the norm is
     ``LayerNorm`` by default, not PCT's BatchNorm, whose running statistics make eval
-    mode collapse early in training (see DESIGN.md). Padded keys get no energy, padded
+    mode collapse early in training. Padded keys get no energy, padded
     rows are zeroed before the column normalisation, so padding has no weight.
 
     Cost: without ``return_attention`` no ``[N, N]`` matrix is kept. The column

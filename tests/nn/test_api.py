@@ -1,4 +1,4 @@
-"""The block contract of DESIGN.md, checked on every public block of pcattn.nn at once:
+"""The block contract of docs/blocks.md, checked on every public block of pcattn.nn at once:
 one calling convention, one attention-map type, permutation equivariance."""
 
 from __future__ import annotations
