@@ -103,6 +103,10 @@ ZOO: dict[str, Entry] = {
     "LinearAttention": Entry("global", lambda: pnn.LinearAttention(C, heads=2), _global),
     "GlobalTokens": Entry("global", lambda: pnn.GlobalTokens(C, num_tokens=2, heads=2),
                           lambda b, p, **kw: b(p.x, p.batch, idx=p.idx, **kw)),
+    "InducedSetAttention": Entry(
+        "global", lambda: pnn.InducedSetAttention(C, heads=2, num_inducing=3), _global),
+    "AnchorAttention": Entry("global", lambda: pnn.AnchorAttention(C, heads=2, num_anchors=3),
+                             lambda b, p, **kw: b(p.x, p.batch, pos=p.pos, **kw)),
     "GraphAttention": Entry("graph", lambda: pnn.GraphAttention(C, C, heads=2),
                             lambda b, p, **kw: b(p.x, p.edge_index, **kw)),
     "AttentionPool": Entry("pool", lambda: pnn.AttentionPool(C, heads=2), _global,

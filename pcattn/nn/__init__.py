@@ -1,5 +1,6 @@
 """Importable blocks: embeddings, attention layers, pooling, transitions and heads."""
 
+from pcattn.nn.anchor_attention import AnchorAttention
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.nn.attention_pool import AttentionPool
 from pcattn.nn.channel_attention import EfficientChannelAttention, SqueezeExcitation
@@ -9,6 +10,7 @@ from pcattn.nn.global_tokens import GlobalTokens
 from pcattn.nn.graph_attention import GraphAttention
 from pcattn.nn.grouped_vector_attention import GroupedVectorAttention
 from pcattn.nn.head import ClassificationHead, SegmentationHead
+from pcattn.nn.induced_attention import InducedSetAttention
 from pcattn.nn.linear_attention import LinearAttention
 from pcattn.nn.local_attention import LocalSelfAttention
 from pcattn.nn.mlp import mlp
@@ -27,6 +29,7 @@ from pcattn.nn.transition import TransitionDown, TransitionUp
 from pcattn.ops.softmax import masked_softmax, segment_softmax
 
 __all__ = [
+    "AnchorAttention",
     "AttentionMap",
     "AttentionPool",
     "ClassificationHead",
@@ -36,6 +39,7 @@ __all__ = [
     "GlobalTokens",
     "GraphAttention",
     "GroupedVectorAttention",
+    "InducedSetAttention",
     "LayerAttention",
     "LearnedPositionalEncoding",
     "LinearAttention",

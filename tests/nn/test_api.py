@@ -56,7 +56,7 @@ def test_signature_follows_the_convention(name):
 def _cloud(ids, p, name, amap, role):
     """The cloud of each query / source id of ``amap.to_sparse()``."""
     m = p.x.shape[0]
-    if name == "GlobalTokens":  # ids >= M are tokens, T per cloud
+    if name in ("GlobalTokens", "InducedSetAttention"):  # ids >= M: T tokens per cloud
         t = (amap.num_sources - m) // len(p.batch.unique())
         return torch.where(ids < m, p.batch[ids.clamp(max=m - 1)], (ids - m) // t)
     if role == "query" and (amap.kind == "pool" or name == "NadarayaWatsonPool"):
