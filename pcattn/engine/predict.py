@@ -65,8 +65,8 @@ def predict_file(checkpoint: str | Path, file: str | Path, *, out: str | Path | 
     :mod:`pcattn.engine.user_cloud`, which also says what is refused and what is warned).
 
     Classification: ``{"class", "top5": [(name, probability)...]}``. Part segmentation (pass
-    ``category``): writes ``out`` (default ``FILE.parts.ply``), a PLY of every input point
-    coloured by predicted part (a down-sampled cloud's parts reach every input point from its
+    ``category``): writes ``out`` (default ``FILE.parts.ply``), a PLY of every input point at
+    the file's coordinates, coloured by predicted part (a down-sampled cloud's parts reach every input point from its
     nearest sampled point), and returns ``{"out", "points", "part_counts": {part: points}}``.
     ``say`` gets a line per long step; ``loaded``: the :func:`load_model` result to reuse.
     """
@@ -106,7 +106,7 @@ def predict_file(checkpoint: str | Path, file: str | Path, *, out: str | Path | 
             say(f"{file}: carrying the parts to all {cloud.pos.shape[0]} points")
         pred = propagate(pred, data.pos, cloud.pos)  # [N]
     out = output_file(out if out is not None else f"{file}.parts.ply", "--out", ".ply")
-    _write_ply(out, cloud.pos.numpy(), part_colors(logits.shape[-1])[pred.numpy()])
+    _write_ply(out, cloud.file_pos.numpy(), part_colors(logits.shape[-1])[pred.numpy()])
     counts = torch.bincount(pred, minlength=logits.shape[-1])
     return {"file": str(file), "out": str(out), "points": int(pred.numel()),
             "model_points": int(data.pos.shape[0]), "sampling": cloud.sampling,

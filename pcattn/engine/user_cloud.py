@@ -45,16 +45,18 @@ class UserCloud:
     """``data``: what the model reads (normalised, at most ``max_points`` points, ``x`` the
     normals or None); ``pos``: every input point, normalised alike; ``keep``: the rows of
     ``pos`` that ``data`` holds (None: all of them, in order); ``sampling``: how they were
-    chosen (``""``: not down-sampled).
+    chosen (``""``: not down-sampled); ``file_pos``: every input point as the file has it
+    (what outputs per point are written at, so they overlay the input).
 
     Shape:
-        data.pos: [S, 3], pos: [N, 3], keep: [S]
+        data.pos: [S, 3], pos: [N, 3], keep: [S], file_pos: [N, 3]
     """
 
     data: Data
     pos: Tensor
     keep: Tensor | None
     sampling: str
+    file_pos: Tensor
 
 
 def default_max_points(num_points: int) -> int:
@@ -120,7 +122,7 @@ def load_user_cloud(path: str | Path, run, *, max_points: int | None = None,
         raise ValueError(f"{path}: the model reads normals (data.use_normals) but the file "
                          "has none; give a file with normals (.ply with normals, x y z nx ny "
                          "nz rows, or a mesh)")
-    return UserCloud(data, pos, keep, how)
+    return UserCloud(data, pos, keep, how, raw.pos)
 
 
 def _check_size(path: Path, pos: Tensor, total: int, run, need: int) -> None:

@@ -163,6 +163,7 @@ def test_segmenter_parts_reach_every_input_point(tmp_path, segmenter_run, capsys
     import open3d as o3d
 
     xyz, nrm = sphere(900)
+    xyz = xyz * 250.0 + np.array([1000.0, -40.0, 7.5])  # the parts overlay the file's cloud
     src = write_xyzn(tmp_path / "lamp.xyzn", xyz, nrm)
     out = tmp_path / "parts.ply"
     assert main(["predict", str(segmenter_run), str(src), "--category", "lamp", "--out",
@@ -172,7 +173,8 @@ def test_segmenter_parts_reach_every_input_point(tmp_path, segmenter_run, capsys
     assert res["points"] == 900 and res["model_points"] == 100
     assert sum(res["part_counts"].values()) == 900
     assert "carrying the parts to all 900 points" in captured.err
-    assert len(o3d.io.read_point_cloud(str(out)).points) == 900
+    written = np.asarray(o3d.io.read_point_cloud(str(out)).points)
+    np.testing.assert_allclose(written, xyz, rtol=1e-6)
 
 
 def test_propagate_takes_the_nearest_sampled_point():
