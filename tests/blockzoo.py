@@ -107,6 +107,8 @@ ZOO: dict[str, Entry] = {
         "global", lambda: pnn.InducedSetAttention(C, heads=2, num_inducing=3), _global),
     "AnchorAttention": Entry("global", lambda: pnn.AnchorAttention(C, heads=2, num_anchors=3),
                              lambda b, p, **kw: b(p.x, p.batch, pos=p.pos, **kw)),
+    "ClusterAttention": Entry(
+        "global", lambda: pnn.ClusterAttention(C, heads=2, num_clusters=2).eval(), _global),
     "GraphAttention": Entry("graph", lambda: pnn.GraphAttention(C, C, heads=2),
                             lambda b, p, **kw: b(p.x, p.edge_index, **kw)),
     "AttentionPool": Entry("pool", lambda: pnn.AttentionPool(C, heads=2), _global,

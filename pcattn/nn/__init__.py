@@ -3,6 +3,7 @@
 from pcattn.nn.anchor_attention import AnchorAttention
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.nn.attention_pool import AttentionPool
+from pcattn.nn.cluster_attention import ClusterAttention
 from pcattn.nn.channel_attention import EfficientChannelAttention, SqueezeExcitation
 from pcattn.nn.embedding import NeighborEmbedding, PointEmbedding
 from pcattn.nn.global_attention import GlobalSelfAttention
@@ -33,6 +34,7 @@ __all__ = [
     "AttentionMap",
     "AttentionPool",
     "ClassificationHead",
+    "ClusterAttention",
     "EfficientChannelAttention",
     "FourierPositionalEncoding",
     "GlobalSelfAttention",
