@@ -15,6 +15,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from pcattn.ops.batching import check_edge_index, check_neighbors, edge_index_to_neighbors
+
 Dim = int | str  # a size, or a letter that matches any size (``"M"``, ``"K"``)
 
 
@@ -140,8 +142,19 @@ def check_batch_rows(block: str, batch, rows: int, *, name: str = "batch", of: s
         check_rows(block, name, batch, rows, (), of=of, dtype="index")
 
 
-def check_neighbor_rows(block: str, idx, rows: int, *, of: str = "x") -> None:
-    """Raise unless ``idx`` is an integer ``[rows, K]`` tensor."""
+def check_neighbor_rows(block: str, idx, rows: int, *, of: str = "x",
+                        edge_index_keyword: bool = False) -> None:
+    """Raise unless ``idx`` is an integer ``[rows, K]`` tensor. A ``[2, E]`` tensor where
+    ``rows != 2`` is taken for a PyG ``edge_index`` and the error names the conversion (and
+    the ``edge_index=`` keyword when the block has one)."""
+    if isinstance(idx, Tensor) and idx.dim() == 2 and idx.shape[0] == 2 != rows:
+        via = "pass it as edge_index=edge_index, or convert it with " if edge_index_keyword \
+            else "convert it with "
+        raise ValueError(
+            f"{block}: idx must be [{rows}, K] (one row per row of {of}), got "
+            f"{_shape(idx.shape)}, which looks like a PyG edge_index [2, E]; {via}"
+            f"pcattn.ops.edge_index_to_neighbors(edge_index, {rows}, add_self_loops=True) "
+            f"(add_self_loops: each node its own neighbour, as in PyG's convs)")
     check_rows(block, "idx", idx, rows, "K", of=of, dtype="index")
 
 
@@ -150,5 +163,29 @@ def check_local(block: str, x, pos, idx, channels: int | None) -> int:
     return ``M``."""
     m = check_features(block, x, channels)
     check_positions(block, pos, m, like=x)
-    check_neighbor_rows(block, idx, m)
+    check_neighbor_rows(block, idx, m, edge_index_keyword=True)
     return m
+
+
+def local_neighbors(block: str, x, pos, idx, edge_index, channels: int | None, *,
+                    add_self_loops: bool) -> Tensor:
+    """The neighbourhoods ``idx [M, K]`` of a local block's call, inputs checked: ``idx``
+    as given (its range read where :func:`~pcattn.ops.checks.may_read_values`), or a PyG
+    ``edge_index [2, E]`` converted by :func:`pcattn.ops.edge_index_to_neighbors` (with
+    ``add_self_loops``). One of the two must be given."""
+    if edge_index is None:
+        if idx is None:
+            raise TypeError(f"{block}: no neighbourhoods given: pass idx [M, K] (e.g. "
+                            f"pcattn.ops.knn(pos, k, batch)) or edge_index=[2, E]")
+        check_local(block, x, pos, idx, channels)
+        check_neighbors(idx, x.shape[0])
+        return idx
+    if idx is not None:
+        raise TypeError(f"{block}: got both idx and edge_index; pass one of them")
+    m = check_features(block, x, channels)
+    check_positions(block, pos, m, like=x)
+    try:
+        check_edge_index(edge_index, m)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{block}: {err}") from None
+    return edge_index_to_neighbors(edge_index, m, add_self_loops=add_self_loops)

@@ -8,11 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import check_int, check_local
+from pcattn.nn.checks import check_int, local_neighbors
 from pcattn.nn.chunking import RECOMPUTE_ABOVE, check_chunking, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
-from pcattn.ops.batching import check_neighbors
 from pcattn.ops.gather import gather_padded
 from pcattn.ops.softmax import masked_softmax
 
@@ -57,9 +56,12 @@ class GroupedVectorAttention(nn.Module):
             (:func:`pcattn.nn.chunking.chunked_rows`).
         recompute_above: memory budget, in elements of ``[M, K, C]``: above it each chunk
             is recomputed in backward; ``None``: never recompute.
+        add_self_loops: with ``edge_index=``, make each node its own neighbour exactly
+            once (as PyG's convs do by default); ``idx`` is taken as given.
 
     Shape:
-        x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
+        x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) or edge_index: [2, E]
+        (PyG's, converted by :func:`pcattn.ops.edge_index_to_neighbors`) -> [M, C];
         with ``return_attention=True`` also a ``local`` :class:`AttentionMap`: weights
         [M, K, G] (zero at padding) on ``idx``.
     """
@@ -68,7 +70,7 @@ class GroupedVectorAttention(nn.Module):
         self, in_channels: int, out_channels: int, *, heads: int = 8,
         pos_nn: Callable | None = None, attn_nn: Callable | None = None,
         pos_multiplier: bool = False, bias: bool = True, chunk_size: int | str | None = "auto",
-        recompute_above: int | None = RECOMPUTE_ABOVE,
+        recompute_above: int | None = RECOMPUTE_ABOVE, add_self_loops: bool = True,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -81,6 +83,7 @@ class GroupedVectorAttention(nn.Module):
             raise ValueError(f"{name}: out_channels ({out_channels}) must be divisible by heads "
                              f"({heads})")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
+        self.add_self_loops = add_self_loops
         c = out_channels
         self.lin_q = nn.Sequential(nn.Linear(in_channels, c, bias=bias), nn.LayerNorm(c),
                                    nn.ReLU(inplace=True))
@@ -96,10 +99,11 @@ class GroupedVectorAttention(nn.Module):
         reset_children(self)
 
     def forward(
-        self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+        self, x: Tensor, pos: Tensor, idx: Tensor | None = None, *,
+        edge_index: Tensor | None = None, return_attention: bool = False,
     ) -> Tensor | tuple[Tensor, AttentionMap]:
-        check_local(type(self).__name__, x, pos, idx, self.in_channels)
-        check_neighbors(idx, x.shape[0])
+        idx = local_neighbors(type(self).__name__, x, pos, idx, edge_index, self.in_channels,
+                              add_self_loops=self.add_self_loops)
         c = self.out_channels
         out, weight = chunked_rows(
             self._attend, (self.lin_q(x), pos, idx), (),

@@ -13,11 +13,11 @@ from pcattn.nn.checks import (
     check_batch_rows,
     check_features,
     check_int,
-    check_local,
     check_positions,
+    local_neighbors,
 )
 from pcattn.nn.pool import global_mean_pool
-from pcattn.ops.batching import batch_size, check_batch, check_neighbors, counts_and_ptr
+from pcattn.ops.batching import batch_size, check_batch, counts_and_ptr
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
 from pcattn.ops.softmax import masked_softmax
@@ -176,20 +176,26 @@ class NadarayaWatsonLayer(_Bandwidth):
     Args:
         sigma: kernel bandwidth (initial value when learned), in units of ``pos``.
         learn_sigma: make ``log sigma`` a parameter.
+        add_self_loops: with ``edge_index=``, make each node its own neighbour exactly
+            once (as PyG's convs do by default); ``idx`` is taken as given.
 
     Shape:
-        x: [M, C], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C]; with
+        x: [M, C], pos: [M, 3], idx: [M, K] (``-1`` padded) or edge_index: [2, E] (PyG's,
+        converted by :func:`pcattn.ops.edge_index_to_neighbors`) -> [M, C]; with
         ``return_attention=True`` also an ``AttentionMap`` of kind ``"local"`` with
         ``weight [M, K, 1]`` (zero at padding) and ``idx``.
     """
 
-    def __init__(self, *, sigma: float = 1.0, learn_sigma: bool = False) -> None:
+    def __init__(self, *, sigma: float = 1.0, learn_sigma: bool = False,
+                 add_self_loops: bool = True) -> None:
         super().__init__(sigma=sigma, learn_sigma=learn_sigma)
+        self.add_self_loops = add_self_loops
 
-    def forward(self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+    def forward(self, x: Tensor, pos: Tensor, idx: Tensor | None = None, *,
+                edge_index: Tensor | None = None, return_attention: bool = False
                 ) -> Tensor | tuple[Tensor, AttentionMap]:
-        check_local(type(self).__name__, x, pos, idx, None)
-        check_neighbors(idx, x.shape[0])
+        idx = local_neighbors(type(self).__name__, x, pos, idx, edge_index, None,
+                              add_self_loops=self.add_self_loops)
         diff = gather(pos, idx) - pos[:, None, :]  # [M, K, 3]
         d2 = (diff * diff).sum(-1)  # [M, K]
         sigma = self.sigma.to(pos.dtype)

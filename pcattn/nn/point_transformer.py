@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Callable
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import check_int, check_local
+from pcattn.nn.checks import check_int, local_neighbors
 from pcattn.nn.chunking import RECOMPUTE_ABOVE, check_chunking, chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
-from pcattn.ops.batching import check_neighbors
+from pcattn.ops.checks import may_read_values
 from pcattn.ops.gather import gather_padded, padded_rows
 from pcattn.ops.softmax import masked_softmax
 
@@ -32,7 +34,8 @@ class PointTransformerLayer(nn.Module):
     relative positional encoding (``pos_nn``), ``gamma`` the attention MLP (``attn_nn``)
     and ``rho`` a softmax over the K neighbours, taken per channel. This is the formula of
     PyG's ``PointTransformerConv``; with ``pos_nn=Linear(3, C)`` and
-    ``attn_nn=Identity()`` the two agree number for number on the same neighbourhoods.
+    ``attn_nn=Identity()`` the two agree number for number on the same neighbourhoods, and
+    the layer loads the conv's ``state_dict`` (:meth:`from_pyg` copies one).
     Work is dense over ``[M, K, C]``: no scatter and no ``[N, N]`` matrix. Injected
     ``pos_nn`` / ``attn_nn`` must act on the last dimension only (chunks of rows are fed
     separately) and be deterministic (chunks are recomputed in backward).
@@ -48,9 +51,12 @@ class PointTransformerLayer(nn.Module):
         recompute_above: memory budget, in elements of ``[M, K, C]``: above it each chunk
             is recomputed in backward, so the intermediates never exist whole; ``None``:
             never recompute.
+        add_self_loops: with ``edge_index=``, make each node its own neighbour exactly
+            once, as ``PointTransformerConv`` does by default; ``idx`` is taken as given.
 
     Shape:
-        x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) -> [M, C];
+        x: [M, C_in], pos: [M, 3], idx: [M, K] (``-1`` padded) or edge_index: [2, E]
+        (PyG's, converted by :func:`pcattn.ops.edge_index_to_neighbors`) -> [M, C];
         with ``return_attention=True`` also a ``local`` :class:`AttentionMap`: weights
         [M, K, C] (one per channel, zero at padding) on ``idx``.
     """
@@ -58,13 +64,14 @@ class PointTransformerLayer(nn.Module):
     def __init__(
         self, in_channels: int, out_channels: int, *, pos_nn: Callable | None = None,
         attn_nn: Callable | None = None, chunk_size: int | str | None = "auto",
-        recompute_above: int | None = RECOMPUTE_ABOVE,
+        recompute_above: int | None = RECOMPUTE_ABOVE, add_self_loops: bool = True,
     ) -> None:
         super().__init__()
         name = type(self).__name__
         in_channels = check_int(name, "in_channels", in_channels)
         out_channels = check_int(name, "out_channels", out_channels)
         self.in_channels, self.out_channels = in_channels, out_channels
+        self.add_self_loops = add_self_loops
         self.chunk_size, self.recompute_above = check_chunking(
             name, chunk_size, recompute_above)
         self.lin = nn.Linear(in_channels, out_channels, bias=False)  # alpha: value
@@ -78,13 +85,35 @@ class PointTransformerLayer(nn.Module):
         """Default inits of the linear maps and of ``pos_nn`` / ``attn_nn``."""
         reset_children(self)
 
+    @classmethod
+    def from_pyg(cls, conv: nn.Module) -> "PointTransformerLayer":
+        """The layer of a PyG ``PointTransformerConv``, with copies of its weights and
+        sub-networks (``attn_nn=None`` there is ``Identity()`` here) and its
+        ``add_self_loops``; outputs agree with the conv's on the same graph."""
+        c_in = conv.in_channels
+        if not isinstance(c_in, int):  # a (source, target) pair
+            if c_in[0] != c_in[1]:
+                raise ValueError(f"{cls.__name__}.from_pyg: the conv is bipartite (in_channels="
+                                 f"{c_in}); this layer takes one width for both")
+            c_in = c_in[0]
+        attn_nn = nn.Identity() if conv.attn_nn is None else copy.deepcopy(conv.attn_nn)
+        weight = conv.lin.weight
+        layer = cls(c_in, conv.out_channels, pos_nn=copy.deepcopy(conv.pos_nn),
+                    attn_nn=attn_nn, add_self_loops=conv.add_self_loops
+                    ).to(device=weight.device, dtype=weight.dtype)
+        layer.load_state_dict(conv.state_dict())
+        return layer
+
     def forward(
-        self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+        self, x: Tensor, pos: Tensor, idx: Tensor | None = None, *,
+        edge_index: Tensor | None = None, return_attention: bool = False,
     ) -> Tensor | tuple[Tensor, AttentionMap]:
-        check_local(type(self).__name__, x, pos, idx, self.in_channels)
-        check_neighbors(idx, x.shape[0])
+        idx = local_neighbors(type(self).__name__, x, pos, idx, edge_index, self.in_channels,
+                              add_self_loops=self.add_self_loops)
         c = self.out_channels
-        padded = bool((idx < 0).any())
+        # a masked softmax only where padding may be: reading idx is free on the CPU
+        # but would synchronise with a device or break a compiled graph
+        padded = not may_read_values(idx) or bool((idx < 0).any())
         # folding costs a few [C, C] x [C, C] products per call: worth it when the edges
         # outnumber C * C (the early, wide stages of a network)
         folded = self._folded_maps() if idx.numel() >= c * c else None
@@ -189,11 +218,12 @@ class PointTransformerBlock(nn.Module):
     Args:
         in_channels: ``C`` (input and output).
         **layer_kwargs: keywords of :class:`PointTransformerLayer` (``pos_nn``, ``attn_nn``,
-            ``chunk_size``, ``recompute_above``).
+            ``chunk_size``, ``recompute_above``, ``add_self_loops``).
 
     Shape:
-        x: [M, C], pos: [M, 3], idx: [M, K] -> [M, C]; with ``return_attention=True``
-        also the layer's ``local`` :class:`AttentionMap` (weights [M, K, C]).
+        x: [M, C], pos: [M, 3], idx: [M, K] or edge_index: [2, E] (as the layer's) -> [M, C];
+        with ``return_attention=True`` also the layer's ``local`` :class:`AttentionMap`
+        (weights [M, K, C]).
     """
 
     def __init__(self, in_channels: int, **layer_kwargs) -> None:
@@ -211,9 +241,11 @@ class PointTransformerBlock(nn.Module):
         reset_children(self)
 
     def forward(
-        self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
+        self, x: Tensor, pos: Tensor, idx: Tensor | None = None, *,
+        edge_index: Tensor | None = None, return_attention: bool = False,
     ) -> Tensor | tuple[Tensor, AttentionMap]:
-        check_local(type(self).__name__, x, pos, idx, self.in_channels)
+        idx = local_neighbors(type(self).__name__, x, pos, idx, edge_index, self.in_channels,
+                              add_self_loops=self.attn.add_self_loops)
         h = self.attn(self.lin_in(self.norm1(x)), pos, idx, return_attention=return_attention)
         h, amap = h if return_attention else (h, None)  # [M, C]
         out = x + self.lin_out(torch.relu(self.norm2(h)))  # [M, C]

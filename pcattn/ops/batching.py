@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pcattn.ops.checks import check_index_range
+from pcattn.ops.checks import check_index_range, may_read_values
 
 
 def check_batch(batch: Tensor | None, num_nodes: int, device: torch.device) -> Tensor:
@@ -101,14 +101,28 @@ def neighbors_to_edge_index(idx: Tensor) -> Tensor:
 
 
 def edge_index_to_neighbors(
-    edge_index: Tensor, num_nodes: int, k: int | None = None
+    edge_index: Tensor, num_nodes: int, k: int | None = None, *, add_self_loops: bool = False
 ) -> Tensor:
     """``edge_index [2, E]`` (source, target) -> ``idx [M, K]``, ``-1`` padded.
 
     Each target's sources are kept in edge order. ``K`` is the largest in-degree unless
     given; with a smaller ``k`` the extra edges are an error (no silent truncation).
+
+    ``add_self_loops=True`` makes every node its own neighbour exactly once, first in its
+    row, as PyG's ``PointTransformerConv`` / ``GATv2Conv`` do by default (they remove the
+    graph's self loops and add one per node): without it a graph of PyG's ``knn_graph``
+    (``loop=False``) or a mesh leaves the centre out of its own neighbourhood. A kNN from
+    :func:`pcattn.ops.knn` holds each node as its own first neighbour already.
+
+    Shape:
+        edge_index: [2, E] -> [M, K] (``K`` counts the self loop when added)
     """
+    check_edge_index(edge_index, num_nodes)
     src, dst = edge_index[0].long(), edge_index[1].long()
+    if add_self_loops:
+        keep = src != dst
+        loops = torch.arange(num_nodes, device=src.device)
+        src, dst = torch.cat([loops, src[keep]]), torch.cat([loops, dst[keep]])
     order = torch.argsort(dst, stable=True)
     src, dst = src[order], dst[order]
     deg = torch.bincount(dst, minlength=num_nodes)
@@ -123,6 +137,26 @@ def edge_index_to_neighbors(
     idx = torch.full((num_nodes, k), -1, dtype=torch.long, device=src.device)
     idx[dst, slot] = src
     return idx
+
+
+def check_edge_index(edge_index, num_nodes: int, name: str = "edge_index") -> None:
+    """Raise a clear error unless ``edge_index`` is an integer ``[2, E]`` tensor of node
+    indices in ``[0, num_nodes)`` (the range is read in eager mode on the CPU only, see
+    :func:`~pcattn.ops.checks.may_read_values`)."""
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [2, E], got {type(edge_index).__name__}")
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"{name} must be [2, E] (row 0 source, row 1 target, as in PyG), got "
+                         f"{list(edge_index.shape)}")
+    if edge_index.dtype.is_floating_point or edge_index.dtype.is_complex \
+            or edge_index.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer node indices, got {edge_index.dtype}; "
+                        f"cast it with {name}.long()")
+    if edge_index.numel() and may_read_values(edge_index):
+        lo, hi = torch.stack(torch.aminmax(edge_index)).tolist()  # one read-back
+        if lo < 0 or hi >= num_nodes:
+            raise ValueError(f"{name} holds {lo if lo < 0 else hi}, outside [0, {num_nodes}) "
+                             f"for {num_nodes} nodes")
 
 
 def check_neighbors(idx: Tensor, num_rows: int, num_nodes: int | None = None) -> None:

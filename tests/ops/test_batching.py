@@ -174,3 +174,28 @@ def test_edge_index_to_neighbors_without_nodes_or_edges():
     assert ops.edge_index_to_neighbors(none, 0).shape == (0, 0)
     assert ops.edge_index_to_neighbors(none, 3).tolist() == [[], [], []]
     assert ops.edge_index_to_neighbors(none, 2, k=2).tolist() == [[-1, -1], [-1, -1]]
+
+
+def test_edge_index_to_neighbors_adds_each_self_loop_once_and_first():
+    ei = torch.tensor([[1, 2, 0, 0, 3], [0, 0, 0, 2, 3]])  # loops at 0 and 3; 1 gets nothing
+    idx = ops.edge_index_to_neighbors(ei, 4, add_self_loops=True)
+    assert idx.tolist() == [[0, 1, 2], [1, -1, -1], [2, 0, -1], [3, -1, -1]]
+    assert ops.edge_index_to_neighbors(ei, 4).tolist() == [[1, 2, 0], [-1, -1, -1],
+                                                           [0, -1, -1], [3, -1, -1]]
+
+
+@pytest.mark.parametrize("ei, error, message", [
+    (torch.tensor([[0, 1, 2]]), ValueError,
+     "edge_index must be [2, E] (row 0 source, row 1 target, as in PyG), got [1, 3]"),
+    (torch.tensor([[0.0], [1.0]]), TypeError,
+     "edge_index must hold integer node indices, got torch.float32; cast it with "
+     "edge_index.long()"),
+    (torch.tensor([[0, 3], [1, 1]]), ValueError,
+     "edge_index holds 3, outside [0, 3) for 3 nodes"),
+    (torch.tensor([[0, 1], [-1, 1]]), ValueError,
+     "edge_index holds -1, outside [0, 3) for 3 nodes"),
+])
+def test_edge_index_to_neighbors_refuses_what_is_no_graph_of_the_nodes(ei, error, message):
+    with pytest.raises(error) as err:
+        ops.edge_index_to_neighbors(ei, 3)
+    assert str(err.value) == message
