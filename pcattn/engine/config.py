@@ -45,6 +45,8 @@ class TrainConfig:
     step_gamma: float = 0.1  # step: the decay factor
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
+    sad_weight: float = 0.0  # > 0: self-attention distillation between stages (SAD: 0.1)
+    sad_start: float = 0.0  # the epoch SAD switches on at (its warm-up)
     amp: str = "none"  # "none", "bf16" (CPU and CUDA) or "fp16" (CUDA, with a GradScaler)
     eval_every: int = 1  # evaluate every N epochs (and always after the last one)
     eval_split: str = "test"  # the split best.pt is chosen on: "test" or "val" (then test once)
@@ -70,6 +72,9 @@ class TrainConfig:
         if self.time_budget < 0 or self.stop_after < 0 or self.grad_clip < 0:
             raise ValueError("train.time_budget, train.stop_after and train.grad_clip must be "
                              f">= 0, got {self.time_budget}, {self.stop_after}, {self.grad_clip}")
+        if self.sad_weight < 0 or self.sad_start < 0:
+            raise ValueError("train.sad_weight and train.sad_start must be >= 0, got "
+                             f"{self.sad_weight}, {self.sad_start}")
         if self.step_epochs < 1 or not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError("need train.step_epochs >= 1 and 0 <= train.label_smoothing < 1, "
                              f"got {self.step_epochs}, {self.label_smoothing}")

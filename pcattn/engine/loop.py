@@ -42,6 +42,7 @@ from pcattn.engine.optim import build_optimizer, build_scheduler, set_schedule_l
 from pcattn.engine.precision import check_amp, grad_scaler
 from pcattn.engine.rng import capture_rng, restore_rng, seed_everything
 from pcattn.engine.runlog import RunLog, epoch_line, scalars
+from pcattn.engine.sad import WithDistillation, sad_weight_at
 from pcattn.engine.step import backward_step, forward_loss
 from pcattn.engine.tasks import task_for
 from pcattn.engine.threads import SharedCores, ThreadRecord
@@ -95,10 +96,12 @@ class Trainer:
         self.task = task_for(self.train_set, label_smoothing=cfg.label_smoothing)
         fill_model_config(run, self.train_set)
         self.model = build_model(run, self.task).to(device)
-        self.net = self.model
+        self.sad = (WithDistillation(self.model, run.model_name) if cfg.sad_weight > 0
+                    else None)
+        self.net = self.model if self.sad is None else self.sad
         if env.active:
             self.net = DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+                self.net, device_ids=[device.index] if device.type == "cuda" else None)
         self.loader_gen = torch.Generator().manual_seed(cfg.seed)
         self.loader, self.sampler = train_loader(self.train_set, run, env, self.loader_gen)
         self.eval_loader = eval_loader(self.eval_set, run, env)
@@ -246,6 +249,8 @@ class Trainer:
                     d[k] += v.to(device)
             seconds, self.partial = self.partial["seconds"], None
         self.net.train()
+        if self.sad is not None:
+            self.sad.weight = sad_weight_at(self.epoch, cfg.sad_weight, cfg.sad_start)
         self.thread_record = ThreadRecord()
         bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{self.planned}", leave=False,
                    total=self.steps, initial=self.step, disable=not self.progress)

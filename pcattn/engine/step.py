@@ -11,10 +11,14 @@ from pcattn.engine.tasks import Task
 
 def forward_loss(model: nn.Module, batch, task: Task, *, amp: str, device: torch.device
                  ) -> tuple[Tensor, Tensor]:
-    """``(loss, logits)`` of one batch, under ``amp``'s autocast; logits in float32."""
+    """``(loss, logits)`` of one batch, under ``amp``'s autocast; logits in float32. A
+    model that returns ``(logits, extra)`` (:class:`~pcattn.engine.sad.WithDistillation`)
+    adds ``extra`` (``None``: nothing) to the task's loss."""
     with autocast(amp, device):
-        logits = model(batch).float()
-        return task.loss(logits, batch), logits
+        out = model(batch)
+        logits, extra = out if isinstance(out, tuple) else (out, None)
+        loss = task.loss(logits.float(), batch)
+        return (loss if extra is None else loss + extra.float()), logits.float()
 
 
 def backward_step(loss: Tensor, model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -5,6 +5,7 @@ from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.nn.attention_pool import AttentionPool
 from pcattn.nn.cluster_attention import ClusterAttention
 from pcattn.nn.channel_attention import EfficientChannelAttention, SqueezeExcitation
+from pcattn.nn.distillation import activation_map, attention_distillation_loss
 from pcattn.nn.embedding import NeighborEmbedding, PointEmbedding
 from pcattn.nn.global_attention import GlobalSelfAttention
 from pcattn.nn.global_tokens import GlobalTokens
@@ -25,6 +26,7 @@ from pcattn.nn.positional_encoding import (
     LearnedPositionalEncoding,
     RelativePositionalEncoding,
 )
+from pcattn.nn.serialized_attention import SerializedAttention
 from pcattn.nn.tnet import TNet, apply_transform, orthogonality_loss
 from pcattn.nn.transition import TransitionDown, TransitionUp
 from pcattn.ops.softmax import masked_softmax, segment_softmax
@@ -55,11 +57,14 @@ __all__ = [
     "PointTransformerLayer",
     "RelativePositionalEncoding",
     "SegmentationHead",
+    "SerializedAttention",
     "SqueezeExcitation",
     "TNet",
     "TransitionDown",
     "TransitionUp",
+    "activation_map",
     "apply_transform",
+    "attention_distillation_loss",
     "global_max_pool",
     "global_mean_pool",
     "masked_softmax",
