@@ -128,6 +128,9 @@ ZOO: dict[str, Entry] = {
     "NadarayaWatsonPool(k, query)": Entry(
         "points", lambda: pnn.NadarayaWatsonPool(sigma=0.3, k=3),
         lambda b, p, **kw: b(p.x, p.pos, p.batch, query=p.pos, query_batch=p.batch, **kw)),
+    "SerializedAttention": Entry(
+        "points", lambda: pnn.SerializedAttention(C, C, heads=2, patch_size=3),
+        lambda b, p, **kw: b(p.x, p.pos, p.batch, **kw)),
     "TransitionDown": Entry("points", lambda: pnn.TransitionDown(C, C, ratio=0.5, k=3),
                             lambda b, p: b(p.x, p.pos, p.batch), output="sampled",
                             attention=False),
@@ -162,7 +165,7 @@ ZOO: dict[str, Entry] = {
 POSITIONAL = {
     "local": ["x", "pos", "idx"],
     "global": ["x", "batch"],
-    "graph": ["x", "edge_index"],
+    "graph": ["x", "edge_index", "edge_attr"],
     "pool": ["x", "batch"],
     "points": ["x", "pos", "batch"],
 }

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
-from torch_geometric.utils import softmax
+from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
 from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.checks import check_features, check_int, check_rows, check_tensor
@@ -37,11 +37,15 @@ class GraphAttention(MessagePassing):
     * ``out_channels`` is the output width, as in every pcattn block: with ``concat=True``
       each head has ``out_channels // heads`` channels, so
       ``GATv2Conv(C_in, C // H, heads=H)`` is ``GraphAttention(C_in, C, heads=H)``.
-    * No self loops are added, so the attention returned is aligned with the
-      ``edge_index`` passed in. A kNN graph from ``pcattn.ops.knn`` has each node as its
-      own first neighbour already; for a mesh or molecule add them first with
-      ``torch_geometric.utils.add_self_loops(edge_index, edge_attr, fill_value="mean")``.
-      A node without incoming edges gets zero aggregation (only the bias).
+    * ``add_self_loops`` defaults to ``False``: the graph is taken as given (a kNN graph
+      from ``pcattn.ops.knn`` has each node as its own first neighbour already). With
+      ``add_self_loops=True`` the layer does what ``GATv2Conv`` does by default: it removes
+      the graph's self loops and adds one per node (edge features ``fill_value``), and the
+      map returned holds that graph. A node without incoming edges gets zero aggregation
+      (only the bias).
+    * The parameters ``lin_l`` / ``lin_r`` are ``lin_src`` / ``lin_dst`` here; a
+      ``GATv2Conv`` ``state_dict`` loads as it is (the names are mapped), and
+      :meth:`from_pyg` builds the layer of a conv.
 
     Args:
         in_channels: input size ``C_in``; a pair ``(C_src, C_dst)`` for bipartite graphs.
@@ -55,6 +59,10 @@ class GraphAttention(MessagePassing):
         share_weights: use one matrix for ``W_s`` and ``W_t``.
         bias: learn a bias (in ``W_s``, ``W_t`` and the output).
         residual: add ``W_r x_i`` to the output.
+        add_self_loops: remove the graph's self loops and add one per node, as
+            ``GATv2Conv`` (where ``True`` is the default).
+        fill_value: ``edge_attr`` of the added self loops (``"mean"``: the mean of the
+            node's incoming edges; a number or a tensor; see PyG's ``add_self_loops``).
         chunk_size, recompute_above: on a graph with ``K`` edges into every target (a kNN
             graph), the targets are processed in chunks of rows, each chunk's ``[R, K, C]``
             edge intermediates recomputed in backward when the whole ``[M, K, C]`` would
@@ -73,7 +81,8 @@ class GraphAttention(MessagePassing):
         self, in_channels: int | tuple[int, int], out_channels: int, *, heads: int = 4,
         concat: bool = True, edge_dim: int | None = None, negative_slope: float = 0.2,
         dropout: float = 0.0, share_weights: bool = False, bias: bool = True,
-        residual: bool = False, chunk_size: int | str | None = "auto",
+        residual: bool = False, add_self_loops: bool = False,
+        fill_value: float | Tensor | str = "mean", chunk_size: int | str | None = "auto",
         recompute_above: int | None = RECOMPUTE_ABOVE,
     ) -> None:
         super().__init__(aggr="add", node_dim=0)
@@ -95,6 +104,7 @@ class GraphAttention(MessagePassing):
         self.concat, self.edge_dim = concat, edge_dim
         self.negative_slope, self.dropout = negative_slope, dropout
         self.share_weights = share_weights
+        self.add_self_loops, self.fill_value = add_self_loops, fill_value
         c_src, c_dst = (in_channels, in_channels) if isinstance(in_channels, int) else in_channels
         if share_weights and c_src != c_dst:
             raise ValueError(f"{name}: share_weights=True needs equal source and target sizes, "
@@ -108,6 +118,23 @@ class GraphAttention(MessagePassing):
         self.res = nn.Linear(c_dst, out_channels, bias=False) if residual else None
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
+        self.register_load_state_dict_pre_hook(_load_pyg_names)
+
+    @classmethod
+    def from_pyg(cls, conv: nn.Module) -> "GraphAttention":
+        """The layer of a PyG ``GATv2Conv``: same hyper-parameters (``out_channels`` here
+        is the conv's ``heads * out_channels`` with ``concat=True``) and a copy of its
+        weights; outputs agree with the conv's."""
+        c_out = conv.heads * conv.out_channels if conv.concat else conv.out_channels
+        weight = conv.lin_l.weight
+        layer = cls(conv.in_channels, c_out, heads=conv.heads, concat=conv.concat,
+                    edge_dim=conv.edge_dim, negative_slope=conv.negative_slope,
+                    dropout=conv.dropout, share_weights=conv.share_weights,
+                    bias=conv.bias is not None, residual=conv.res is not None,
+                    add_self_loops=conv.add_self_loops, fill_value=conv.fill_value,
+                    ).to(device=weight.device, dtype=weight.dtype)
+        layer.load_state_dict(conv.state_dict())
+        return layer
 
     def reset_parameters(self) -> None:
         """Glorot weights and zero biases, as ``GATv2Conv``."""
@@ -121,8 +148,8 @@ class GraphAttention(MessagePassing):
             nn.init.zeros_(self.bias)
 
     def forward(
-        self, x: Tensor | tuple[Tensor, Tensor], edge_index: Tensor, *,
-        edge_attr: Tensor | None = None, return_attention: bool = False,
+        self, x: Tensor | tuple[Tensor, Tensor], edge_index: Tensor,
+        edge_attr: Tensor | None = None, *, return_attention: bool = False,
     ) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
         c_src, c_dst = self.lin_src.in_features, self.lin_dst.in_features
@@ -144,6 +171,11 @@ class GraphAttention(MessagePassing):
         h_dst = (h_src if self.share_weights and x_dst is x_src
                  else self.lin_dst(x_dst).view(-1, h, d))  # [M_dst, H, D]
         edge_index = edge_index.long()
+        if self.add_self_loops:  # as GATv2Conv: once per node of the smaller side
+            edge_index, edge_attr = remove_self_loops(edge_index, edge_attr)
+            edge_index, edge_attr = add_self_loops(
+                edge_index, edge_attr, fill_value=self.fill_value,
+                num_nodes=min(h_src.shape[0], h_dst.shape[0]))
         k = _regular_degree(edge_index, h_dst.shape[0])
         if k is not None:  # a kNN graph: dense [M, K] neighbourhoods, no scatter
             src = edge_index[0].view(-1, k)  # [M, K]
@@ -202,6 +234,26 @@ class GraphAttention(MessagePassing):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"heads={self.heads}, concat={self.concat})")
+
+
+def _load_pyg_names(layer: GraphAttention, state_dict: dict, prefix: str, *args) -> None:
+    """Before ``GraphAttention.load_state_dict``: ``GATv2Conv``'s ``lin_l`` / ``lin_r`` become
+    ``lin_src`` / ``lin_dst``, and a conv of another total width is one error naming
+    the width to build."""
+    renamed = {prefix + "lin_l.": prefix + "lin_src.", prefix + "lin_r.": prefix + "lin_dst."}
+    for key in [k for k in state_dict if k.startswith(tuple(renamed))]:
+        head = key[:len(prefix) + 6]  # prefix + "lin_l." or "lin_r."
+        state_dict[renamed[head] + key[len(head):]] = state_dict.pop(key)
+    att = state_dict.get(prefix + "att")
+    if att is not None and att.shape != layer.att.shape and att.dim() == 3:
+        h, d = att.shape[1:]
+        width = h * d if layer.concat else d
+        raise ValueError(
+            f"{type(layer).__name__}: the state_dict has {h} heads of {d} channels "
+            f"(GATv2Conv(..., {d}, heads={h})); this layer has {layer.heads} of "
+            f"{layer.head_channels}: out_channels is the whole output width here, so build "
+            f"GraphAttention({layer.in_channels}, {width}, heads={h}"
+            f"{'' if layer.concat else ', concat=False'}), or use GraphAttention.from_pyg")
 
 
 def _regular_degree(edge_index: Tensor, num_targets: int) -> int | None:
