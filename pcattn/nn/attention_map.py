@@ -13,17 +13,22 @@ queries, columns are the sources the queries read; which tensors are set depends
            the target is the query). ``GlobalTokens`` returns a graph map over its ``M`` nodes
            followed by the ``T`` tokens of each cloud (token ``t`` of cloud ``b`` is node
            ``M + b T + t``; ``num_sources = M + B T``).
+``patch``  (dense within patches of a serialized order, :class:`SerializedAttention`):
+           ``weight [NP, H, P, P]`` and ``idx [NP, P]``, the packed node at each slot of
+           each patch (``-1`` at padding); ``weight[n, h, i, j]`` is what node
+           ``idx[n, i]`` reads from node ``idx[n, j]``.
 ``pool``   (one query per cloud reading its nodes): ``weight [M, H]``, ``batch [M]``.
 ``channel`` (gates over channels, no point-to-point weight): ``weight [B, C]``.
 
-The head axis ``H`` is the last one (the second for ``global``): heads of scalar attention,
-groups of grouped vector attention, channels of Point Transformer's vector attention, 1 for
-kernels and interpolation. Weights that come from a softmax sum to 1 over each query's valid
-sources. ``transposed=True`` marks a ``global`` map kept in its paper's orientation with the
-*columns* as the nodes whose output is computed: :class:`~pcattn.nn.OffsetAttention` returns
-PCT's ``attention[i, j]`` as is (row ``i`` the query of the softmax ``q_i k_j``, columns
-L1-normalised after, node ``j`` receiving ``sum_i w[i, j] v_i``). :meth:`to_sparse` always
-gives the node that receives as the query, so consumers need not know.
+The head axis ``H`` is the last one (the second for ``global`` and ``patch``): heads of
+scalar attention, groups of grouped vector attention, channels of Point Transformer's vector
+attention, 1 for kernels and interpolation. Weights that come from a softmax sum to 1 over
+each query's valid sources. ``transposed=True`` marks a ``global`` map kept in its paper's
+orientation with the *columns* as the nodes whose output is computed:
+:class:`~pcattn.nn.OffsetAttention` returns PCT's ``attention[i, j]`` as is (row ``i`` the
+query of the softmax ``q_i k_j``, columns L1-normalised after, node ``j`` receiving
+``sum_i w[i, j] v_i``). :meth:`to_sparse` always gives the node that receives as the query,
+so consumers need not know.
 
 :meth:`AttentionMap.to_sparse` turns every kind but ``channel`` into one list of
 ``(query, source, weight)`` triples over packed node indices, which is what consumers
@@ -42,7 +47,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-KINDS = ("local", "global", "graph", "pool", "channel")
+KINDS = ("local", "global", "graph", "patch", "pool", "channel")
 
 
 class AttentionMap(NamedTuple):
@@ -60,7 +65,8 @@ class AttentionMap(NamedTuple):
     @property
     def heads(self) -> int:
         """Number of heads (channel groups) H; channels C for a ``channel`` map."""
-        return self.weight.shape[1] if self.kind == "global" else self.weight.shape[-1]
+        return (self.weight.shape[1] if self.kind in ("global", "patch")
+                else self.weight.shape[-1])
 
     def to_sparse(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(query [nnz], source [nnz], weight [nnz, H])`` over packed node indices.
@@ -87,6 +93,10 @@ class AttentionMap(NamedTuple):
             query, source = (packed[cloud, j], packed[cloud, i]) if self.transposed else (
                 packed[cloud, i], packed[cloud, j])
             return query, source, w.permute(0, 2, 3, 1)[cloud, i, j]
+        if self.kind == "patch":
+            valid = self.idx >= 0  # [NP, P]
+            patch, i, j = (valid[:, :, None] & valid[:, None, :]).nonzero(as_tuple=True)
+            return self.idx[patch, i], self.idx[patch, j], w.permute(0, 2, 3, 1)[patch, i, j]
         if self.kind == "graph":
             return self.edge_index[1], self.edge_index[0], w.reshape(w.shape[0], -1)
         if self.kind == "pool":

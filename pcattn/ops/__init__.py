@@ -12,7 +12,15 @@ from pcattn.ops.gather import gather
 from pcattn.ops.interpolate import interpolate, interpolation_weights
 from pcattn.ops.knn import ball_query, knn, knn_with_distance
 from pcattn.ops.sampling import farthest_point_sample
-from pcattn.ops.serialize import ORDERS, Serialization, encode, grid_coords, serialize
+from pcattn.ops.serialize import (
+    ORDERS,
+    Serialization,
+    encode,
+    grid_coords,
+    patches,
+    point_spacing,
+    serialize,
+)
 from pcattn.ops.serialize_neighbors import grid_neighbors
 from pcattn.ops.softmax import masked_softmax, segment_softmax
 
@@ -34,6 +42,8 @@ __all__ = [
     "masked_softmax",
     "neighbors_to_edge_index",
     "pack",
+    "patches",
+    "point_spacing",
     "segment_softmax",
     "serialize",
     "unpack",

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from pcattn.ops.batching import batch_size, check_batch
+from pcattn.ops.batching import batch_size, check_batch, counts_and_ptr
 from pcattn.ops.checks import check_points
 
 ORDERS = ("z", "z-trans", "hilbert", "hilbert-trans")
@@ -40,7 +40,8 @@ class Serialization(NamedTuple):
     ``order[o]`` sorts the points by it (clouds stay contiguous and in id order) and
     ``inverse[o]`` undoes that: ``order[o][inverse[o]] == arange(M)``. ``coords`` are the
     grid coordinates, ``batch`` the cloud ids, ``bits`` the bits per axis of the codes and
-    ``grid_size`` the cell size of each cloud.
+    ``grid_size`` the cell size of each cloud; ``cells``, when asked for, the occupied
+    cells and their 27 neighbours (:func:`~pcattn.ops.grid_neighbors`).
 
     Shape:
         code, order, inverse: [O, M]; coords: [M, 3]; batch: [M]; grid_size: [B]
@@ -54,6 +55,7 @@ class Serialization(NamedTuple):
     batch: Tensor
     bits: int
     grid_size: Tensor
+    cells: tuple[Tensor, Tensor] | None = None  # (cell [M], neighbors [V, 27]) if asked
 
     def index(self, name: str) -> int:
         """Row of the order called ``name``, with an error naming the available ones."""
@@ -88,7 +90,7 @@ def _check_bits(bits, num_clouds: int, name: str = "bits") -> int:
 
 
 def grid_coords(
-    pos: Tensor, batch: Tensor | None = None, *, grid_size: float | None = None,
+    pos: Tensor, batch: Tensor | None = None, *, grid_size: float | Tensor | None = None,
     bits: int | None = None,
 ) -> tuple[Tensor, Tensor, int]:
     """Integer grid coordinates of each point, per cloud from its minimum corner.
@@ -96,8 +98,9 @@ def grid_coords(
     Args:
         pos: point positions.
         batch: cloud id of each point (sorted); ``None``: one cloud.
-        grid_size: cell size, the same for every cloud; ``None``: for each cloud the
-            finest cell that keeps its extent within ``bits`` per axis.
+        grid_size: cell size, the same for every cloud, or one per cloud (a ``[B]``
+            tensor, e.g. :func:`point_spacing`); ``None``: for each cloud the finest cell
+            that keeps its extent within ``bits`` per axis.
         bits: bits per axis (default: the most the cloud count leaves, at most 21).
 
     Returns:
@@ -122,21 +125,58 @@ def grid_coords(
     if grid_size is None:
         size = torch.where(extent > 0, extent / (cells - 1), torch.ones_like(extent))  # [B]
     else:
-        if isinstance(grid_size, bool) or not isinstance(grid_size, (int, float)) or not (
-                math.isfinite(grid_size) and grid_size > 0):
-            raise ValueError(f"grid_size must be a finite number > 0 or None, got "
-                             f"{grid_size!r}")
-        size = extent.new_full((num,), float(grid_size))
-        need = int(torch.floor(extent / grid_size).max()) + 1  # cells along the widest axis
-        if need > cells:
-            b = int(torch.argmax(extent))
+        size = _grid_sizes(grid_size, num).to(p.device)  # [B]
+        need = torch.floor(extent / size) + 1  # [B] cells along each cloud's widest axis
+        if bool((need > cells).any()):
+            b = int(torch.argmax(need))
             raise ValueError(
-                f"grid_size={grid_size} cuts cloud {b} (extent {float(extent[b]):.6g}) into "
-                f"{need} cells along an axis, more than the 2**{bits} = {cells} that {bits} "
-                f"bits per axis hold; pass grid_size >= {float(extent.max()) / (cells - 1):.6g}"
-                " or grid_size=None to choose the finest that fits")
+                f"grid_size={float(size[b]):.6g} cuts cloud {b} (extent "
+                f"{float(extent[b]):.6g}) into {int(need[b])} cells along an axis, more than "
+                f"the 2**{bits} = {cells} that {bits} bits per axis hold; pass grid_size >= "
+                f"{float(extent[b]) / (cells - 1):.6g} or grid_size=None to choose the finest "
+                "that fits")
     coords = torch.floor((p - lo[batch]) / size[batch, None]).long()  # [M, 3]
     return coords.clamp_(0, cells - 1), size, bits  # clamp: rounding at the far corner
+
+
+def _grid_sizes(grid_size, num: int) -> Tensor:
+    """``grid_size`` (a number or a ``[B]`` tensor) as ``[B]`` float64, checked > 0."""
+    if isinstance(grid_size, Tensor):
+        if grid_size.shape not in ((num,), ()) or not grid_size.dtype.is_floating_point:
+            raise ValueError(f"grid_size must be a number or a float tensor [B] with one size "
+                             f"per cloud ({num}), got {grid_size.dtype} "
+                             f"{tuple(grid_size.shape)}")
+        size = grid_size.detach().double().expand(num)
+    elif isinstance(grid_size, bool) or not isinstance(grid_size, (int, float)):
+        raise ValueError(f"grid_size must be a finite number > 0 or None, got {grid_size!r}")
+    else:
+        size = torch.full((num,), float(grid_size), dtype=torch.float64)
+    if not bool((torch.isfinite(size) & (size > 0)).all()):
+        raise ValueError(f"grid_size must be finite and > 0, got {size.tolist()}")
+    return size
+
+
+def point_spacing(pos: Tensor, batch: Tensor | None = None) -> Tensor:
+    """Typical distance between neighbouring points of each cloud: ``(V / N)^(1/d)`` over
+    the ``d`` axes along which its bounding box of volume ``V`` has extent (1.0 for a
+    cloud of one position). A grid of this size holds about one point per cell.
+
+    Shape:
+        pos: [M, 3], batch: [M] -> [B] float64
+    """
+    check_points(pos)
+    batch = check_batch(batch, pos.shape[0], pos.device)
+    num = batch_size(batch)
+    p, index = pos.detach().double(), batch[:, None].expand(-1, 3)
+    lo = p.new_full((num, 3), math.inf).scatter_reduce(0, index, p, "amin")
+    hi = p.new_full((num, 3), -math.inf).scatter_reduce(0, index, p, "amax")
+    extent = hi - lo  # [B, 3]
+    flat = extent <= extent.amax(1, keepdim=True) * 1e-9  # axes a cloud does not span
+    dims = (~flat).sum(1)  # [B]
+    count = torch.bincount(batch, minlength=num).double().clamp(min=1)
+    log_volume = torch.where(flat, 0.0, extent.clamp(min=1e-300).log()).sum(1)
+    spacing = ((log_volume - count.log()) / dims.clamp(min=1)).exp()
+    return torch.where(dims > 0, spacing, torch.ones_like(spacing))
 
 
 def _spread3(v: Tensor) -> Tensor:
@@ -220,12 +260,15 @@ def encode(coords: Tensor, batch: Tensor | None = None, *, order: str = "z",
 
 def serialize(
     pos: Tensor, batch: Tensor | None = None, *, orders: tuple[str, ...] | str = ORDERS,
-    grid_size: float | None = None, bits: int | None = None,
+    grid_size: float | Tensor | None = None, bits: int | None = None, neighbors: bool = False,
 ) -> Serialization:
     """Quantize each cloud (:func:`grid_coords`), encode it along each of ``orders``
     (:func:`encode`) and sort: the orders PTv3's blocks attend in.
 
-    Points that share a cell keep their input order (a stable sort).
+    Points that share a cell are ordered by their position on the finest grid the bits
+    allow (a Morton order), so the orders follow a permutation of the input exactly unless
+    two points sit at one position. ``neighbors=True``
+    also finds the occupied cells and their 27 neighbours (``Serialization.cells``).
 
     Shape:
         pos: [M, 3], batch: [M] -> :class:`Serialization` with ``code, order, inverse``
@@ -239,9 +282,40 @@ def serialize(
     batch = check_batch(batch, pos.shape[0], pos.device)
     coords, size, bits = grid_coords(pos, batch, grid_size=grid_size, bits=bits)
     code = torch.stack([encode(coords, batch, order=o, bits=bits) for o in orders])  # [O, M]
-    order = torch.argsort(code, dim=1, stable=True)  # [O, M]
+    fine = encode(grid_coords(pos, batch, bits=bits)[0], batch, bits=bits)  # [M] tie-break
+    first = torch.argsort(fine)  # [M]; then a stable sort by the code keeps it among ties
+    order = first[torch.argsort(code[:, first], dim=1, stable=True)]  # [O, M]
+    cells = None
+    if neighbors:
+        from pcattn.ops.serialize_neighbors import grid_neighbors  # it imports encode
+
+        cells = grid_neighbors(coords, batch, bits=bits)
     return Serialization(orders, code, order, inverse_permutation(order), coords, batch,
-                         bits, size)
+                         bits, size, cells)
+
+
+def patches(order: Tensor, batch: Tensor, patch_size: int) -> tuple[Tensor, Tensor]:
+    """Cut an order into patches of ``patch_size`` points, each within one cloud.
+
+    Each cloud's run of the order fills ``ceil(N / P)`` patches; the last one is padded
+    with ``-1``. Returns ``(idx [NP, P], slot [M])``: ``idx`` holds the node index at each
+    slot of each patch, and node ``i`` sits at ``idx.view(-1)[slot[i]]``.
+
+    Shape:
+        order: [M] (sorted by cloud, e.g. a row of ``Serialization.order``), batch: [M]
+        -> ([NP, P], [M])
+    """
+    m, device = order.shape[0], order.device
+    counts, ptr = counts_and_ptr(batch)  # [B], [B + 1]
+    per_cloud = (counts + patch_size - 1) // patch_size  # [B] patches of each cloud
+    start = (torch.cumsum(per_cloud, 0) - per_cloud) * patch_size  # [B] first slot
+    cloud = batch[order]  # [M] sorted
+    rank_slot = start[cloud] + torch.arange(m, device=device) - ptr[cloud]  # [M] by rank
+    idx = torch.full((int(per_cloud.sum()) * patch_size,), -1, dtype=torch.long,
+                     device=device)
+    idx[rank_slot] = order
+    slot = torch.empty_like(rank_slot).scatter_(0, order, rank_slot)  # [M] by node
+    return idx.view(-1, patch_size), slot
 
 
 def inverse_permutation(order: Tensor) -> Tensor:

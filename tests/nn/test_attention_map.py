@@ -58,3 +58,12 @@ def test_pool_map_without_batch_is_one_cloud():
     assert query.dtype == torch.long and source.dtype == torch.long
     assert query.tolist() == [0, 0, 0, 0] and source.tolist() == [0, 1, 2, 3]
     torch.testing.assert_close(weight, w)
+
+
+def test_patch_map_pairs_the_slots_of_each_patch_and_drops_padding():
+    idx = torch.tensor([[2, 0], [1, -1]])  # patch 0: nodes 2, 0; patch 1: node 1, padded
+    w = torch.tensor([[[[0.5, 0.5], [0.25, 0.75]]], [[[1.0, 0.0], [0.0, 0.0]]]])  # [2, 1, 2, 2]
+    amap = AttentionMap("patch", w, idx=idx)
+    assert amap.heads == 1
+    assert triples(*amap.to_sparse()) == [(0, 0, [0.75]), (0, 2, [0.25]), (1, 1, [1.0]),
+                                          (2, 0, [0.5]), (2, 2, [0.5])]

@@ -210,3 +210,31 @@ def test_random_permutations_keep_the_codes_of_each_point():
     s, s_p = serialize(pos, grid_size=0.001), serialize(pos[perm], grid_size=0.001)
     assert torch.equal(s_p.code, s.code[:, perm])
     assert torch.equal(perm[s_p.order], s.order)  # distinct cells: the same sequence
+
+
+def test_points_sharing_a_cell_follow_a_permutation_too():
+    g = torch.Generator().manual_seed(6)
+    pos = torch.rand(300, 3, generator=g)
+    perm = torch.randperm(300, generator=g)
+    s, s_p = serialize(pos, grid_size=0.2), serialize(pos[perm], grid_size=0.2)
+    assert s.code.unique().numel() < 300  # many points per cell
+    assert torch.equal(perm[s_p.order], s.order)
+
+
+@pytest.mark.parametrize("patch_size", [1, 4, 7, 64])
+def test_patches_cut_each_cloud_alone_and_pad_its_last(patch_size):
+    from pcattn.ops.serialize import patches
+
+    g = torch.Generator().manual_seed(7)
+    sizes = [13, 0, 4, 9]
+    batch = torch.repeat_interleave(torch.arange(4), torch.tensor(sizes))
+    s = serialize(torch.rand(26, 3, generator=g), batch)
+    idx, slot = patches(s.order[2], batch, patch_size)
+    assert idx.shape == (sum(-(-n // patch_size) for n in sizes), patch_size)
+    assert torch.equal(idx.view(-1)[slot], torch.arange(26))
+    real = idx[idx >= 0]
+    assert torch.equal(real, s.order[2])  # the order, run through patch by patch
+    for row in idx:  # one cloud per patch, padding only at its end
+        ids = row[row >= 0]
+        assert batch[ids].unique().numel() == 1
+        assert (row[: ids.numel()] >= 0).all()
