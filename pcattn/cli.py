@@ -148,9 +148,23 @@ def _visualize_parser(sub) -> None:
     v.add_argument("--layer", help="index (negative from the end) or name; default: the "
                                    "first, the last for rollout")
     v.add_argument("--head", type=int, help="one head (channel group); default: their mean")
-    v.add_argument("--query", help="123 | fps:4 | xyz:0.1,0.2,0.0; default fps:4 (map), "
-                                   "fps:1 (rollout)")
+    v.add_argument("--query", help="123 | 12,40,7 | fps:4 | xyz:0.1,0.2,0.0; default fps:4 "
+                                   "(map), fps:1 (rollout)")
     v.add_argument("--mode", default="map", choices=["map", "received", "rollout"])
+    v.add_argument("--scale", choices=["relative", "absolute"],
+                   help="relative: weight x points read, 1 = uniform, on a log2 diverging "
+                        "scale (default for map and received); absolute: the weight")
+    v.add_argument("--grid", choices=["heads", "queries"],
+                   help="also a figure of layers x heads (the mean and the most selective "
+                        "heads) or layers x queries")
+    v.add_argument("--format", default="png", choices=["png", "svg", "pdf"],
+                   dest="figure_format", help="of the figures (default png)")
+    v.add_argument("--stats", action="store_true",
+                   help="print and plot each layer's and head's focus (normalised entropy, "
+                        "top-1 share) on this cloud and over --clouds test clouds")
+    v.add_argument("--clouds", type=_count_or_zero, default=32, metavar="N",
+                   help="test clouds the --stats average runs over (default 32; 0: only "
+                        "this cloud)")
     v.add_argument("--category", help="segmentation with --file: the object category")
     v.add_argument("--out", help="output folder; default RUN_DIR/attention")
     v.add_argument("--device", default="auto", type=_device,
@@ -260,7 +274,9 @@ def _run(args) -> int:
                             layer=args.layer, head=args.head, query=args.query,
                             mode=args.mode, out=args.out, category=args.category,
                             device=args.device, max_points=args.max_points,
-                            sampling=args.sampling, say=_say("visualize"))
+                            sampling=args.sampling, scale=args.scale, grid=args.grid,
+                            figure_format=args.figure_format, stats=args.stats,
+                            clouds=args.clouds, say=_say("visualize"), report=print)
         for kind, path in written.items():
             print(f"{kind}: {path}")
     elif args.command == "bench":

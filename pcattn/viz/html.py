@@ -2,8 +2,11 @@
 
 The page inlines plotly.js and the model's sparse attention maps (weights in float16) and
 computes in the browser what :mod:`pcattn.viz.quantities` computes in Python: the map of the
-clicked query, the attention received and the rollout (page.js beside this file). Rotate and
-zoom the cloud, click a point to make it the query, choose layer, head and mode from menus.
+clicked queries (relative to uniform or absolute), the attention received and the rollout
+(page.js beside this file). Rotate and zoom the cloud, click a point to make it the query
+(shift-click adds one), choose layer, head, mode and scale from menus or step through the
+layers; the predicted (and true) class or parts and each layer's focus
+(:mod:`pcattn.viz.focus`) are shown beside the cloud.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import torch
 from torch import Tensor
 
 from pcattn.nn.attention_map import LayerAttention
+from pcattn.viz.colors import Scale
+from pcattn.viz.focus import Focus, focus_stats
 from pcattn.viz.quantities import layer_triples, select_layer
-from pcattn.viz.view import MODES
+from pcattn.viz.view import MODES, QUANTITY
 
 PAGE_BUDGET = 15_000_000  # bytes: per-head weights are left out of layers beyond it
 PAGE_JS = Path(__file__).with_name("page.js")
@@ -56,9 +61,13 @@ def layer_payload(layer: LayerAttention, with_heads: bool) -> dict:
 
 def page_data(pos: Tensor, layers: Sequence[LayerAttention], *, title: str = "",
               layer: int | str = 0, head: int | None = None, mode: str = "map",
-              query: int = 0, budget: int = PAGE_BUDGET) -> dict:
+              queries: Sequence[int] = (0,), relative: bool | None = None,
+              labels: dict | None = None, focus: Sequence[Focus] | None = None,
+              budget: int = PAGE_BUDGET) -> dict:
     """Everything the page embeds. Per-head weights are kept for the layers (in order) that
-    fit in ``budget`` bytes with plotly.js; the others offer the mean over heads only."""
+    fit in ``budget`` bytes with plotly.js; the others offer the mean over heads only.
+    ``labels``: :func:`~pcattn.viz.run.predicted_labels`; ``focus``: per layer (default:
+    :func:`~pcattn.viz.focus.focus_stats` of ``layers``)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     i = select_layer(layers, layer)
@@ -75,25 +84,40 @@ def page_data(pos: Tensor, layers: Sequence[LayerAttention], *, title: str = "",
         with_heads = la.map.heads > 1 and heads <= left
         left -= heads if with_heads else 0
         payload.append(layer_payload(la, with_heads))
+    for entry, f in zip(payload, focus if focus is not None else focus_stats(layers)):
+        entry["focus"] = {"entropy": [round(float(v), 4) for v in f.entropy],
+                          "top1": [round(float(v), 4) for v in f.top1],
+                          "uniform_top1": round(f.uniform_top1, 4)}
+    parts = (labels or {}).get("parts") or (None, None)
     return {
         "title": title, "n": int(pos.shape[0]),
         "pos": _b64(pos.detach().float().cpu().numpy()),
         "layers": payload,
-        "init": {"layer": i, "head": head, "mode": mode, "query": int(query)},
+        "labels": (labels or {}).get("text", ""),
+        "parts": [None if p is None else _b64(p.cpu().numpy().astype(np.uint8)) for p in parts],
+        "quantity": {f"{m},{int(r)}": q for (m, r), q in QUANTITY.items()},
+        "diverging": Scale(True, -1, 1).colorscale(), "sequential": Scale(
+            False, 0, 1).colorscale(),
+        "init": {"layer": i, "head": head, "mode": mode, "queries": [int(q) for q in queries],
+                 "relative": mode != "rollout" if relative is None else bool(relative)},
     }
 
 
 def save_html(path: str | Path, pos: Tensor, layers: Sequence[LayerAttention], *,
               title: str = "", layer: int | str = 0, head: int | None = None,
-              mode: str = "map", query: int = 0, budget: int = PAGE_BUDGET) -> Path:
+              mode: str = "map", queries: Sequence[int] = (0,), relative: bool | None = None,
+              labels: dict | None = None, focus: Sequence[Focus] | None = None,
+              budget: int = PAGE_BUDGET) -> Path:
     """Write the page for the cloud ``pos`` and its ``layers``, opening on the given
-    layer, head (``None``: mean), mode and query point. Returns the path.
+    layer, head (``None``: mean), mode, query points and scale (``relative`` to uniform;
+    default for map and received). Returns the path.
 
     Shape:
         pos: [N, 3]
     """
     data = page_data(pos, layers, title=title, layer=layer, head=head, mode=mode,
-                     query=query, budget=budget)
+                     queries=queries, relative=relative, labels=labels, focus=focus,
+                     budget=budget)
     html = _TEMPLATE.format(
         title=_escape(title or "pcattn attention"), plotly=_plotly_js(),
         data=json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
@@ -124,15 +148,22 @@ body {{ font-family: sans-serif; margin: 0; height: 100vh; display: flex;
        flex-direction: column; }}
 #bar {{ padding: 6px 10px; background: #f3f3f3; display: flex; gap: 14px; align-items: center;
        flex-wrap: wrap; font-size: 14px; }}
+#info {{ padding: 3px 10px; font-size: 13px; color: #444; display: flex; gap: 14px;
+        flex-wrap: wrap; }}
 #plot {{ flex: 1; min-height: 0; }}
-#status {{ color: #444; }}
+#focus {{ color: #225; }}
+.swatch {{ display: inline-block; width: 10px; height: 10px; margin: 0 3px 0 8px; }}
 </style></head>
 <body>
-<div id="bar"><b id="title"></b>
+<div id="bar"><b id="title"></b> <span id="labels"></span>
 <label>layer <select id="layer"></select></label>
+<input id="depth" type="range" min="0" step="1" title="layers in forward order">
+<button id="play" title="step through the layers">play</button>
 <label>head <select id="head"></select></label>
 <label>mode <select id="mode"></select></label>
-<span id="status"></span></div>
+<label>scale <select id="scale"><option value="1">relative to uniform</option>
+<option value="0">absolute</option></select></label></div>
+<div id="info"><span id="status"></span> <span id="focus"></span> <span id="legend"></span></div>
 <div id="plot"></div>
 <script>{plotly}</script>
 <script>const PCATTN_DATA = {data};</script>

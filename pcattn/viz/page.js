@@ -1,10 +1,18 @@
 // The attention page of pcattn.viz.html: decodes the embedded sparse maps and computes in
-// the browser what pcattn/viz/quantities.py computes (map, received, rollout), so a click
-// on a point makes it the query. window.pcattn exposes the state and the computations.
+// the browser what pcattn/viz/quantities.py and colors.py compute (map, received, rollout,
+// relative to uniform or absolute, and their colour scale), so a click on a point makes it
+// the query. window.pcattn exposes the state and the computations.
 "use strict";
 (function () {
   const D = PCATTN_DATA;
   const N = D.n;
+  const MIN_SPAN = Math.log2(1.05); // colors.MIN_SPAN
+  const RATIO_TICKS = [1 / 16, 1 / 8, 1 / 4, 1 / 2, 2 / 3, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 4, 8,
+                       16]; // colors.RATIO_TICKS
+  const PART_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                        "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78",
+                        "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
+                        "#dbdb8d", "#9edae5"]; // tab20's first colours, as in the PNG legend
 
   function bytes(b64) {
     const s = atob(b64), out = new Uint8Array(s.length);
@@ -27,6 +35,7 @@
   for (let i = 0; i < N; i++) {
     X.push(pos[3 * i]); Y.push(pos[3 * i + 1]); Z.push(pos[3 * i + 2]);
   }
+  const parts = D.parts.map((b) => (b ? new Uint8Array(bytes(b)) : null));
 
   const layers = D.layers.map((L) => {
     const query = u32(L.query), rowptr = u32(L.rowptr), col = u32(L.col);
@@ -38,7 +47,7 @@
       nodes.forEach((p) => { if (rowOf[p] < 0) rowOf[p] = -2; });
     }
     return { name: L.name, kind: L.kind, residual: L.residual, heads: L.heads, query, rowptr,
-             col, mean, w, rowOf, nodes, sources: u32(L.sources) };
+             col, mean, w, rowOf, nodes, sources: u32(L.sources), focus: L.focus };
   });
 
   function weights(L, head) { // Float32Array [nnz] of one head, or the mean
@@ -57,24 +66,40 @@
     }
     return best;
   }
-  function mapValues(l, head, p) {
-    const L = layers[l], w = weights(L, head), out = new Float32Array(N);
-    const r = L.kind === "pool" ? 0 : L.rowOf[snap(L, p)]; // -2: the query reads nothing
-    if (r < 0) return out;
-    for (let e = L.rowptr[r]; e < L.rowptr[r + 1]; e++) {
-      out[L.col[e]] = Math.max(out[L.col[e]], w[e]);
+  const queriesOf = (s) => s.queries || (s.query === undefined ? [] : [s.query]);
+  const isRelative = (s) => s.mode !== "rollout" && s.relative !== false && s.relative !== 0;
+
+  function mapRead(l, head, ps, relative) { // quantities.map_read
+    const L = layers[l], w = weights(L, head), values = new Float32Array(N);
+    const read = new Uint8Array(N);
+    const rows = L.kind === "pool" ? [0] : ps.map((p) => L.rowOf[snap(L, p)]);
+    for (const r of rows) { // -1 / -2: the query reads nothing
+      if (r < 0) continue;
+      const n = relative ? L.rowptr[r + 1] - L.rowptr[r] : 1;
+      for (let e = L.rowptr[r]; e < L.rowptr[r + 1]; e++) {
+        values[L.col[e]] = Math.max(values[L.col[e]], w[e] * n);
+        read[L.col[e]] = 1;
+      }
     }
-    return out;
+    return { values, read };
   }
-  function receivedValues(l, head) {
+  function receivedValues(l, head, relative) { // quantities.attention_received
     const L = layers[l], w = weights(L, head), out = new Float32Array(N);
-    for (let e = 0; e < L.col.length; e++) out[L.col[e]] += w[e];
+    const uniform = new Float64Array(N);
+    for (let r = 0; r + 1 < L.rowptr.length; r++) {
+      const n = L.rowptr[r + 1] - L.rowptr[r];
+      for (let e = L.rowptr[r]; e < L.rowptr[r + 1]; e++) {
+        out[L.col[e]] += w[e];
+        uniform[L.col[e]] += 1 / n;
+      }
+    }
+    if (relative) for (let i = 0; i < N; i++) out[i] = uniform[i] > 0 ? out[i] / uniform[i] : 0;
     return out;
   }
-  function rolloutValues(l, p) { // row of S_l ... S_1 (rollout_step of quantities.py)
+  function rolloutRow(l, p) { // row of S_l ... S_1 (rollout_step of quantities.py)
     let r = new Float64Array(N), from = l;
     if (layers[l].kind === "pool") { // the cloud is the query: its pooling weights, rolled out
-      r = Float64Array.from(mapValues(l, null, p));
+      r = Float64Array.from(mapRead(l, null, [p], false).values);
       from = l - 1;
     } else {
       r[snap(layers[l], p)] = 1;
@@ -97,105 +122,230 @@
       }
       r = next;
     }
-    return Float32Array.from(r);
+    return r;
   }
-  function compute(s) {
-    if (s.mode === "map") return mapValues(s.layer, s.head, s.query);
-    if (s.mode === "received") return receivedValues(s.layer, s.head);
-    return rolloutValues(s.layer, s.query);
+  function rolloutValues(l, ps) { // the largest over the queries
+    const out = new Float32Array(N);
+    for (const p of (layers[l].kind === "pool" ? [0] : ps)) {
+      const r = rolloutRow(l, p);
+      for (let i = 0; i < N; i++) out[i] = Math.max(out[i], r[i]);
+    }
+    return out;
+  }
+  function computeView(s) { // values [N] and active [N] (which points carry a value)
+    const L = layers[s.layer], qs = queriesOf(s), rel = isRelative(s);
+    if (s.mode === "map") {
+      const m = mapRead(s.layer, s.head, qs, rel);
+      return { values: m.values, active: m.read };
+    }
+    if (s.mode === "received") {
+      const values = receivedValues(s.layer, s.head, rel), active = new Uint8Array(N);
+      if (rel) values.forEach((v, i) => { active[i] = v > 0 ? 1 : 0; });
+      else L.sources.forEach((i) => { active[i] = 1; });
+      return { values, active };
+    }
+    return { values: rolloutValues(s.layer, qs), active: new Uint8Array(N).fill(1) };
+  }
+  const compute = (s) => computeView(s).values;
+
+  function scaleOf(values, active, skip, relative) { // colors.value_scale
+    let top = 0;
+    for (let i = 0; i < N; i++) {
+      if (!active[i] || skip.has(i)) continue;
+      if (relative) { if (values[i] > 0) top = Math.max(top, Math.abs(Math.log2(values[i]))); }
+      else top = Math.max(top, values[i]);
+    }
+    if (relative) { const span = Math.max(top, MIN_SPAN); return { lo: -span, hi: span }; }
+    return { lo: 0, hi: top > 0 ? top : 1 };
+  }
+  function ticks(sc, relative) { // colors.Scale.ticks
+    if (!relative) {
+      const v = [0, 1, 2, 3, 4].map((k) => sc.lo + (sc.hi - sc.lo) * k / 4);
+      return { tickvals: v, ticktext: v.map((t) => Number(t.toPrecision(3)).toString()) };
+    }
+    const span = sc.hi - sc.lo;
+    let inner = RATIO_TICKS.filter((r) => sc.lo + 0.15 * span < Math.log2(r) &&
+                                          Math.log2(r) < sc.hi - 0.15 * span);
+    while (inner.length > 5) inner = inner.filter((_, k) => k % 2 === inner.indexOf(1) % 2);
+    const ratios = [Math.pow(2, sc.lo)].concat(inner, [Math.pow(2, sc.hi)]);
+    return { tickvals: ratios.map(Math.log2),
+             ticktext: ratios.map((r) => r === 1 ? "1 uniform"
+               : "x" + Number(r.toPrecision(r > 1 ? 3 : 2)).toString()) };
   }
 
   const state = Object.assign({}, D.init);
   const plot = document.getElementById("plot");
-  const api = { state, compute, snap: (l, p) => snap(layers[l], p), values: null,
-                hovered: null, renders: 0, error: null };
+  const api = { state, compute, computeView, snap: (l, p) => snap(layers[l], p), values: null,
+                scale: null, hovered: null, renders: 0, error: null };
   window.pcattn = api;
+  const el = (id) => document.getElementById(id);
 
-  function shown(s) { // input points drawn in colour: the layer's sources, or all
-    if (s.mode === "rollout") return null;
-    return layers[s.layer].sources;
+  function headLabel() {
+    return state.head === null || state.mode === "rollout" ? "mean of heads" : "head " + state.head;
   }
+  function focusText() {
+    const F = layers[state.layer].focus;
+    if (!F || state.mode === "rollout" || state.mode.endsWith("parts")) return "";
+    const h = state.head, avg = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+    const e = h === null ? avg(F.entropy) : F.entropy[h], t = h === null ? avg(F.top1) : F.top1[h];
+    let text = "focus of this layer" + (h === null ? " (mean of heads)" : ", head " + h) +
+      ": entropy " + e.toFixed(3) + " (1 = uniform), top-1 share " + t.toFixed(3) +
+      " (uniform " + F.uniform_top1.toFixed(3) + ")";
+    if (h === null && F.entropy.length > 1) {
+      const k = F.entropy.indexOf(Math.min(...F.entropy));
+      text += "; sharpest head " + k + ": entropy " + F.entropy[k].toFixed(3);
+    }
+    return text;
+  }
+  function partsTraces() {
+    const labels = parts[state.mode === "true parts" ? 1 : 0], traces = [], legend = [];
+    const ids = Array.from(new Set(labels)).sort((a, b) => a - b);
+    for (const id of ids) {
+      const idx = [];
+      labels.forEach((v, i) => { if (v === id) idx.push(i); });
+      const colour = PART_COLOURS[id % 20];
+      traces.push({ type: "scatter3d", mode: "markers", name: "part " + id,
+                    x: idx.map((i) => X[i]), y: idx.map((i) => Y[i]), z: idx.map((i) => Z[i]),
+                    customdata: idx, marker: { size: pointSize(), color: colour },
+                    hovertemplate: "point %{customdata}<br>part " + id + "<extra></extra>" });
+      legend.push('<span class="swatch" style="background:' + colour + '"></span>part ' + id);
+    }
+    el("legend").innerHTML = legend.join("");
+    return traces;
+  }
+  const pointSize = () => Math.max(2, Math.min(6, 2000 / N));
+
   function render() {
     try {
-      const vals = compute(state);
-      const idx = shown(state) || Array.from({ length: N }, (_, i) => i);
-      const c = Array.from(idx, (i) => vals[i]);
-      const pooled = layers[state.layer].kind === "pool"; // its query is the cloud
-      const q = state.mode === "received" || pooled ? []
-        : [snap(layers[state.layer], state.query)];
-      let top = 0; // over the points but the query (colors.value_range of the Python side)
-      for (const i of idx) if (i !== q[0]) top = Math.max(top, vals[i]);
-      const pick = (A, I) => Array.from(I, (i) => A[i]);
-      const size = Math.max(2, Math.min(6, 2000 / N));
-      const data = [
-        { type: "scatter3d", mode: "markers", name: "input cloud", x: X, y: Y, z: Z,
-          marker: { size: size, color: "rgb(209,209,209)" }, opacity: 0.35, hoverinfo: "none" },
-        { type: "scatter3d", mode: "markers", name: "attention", x: pick(X, idx), y: pick(Y, idx),
-          z: pick(Z, idx), customdata: Array.from(idx),
-          marker: { size: size, color: c, colorscale: "Viridis", cmin: 0, cmax: top > 0 ? top : 1,
-                    showscale: true, colorbar: { thickness: 14 } },
-          hovertemplate: "point %{customdata}<br>%{marker.color:.4f}<extra></extra>" },
-        { type: "scatter3d", mode: "markers", name: "query", x: pick(X, q), y: pick(Y, q),
-          z: pick(Z, q), hoverinfo: "none",
-          marker: { size: 12, color: "red", symbol: "circle-open", line: { width: 3 } } },
-      ];
-      const layout = { uirevision: "keep", showlegend: false, margin: { l: 0, r: 0, t: 0, b: 0 },
+      let data;
+      const layout = { uirevision: "keep", showlegend: false, margin: { l: 0, r: 0, t: 8, b: 0 },
                        scene: { aspectmode: "data", xaxis: { visible: false },
                                 yaxis: { visible: false }, zaxis: { visible: false } } };
-      api.values = vals;
+      const L = layers[state.layer];
+      if (state.mode.endsWith("parts")) {
+        data = partsTraces();
+        api.values = null;
+        el("status").textContent = state.mode + " (click a point for its attention map)";
+      } else {
+        el("legend").innerHTML = "";
+        const view = computeView(state), vals = view.values, rel = isRelative(state);
+        const pooled = L.kind === "pool"; // its query is the cloud
+        const q = state.mode === "received" || pooled ? []
+          : Array.from(new Set(queriesOf(state).map((p) => snap(L, p))));
+        const sc = scaleOf(vals, view.active, new Set(q), rel);
+        const on = [], off = [];
+        for (let i = 0; i < N; i++) (view.active[i] ? on : off).push(i);
+        const pick = (A, I) => I.map((i) => A[i]);
+        const size = pointSize();
+        const quantity = D.quantity[state.mode + "," + (rel ? 1 : 0)];
+        data = [
+          { type: "scatter3d", mode: "markers", name: "no value", x: pick(X, off),
+            y: pick(Y, off), z: pick(Z, off), customdata: off, opacity: 0.35,
+            marker: { size: size * (on.length < N ? 0.7 : 1), color: "rgb(209,209,209)" },
+            hovertemplate: "point %{customdata}<br>" + (state.mode === "map" ? "not read"
+              : "no value in this layer") + "<extra></extra>" },
+          { type: "scatter3d", mode: "markers", name: "attention", x: pick(X, on),
+            y: pick(Y, on), z: pick(Z, on), customdata: on.map((i) => [i, vals[i]]),
+            marker: { size: size * (off.length ? 1.3 : 1),
+                      color: on.map((i) => rel ? Math.log2(Math.max(vals[i], 1e-30)) : vals[i]),
+                      colorscale: rel ? D.diverging : D.sequential, cmin: sc.lo, cmax: sc.hi,
+                      showscale: true,
+                      colorbar: Object.assign({ thickness: 14, len: 0.7, y: 0.42,
+                        title: { text: quantity + "<br>layer " + state.layer + ", " + headLabel(),
+                                 side: "top", font: { size: 12 } } }, ticks(sc, rel)) },
+            hovertemplate: "point %{customdata[0]}<br>" + quantity +
+              ": %{customdata[1]:.4f}<extra></extra>" },
+          { type: "scatter3d", mode: "markers", name: "query", x: pick(X, q), y: pick(Y, q),
+            z: pick(Z, q), customdata: q, hovertemplate: "query point %{customdata}<extra></extra>",
+            marker: { size: 12, color: "red", symbol: "circle-open", line: { width: 3 } } },
+        ];
+        api.values = vals;
+        api.scale = sc;
+        el("status").textContent = state.mode + ", layer " + state.layer + " (" + L.name + "), " +
+          headLabel() + (q.length ? ", queries " + q.join(", ") +
+            " (click a point: query; shift-click: add one)" : "");
+      }
+      el("focus").textContent = focusText();
       api.error = null;
-      const head = state.head === null || state.mode === "rollout" ? "mean of heads"
-        : "head " + state.head;
-      document.getElementById("status").textContent =
-        state.mode + ", layer " + state.layer + " (" + layers[state.layer].name + "), " + head +
-        (q.length ? ", query point " + q[0] + " (click a point to change it)" : "");
       return Plotly.react(plot, data, layout, { displaylogo: false, responsive: true })
         .then(() => { api.renders += 1; });
     } catch (err) {
       api.error = String(err.message || err);
-      document.getElementById("status").textContent = api.error;
+      el("status").textContent = api.error;
       return Promise.resolve();
     }
   }
 
   function fillHeads() {
-    const sel = document.getElementById("head"), L = layers[state.layer];
+    const sel = el("head"), L = layers[state.layer];
     const options = [["", "mean"]];
     if (L.w) for (let h = 0; h < L.heads; h++) options.push([String(h), String(h)]);
     sel.innerHTML = "";
     for (const [v, t] of options) sel.add(new Option(t, v));
     if (state.head !== null && !(L.w && state.head < L.heads)) state.head = null;
     sel.value = state.head === null ? "" : String(state.head);
-    sel.disabled = state.mode === "rollout";
+    sel.disabled = state.mode === "rollout" || state.mode.endsWith("parts");
+    el("scale").value = isRelative(state) ? "1" : "0";
+    el("scale").disabled = state.mode === "rollout" || state.mode.endsWith("parts");
+    el("layer").value = String(state.layer);
+    el("depth").value = String(state.layer);
   }
-  const layerSel = document.getElementById("layer"), modeSel = document.getElementById("mode");
-  layers.forEach((L, i) => layerSel.add(new Option(i + ": " + L.name, String(i))));
-  for (const m of ["map", "received", "rollout"]) modeSel.add(new Option(m, m));
-  layerSel.value = String(state.layer);
-  modeSel.value = state.mode;
-  document.getElementById("title").textContent = D.title;
+  const modes = ["map", "received", "rollout"];
+  if (parts[0]) modes.push("predicted parts");
+  if (parts[1]) modes.push("true parts");
+  layers.forEach((L, i) => el("layer").add(new Option(i + ": " + L.name, String(i))));
+  for (const m of modes) el("mode").add(new Option(m, m));
+  el("depth").max = String(layers.length - 1);
+  el("mode").value = state.mode;
+  el("title").textContent = D.title;
+  el("labels").textContent = D.labels;
   fillHeads();
 
-  layerSel.addEventListener("change", () => {
-    state.layer = Number(layerSel.value); fillHeads(); render();
+  function setLayer(l) { state.layer = l; fillHeads(); return render(); }
+  el("layer").addEventListener("change", () => setLayer(Number(el("layer").value)));
+  el("depth").addEventListener("input", () => setLayer(Number(el("depth").value)));
+  el("mode").addEventListener("change", () => {
+    state.mode = el("mode").value; fillHeads(); render();
   });
-  modeSel.addEventListener("change", () => { state.mode = modeSel.value; fillHeads(); render(); });
-  document.getElementById("head").addEventListener("change", (ev) => {
+  el("head").addEventListener("change", (ev) => {
     state.head = ev.target.value === "" ? null : Number(ev.target.value); render();
   });
+  el("scale").addEventListener("change", () => {
+    state.relative = el("scale").value === "1"; render();
+  });
+  let timer = null;
+  el("play").addEventListener("click", () => {
+    if (timer !== null) {
+      clearInterval(timer); timer = null; el("play").textContent = "play"; return;
+    }
+    el("play").textContent = "stop";
+    timer = setInterval(() => setLayer((state.layer + 1) % layers.length), 1200);
+  });
+
+  function choose(p, add) { // a click: p becomes the query; shift-click adds (or removes) it
+    if (state.mode.endsWith("parts")) { state.mode = "map"; el("mode").value = "map"; fillHeads(); }
+    const qs = queriesOf(state);
+    if (!add) state.queries = [p];
+    else state.queries = qs.includes(p) ? (qs.length > 1 ? qs.filter((x) => x !== p) : qs)
+      : qs.concat([p]);
+    delete state.query;
+    return render();
+  }
+  api.choose = choose;
 
   api.ready = render().then(() => {
-    plot.on("plotly_click", (ev) => {
-      const pt = ev.points[0];
-      const query = pt.curveNumber === 1 ? pt.customdata : pt.pointNumber;
-      if (pt.curveNumber === 2 || query === state.query) return; // plotly repeats a held click
-      state.query = query;
-      render();
-    });
+    // a click is judged by what is hovered (plotly's hover reaches further than its 3D click)
+    // and is a press and release without a drag (a drag rotates the view)
+    let down = null;
+    plot.addEventListener("mousedown", (ev) => { down = [ev.clientX, ev.clientY]; }, true);
+    plot.addEventListener("mouseup", (ev) => {
+      const moved = down ? Math.hypot(ev.clientX - down[0], ev.clientY - down[1]) : Infinity;
+      down = null;
+      if (moved <= 4 && api.hovered !== null) choose(api.hovered, ev.shiftKey);
+    }, true);
     plot.on("plotly_hover", (ev) => {
-      const pt = ev.points[0];
-      api.hovered = pt.curveNumber === 1 ? pt.customdata
-        : pt.curveNumber === 0 ? pt.pointNumber : null;
+      const pt = ev.points[0], c = pt.customdata;
+      api.hovered = Array.isArray(c) ? c[0] : (c === undefined ? null : c);
       const box = pt.bbox;
       api.hoveredAt = box ? [(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2] : null;
     });

@@ -7,6 +7,11 @@ space of the model's input points: a layer's weights ``(query, source, weight [n
 ``source_index``. Values are returned per input point (``[N]``), zero where a point is not
 read.
 
+``relative=True`` measures a weight against uniform attention: ``w x n`` with ``n`` the number
+of sources its query reads (1 = uniform, 2 = twice the uniform share), the scale on which a
+near-uniform map shows what it prefers; for received attention, the column sum over the column
+sum uniform rows would give.
+
 ``layers`` below are the layers that weigh points (:func:`point_layers`: every kind but
 ``channel``); ``layer`` indexes that list (negative counts from the end) or is a layer name.
 """
@@ -74,6 +79,15 @@ def layer_triples(layer: LayerAttention, head: int | None = None
     return rows, layer.source_index[s], head_weights(layer, head)
 
 
+def row_sizes(rows: Tensor) -> Tensor:
+    """For each triple, how many sources its query row reads (``1 / n`` is uniform).
+
+    Shape:
+        rows: [nnz] -> [nnz]
+    """
+    return torch.bincount(rows)[rows]
+
+
 def snap_queries(layer: LayerAttention, pos: Tensor, query: Tensor) -> Tensor:
     """The query nodes of ``layer`` nearest to the input points ``query`` (a down-sampled
     stage has queries at only some input points). Returns input-point indices.
@@ -89,8 +103,10 @@ def snap_queries(layer: LayerAttention, pos: Tensor, query: Tensor) -> Tensor:
 
 
 def attention_map(layers: Sequence[LayerAttention], pos: Tensor, query: Tensor | None,
-                  layer: int | str = 0, head: int | None = None) -> Tensor:
-    """The attention the query point(s) give to the points they read in one layer.
+                  layer: int | str = 0, head: int | None = None, *,
+                  relative: bool = False) -> Tensor:
+    """The attention the query point(s) give to the points they read in one layer
+    (``relative``: times the number of points each query reads, 1 = uniform).
 
     Each query is first snapped to the layer's nearest query node (:func:`snap_queries`);
     with several queries a point gets the largest weight any of them gives it. A ``pool``
@@ -100,24 +116,48 @@ def attention_map(layers: Sequence[LayerAttention], pos: Tensor, query: Tensor |
     Shape:
         pos: [N, 3], query: [Q] -> [N]
     """
+    return map_read(layers, pos, query, layer, head, relative=relative)[0]
+
+
+def map_read(layers: Sequence[LayerAttention], pos: Tensor, query: Tensor | None,
+             layer: int | str = 0, head: int | None = None, *,
+             relative: bool = False) -> tuple[Tensor, Tensor]:
+    """:func:`attention_map` and the mask of the points the queries read.
+
+    Shape:
+        pos: [N, 3], query: [Q] -> ([N], [N] bool)
+    """
     la = layers[select_layer(layers, layer)]
     rows, cols, w = layer_triples(la, head)
-    out = torch.zeros(pos.shape[0], device=w.device)
+    if relative:
+        w = w * row_sizes(rows)
     if la.map.kind != "pool":
         keep = torch.isin(rows, snap_queries(la, pos, query.to(rows.device)))
         cols, w = cols[keep], w[keep]
-    return out.scatter_reduce_(0, cols, w, reduce="amax")
+    read = torch.zeros(pos.shape[0], dtype=torch.bool, device=w.device)
+    read[cols] = True
+    out = torch.zeros(pos.shape[0], device=w.device)
+    return out.scatter_reduce_(0, cols, w, reduce="amax"), read
 
 
 def attention_received(layers: Sequence[LayerAttention], num_points: int,
-                       layer: int | str = 0, head: int | None = None) -> Tensor:
-    """Per input point, the attention it receives in one layer: the column sums.
+                       layer: int | str = 0, head: int | None = None, *,
+                       relative: bool = False) -> Tensor:
+    """Per input point, the attention it receives in one layer: the column sums
+    (``relative``: divided by the column sums of uniform rows, ``sum_i 1 / n_i`` over the
+    queries ``i`` that read the point; 1 = what uniform attention gives it, 0 where no query
+    reads it).
 
     Shape:
         -> [N]
     """
-    _, cols, w = layer_triples(layers[select_layer(layers, layer)], head)
-    return torch.zeros(num_points, device=w.device).index_add_(0, cols, w)
+    rows, cols, w = layer_triples(layers[select_layer(layers, layer)], head)
+    out = torch.zeros(num_points, device=w.device).index_add_(0, cols, w)
+    if not relative:
+        return out
+    uniform = torch.zeros(num_points, device=w.device).index_add_(
+        0, cols, 1.0 / row_sizes(rows).float())  # [N]
+    return torch.where(uniform > 0, out / uniform.clamp_min(1e-30), torch.zeros_like(out))
 
 
 def rollout_step(layer: LayerAttention, num_points: int) -> Tensor:

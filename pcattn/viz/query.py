@@ -1,4 +1,4 @@
-"""Query points from a short text: ``123`` | ``fps:4`` | ``xyz:0.1,0.2,0.0``."""
+"""Query points from a short text: ``123`` | ``12,40,7`` | ``fps:4`` | ``xyz:0.1,0.2,0.0``."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import math
 import torch
 from torch import Tensor
 
-QUERY_FORMS = ("an index like 123, fps:4 (4 points spread by farthest point sampling) or "
-               "xyz:0.1,0.2,0.0 (the point nearest to those coordinates)")
+QUERY_FORMS = ("an index like 123 (or several: 12,40,7), fps:4 (4 points spread by farthest "
+               "point sampling) or xyz:0.1,0.2,0.0 (the point nearest to those coordinates)")
 
 
 def parse_query(spec: str | int, pos: Tensor) -> Tensor:
     """Input-point indices named by ``spec``.
 
-    ``"123"``: that point; ``"fps:4"``: 4 points spread over the cloud by farthest point
-    sampling; ``"xyz:x,y,z"``: the point nearest to those coordinates.
+    ``"123"``: that point (``"12,40"``: those points); ``"fps:4"``: 4 points spread over the
+    cloud by farthest point sampling; ``"xyz:x,y,z"``: the point nearest to those coordinates.
 
     Shape:
         pos: [N, 3] -> [Q]
@@ -24,10 +24,14 @@ def parse_query(spec: str | int, pos: Tensor) -> Tensor:
     text = str(spec).strip()
     kind, sep, arg = text.partition(":")
     if not sep:
-        i = _number(text, int, text)
-        if not -n <= i < n:
-            raise ValueError(f"query point {i} is out of range: the cloud has points 0..{n - 1}")
-        return torch.tensor([i % n], device=pos.device)
+        picked = []
+        for part in text.split(","):
+            i = _number(part, int, text)
+            if not -n <= i < n:
+                raise ValueError(f"query point {i} is out of range: the cloud has points "
+                                 f"0..{n - 1}")
+            picked.append(i % n)
+        return torch.tensor(picked, device=pos.device)
     if kind == "fps":
         k = _number(arg, int, text)
         if not 1 <= k <= n:

@@ -131,21 +131,36 @@ def visualize(path: str | Path, *, sample: str | None = None, file: str | Path |
               query: str | None = None, mode: str = "map", out: str | Path | None = None,
               category: str | None = None, formats: tuple[str, ...] = ("png", "ply", "html"),
               device: str = "auto", max_points: int | None = None, sampling: str = "auto",
-              say=None) -> dict[str, Path]:
-    """Write the attention of the model at ``path`` on one cloud; returns ``{format: path}``.
+              scale: str | None = None, grid: str | None = None, figure_format: str = "png",
+              stats: bool = False, clouds: int = 32, say=None, report=None
+              ) -> dict[str, Path]:
+    """Write the attention of the model at ``path`` on one cloud; returns ``{kind: path}``.
 
-    Files go to ``out`` (default: ``<run folder>/attention``), named for the cloud, mode and
-    layer. The page opens on the same choices and offers every layer, head and mode. A
-    ``file`` is read by :func:`load_sample` (``max_points``, ``sampling``; ``say`` gets its
-    long steps).
+    Files go to ``out`` (default: ``<run folder>/attention``), named for the cloud, mode,
+    layer and head, so that calls with other choices do not overwrite each other. The page
+    opens on the same choices and queries and offers every layer, head and mode. ``scale``:
+    ``relative`` (to uniform; the default for map and received) or ``absolute``. ``grid``:
+    also a figure of ``layers x heads`` or ``layers x queries``. Figures are written as
+    ``figure_format`` (png, svg, pdf). ``stats``: the focus of every layer and head
+    (:mod:`pcattn.viz.focus`) on this cloud and over ``clouds`` clouds of the run's test
+    split, drawn and written as CSV, its table passed to ``report``. A ``file`` is read by
+    :func:`load_sample` (``max_points``, ``sampling``; ``say`` gets its long steps).
     """
+    from pcattn.fileio import output_folder
+    from pcattn.viz.figures import check_grid, save_focus, save_grid
+    from pcattn.viz.focus import focus_stats
     from pcattn.viz.html import save_html
     from pcattn.viz.ply import save_ply
-    from pcattn.viz.png import save_png
+    from pcattn.viz.png import FORMATS, save_png
     from pcattn.viz.quantities import point_layers
     from pcattn.viz.view import make_view
-    from pcattn.fileio import output_folder
 
+    if scale not in (None, "relative", "absolute"):
+        raise ValueError(f"--scale must be relative or absolute, got {scale!r}")
+    if figure_format not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {figure_format!r}")
+    if grid is not None:
+        check_grid(grid, mode, head)
     ckpt_path = find_checkpoint(path)
     model, run, ckpt = load_model(ckpt_path, device)
     info = ckpt.get("dataset") or {}
@@ -153,38 +168,78 @@ def visualize(path: str | Path, *, sample: str | None = None, file: str | Path |
                        max_points=max_points, sampling=sampling, say=say)
     result = run_model(model, data)
     layers, pos = point_layers(result["attention"]), result["pos"]
-    view = make_view(layers, pos, mode, layer, head, query)
-    title = f"{run.model_name}: {view.label}"
-    logits = result["logits"].cpu()
-    parts = None
-    if logits.shape[0] == pos.shape[0]:  # a part per point
+    view = make_view(layers, pos, mode, layer, head, query,
+                     None if scale is None else scale == "relative")
+    labels = predicted_labels(result["logits"].cpu(), data, info, pos.shape[0])
+    suffix = f"; {labels['text']}" if labels["text"] else ""
+    where = output_folder(out if out is not None else ckpt_path.parent / "attention",
+                          "--out")
+    cloud = Path(file).stem if file is not None else str(sample).replace(":", "_")
+    stem = f"{cloud}_{mode}_layer{view.layer}" + ("" if head is None else f"_head{head}")
+    focus = focus_stats(layers)
+    written = {}
+    if "png" in formats:
+        written[figure_format] = save_png(
+            where / f"{stem}.{figure_format}", pos, view.values, active=view.active,
+            queries=view.queries, title=f"{run.model_name}: {view.label}{suffix}",
+            parts=labels["parts"], scale=view.scale())
+    if "ply" in formats:
+        written["ply"] = save_ply(where / f"{stem}.ply", pos, view.values, active=view.active,
+                                  queries=view.queries, scale=view.scale())
+    if "html" in formats:
+        written["html"] = save_html(
+            where / f"{stem}.html", pos, layers, title=f"{run.model_name} on {cloud}",
+            layer=view.layer, head=view.head, mode=mode, queries=view.queries.tolist(),
+            relative=view.relative, labels=labels, focus=focus)
+    if grid is not None:
+        written["grid"] = save_grid(
+            where / f"{cloud}_{mode}_layers_x_{grid}.{figure_format}", grid, pos, layers,
+            focus, mode=mode, query=query, head=head, relative=view.relative,
+            title=f"{run.model_name} on {cloud}{suffix}", parts=labels["parts"])
+    if stats:
+        files, text = save_focus(where / f"{cloud}_focus", {run.model_name: focus},
+                                 over=_split_focus(model, run, clouds, say),
+                                 figure_format=figure_format)
+        written.update(files)
+        if report is not None:
+            report(text)
+    return written
+
+
+def predicted_labels(logits, data: Data, info: dict, num_points: int) -> dict:
+    """What the model predicts for the cloud and what is true: ``{"text": "predicted cone,
+    true cone"`` (a classifier; "" for a segmenter), ``"parts": (predicted [N], truth [N] or
+    None)`` (a segmenter; None for a classifier), ``"classes"`` / ``"parts_ids"``}."""
+    if logits.shape[0] == num_points:  # a part per point
         mask = info.get("part_mask")
         if mask is not None and getattr(data, "category", None) is not None:
             logits = logits.masked_fill(~mask[int(data.category.reshape(-1)[0])], float("-inf"))
         truth = getattr(data, "y", None)
-        parts = (logits.argmax(-1), None if truth is None else truth.cpu())
-    else:
-        names = info.get("classes")
-        title += f"; predicted {_name(names, int(logits.argmax(-1)[0]))}"
-        if getattr(data, "y", None) is not None:
-            title += f", true {_name(names, int(data.y.reshape(-1)[0]))}"
-    where = output_folder(out if out is not None else ckpt_path.parent / "attention",
-                          "--out")
-    cloud = Path(file).stem if file is not None else str(sample).replace(":", "_")
-    stem = f"{cloud}_{mode}_layer{view.layer}"
-    written = {}
-    if "png" in formats:
-        written["png"] = save_png(where / f"{stem}.png", pos, view.values, active=view.active,
-                                  queries=view.queries, title=title, parts=parts)
-    if "ply" in formats:
-        written["ply"] = save_ply(where / f"{stem}.ply", pos, view.values, active=view.active,
-                                  queries=view.queries)
-    if "html" in formats:
-        first = int(view.queries[0]) if view.queries.numel() else 0
-        written["html"] = save_html(where / f"{cloud}.html", pos, layers,
-                                    title=f"{run.model_name} on {cloud}", layer=view.layer,
-                                    head=view.head, mode=mode, query=first)
-    return written
+        return {"text": "", "parts": (logits.argmax(-1), None if truth is None else truth.cpu())}
+    names = info.get("classes")
+    text = f"predicted {_name(names, int(logits.argmax(-1)[0]))}"
+    if getattr(data, "y", None) is not None:
+        text += f", true {_name(names, int(data.y.reshape(-1)[0]))}"
+    return {"text": text, "parts": None}
+
+
+def _split_focus(model, run, clouds: int, say) -> dict | None:
+    """``{"<model>, N test clouds": focus}`` over ``clouds`` clouds spread over the run's
+    test split (None for 0)."""
+    if clouds <= 0:
+        return None
+    from pcattn.data.registry import build_dataset
+    from pcattn.viz.focus import focus_stats, merge_focus
+    from pcattn.viz.quantities import point_layers
+
+    dataset = build_dataset(run.data, "test", eval_split=run.train.eval_split)
+    count = min(clouds, len(dataset))
+    picks = torch.linspace(0, len(dataset) - 1, count).round().long().unique().tolist()
+    if say is not None:
+        say(f"focus over {len(picks)} clouds of the test split")
+    merged = merge_focus([focus_stats(point_layers(run_model(model, dataset[i])["attention"]))
+                          for i in picks])
+    return {f"{run.model_name}, {len(picks)} test clouds": merged}
 
 
 def _name(names, i: int) -> str:

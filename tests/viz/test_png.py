@@ -36,7 +36,7 @@ def test_png_has_its_size_many_colours_and_changes_with_the_query(tmp_path):
                         title=f"test, query {q}")
         images.append(read_png(path))
     a, b = images
-    assert a.shape == (460, 1300, 3)  # three 4-inch panels + colour bar, 100 dpi
+    assert a.shape == (460, 1350, 3)  # three 4-inch panels + titled colour bar, 100 dpi
     colours = {tuple(c) for c in a.reshape(-1, 3)[::7]}
     assert len(colours) > 50
     yellowish = (a[..., 0] > 200) & (a[..., 1] > 200) & (a[..., 2] < 80)  # top of viridis
@@ -51,4 +51,4 @@ def test_png_of_a_segmentation_model_adds_parts_panels(tmp_path):
     parts = (pos[:, 2] > 0).long(), (pos[:, 2] > 0.1).long()
     path = save_png(tmp_path / "seg.png", pos, values, parts=parts,
                     active=torch.arange(100) % 2 == 0)
-    assert read_png(path).shape == (460, 2100, 3)
+    assert read_png(path).shape == (460, 2150, 3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -43,11 +45,47 @@ def test_visualize_writes_png_ply_and_page_of_a_classifier(classifier_run, capsy
     printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     assert set(printed) == {"png", "ply", "html"}
     with Image.open(printed["png"]) as im:
-        assert im.size == (1300, 460)
-    assert (out / "test_3.html").stat().st_size < 15e6
+        assert im.size == (1350, 460)
+    assert (out / "test_3_map_layer0_head1.html").stat().st_size < 15e6
     assert main(["visualize", str(classifier_run), "--sample", "test:cone", "--out", str(out),
                  "--mode", "rollout"]) == 0
     assert (out / "test_cone_rollout_layer1.png").is_file()
+
+
+def test_each_mode_writes_its_own_files(classifier_run, capsys):
+    out = classifier_run / "modes"
+    written = set()
+    for mode in ("map", "received", "rollout"):
+        assert main(["visualize", str(classifier_run), "--sample", "test:0", "--out", str(out),
+                     "--mode", mode]) == 0
+        printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+        assert all(mode in Path(p).name for p in printed.values())
+        written |= set(printed.values())
+    assert len(written) == 9 and all(Path(p).is_file() for p in written)
+
+
+@pytest.mark.parametrize("grid, fmt, mode", [("heads", "svg", "map"),
+                                             ("queries", "pdf", "rollout")])
+def test_grid_figures_in_each_format(classifier_run, capsys, grid, fmt, mode):
+    out = classifier_run / "grids"
+    assert main(["visualize", str(classifier_run), "--sample", "test:0", "--out", str(out),
+                 "--grid", grid, "--format", fmt, "--mode", mode, "--query", "fps:3"]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    figure = Path(printed["grid"])
+    assert figure.name == f"test_0_{mode}_layers_x_{grid}.{fmt}" and fmt in printed
+    head = figure.read_bytes()[:400]
+    assert (b"<svg" in head) if fmt == "svg" else head.startswith(b"%PDF")
+    if fmt == "svg":  # labelled rows and cells: each layer, the mean and the selective heads
+        text = figure.read_text()
+        assert "encoder.1.0" in text and "mean of heads" in text and "entropy" in text
+
+
+def test_a_heads_grid_of_a_rollout_is_refused(classifier_run, capsys):
+    assert main(["visualize", str(classifier_run), "--sample", "test:0", "--grid", "heads",
+                 "--mode", "rollout", "--out", str(classifier_run / "g")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "use --mode map or received" in err and len(err.splitlines()) == 1
+    assert not (classifier_run / "g").exists()
 
 
 def test_sample_by_class_name(classifier_run):
@@ -81,7 +119,7 @@ def test_visualize_a_part_segmenter_shows_parts(tmp_path, capsys):
                  "--layer", "-1"]) == 0
     printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     with Image.open(printed["png"]) as im:
-        assert im.size == (2100, 460)  # three views + predicted parts + ground truth
+        assert im.size == (2150, 460)  # three views + predicted parts + ground truth
         assert len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 50
     assert printed["png"].startswith(str(run / "attention"))
 
