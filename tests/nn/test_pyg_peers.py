@@ -135,3 +135,16 @@ def test_transformer_conv_swap(bias):
     edge_attr = pos[ei[1]] - pos[ei[0]]  # p_i - p_j: target minus source
     torch.testing.assert_close(ours(x, pos, edge_index=ei),
                                conv(x, ei, edge_attr), **F64)
+
+
+def test_global_pools_are_pygs():
+    from torch_geometric.nn import global_max_pool as pyg_max, global_mean_pool as pyg_mean
+
+    from pcattn.nn import global_max_pool, global_mean_pool
+
+    x = torch.randn(10, 4, dtype=torch.float64)
+    batch = torch.tensor([0, 0, 0, 1, 1, 3, 3, 3, 3, 3])  # cloud 2 is empty
+    torch.testing.assert_close(global_mean_pool(x, batch), pyg_mean(x, batch), rtol=0, atol=0)
+    ours, ref = global_max_pool(x, batch), pyg_max(x, batch)
+    torch.testing.assert_close(ours[[0, 1, 3]], ref[[0, 1, 3]], rtol=0, atol=0)
+    assert (ours[2] == float("-inf")).all() and (ref[2] == 0).all()  # as blocks.md says
