@@ -109,6 +109,9 @@ ZOO: dict[str, Entry] = {
                              lambda b, p, **kw: b(p.x, p.batch, pos=p.pos, **kw)),
     "ClusterAttention": Entry(
         "global", lambda: pnn.ClusterAttention(C, heads=2, num_clusters=2).eval(), _global),
+    "SinkhornAttention": Entry(
+        "global", lambda: pnn.SinkhornAttention(C, heads=2, block_size=2),
+        lambda b, p, **kw: b(p.x, p.batch, pos=p.pos, **kw)),
     "GraphAttention": Entry("graph", lambda: pnn.GraphAttention(C, C, heads=2),
                             lambda b, p, **kw: b(p.x, p.edge_index, **kw)),
     "AttentionPool": Entry("pool", lambda: pnn.AttentionPool(C, heads=2), _global,

@@ -27,6 +27,7 @@ from pcattn.nn.positional_encoding import (
     RelativePositionalEncoding,
 )
 from pcattn.nn.serialized_attention import SerializedAttention
+from pcattn.nn.sinkhorn_attention import SinkhornAttention
 from pcattn.nn.tnet import TNet, apply_transform, orthogonality_loss
 from pcattn.nn.transition import TransitionDown, TransitionUp
 from pcattn.ops.softmax import masked_softmax, segment_softmax
@@ -58,6 +59,7 @@ __all__ = [
     "RelativePositionalEncoding",
     "SegmentationHead",
     "SerializedAttention",
+    "SinkhornAttention",
     "SqueezeExcitation",
     "TNet",
     "TransitionDown",
