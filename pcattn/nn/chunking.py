@@ -126,14 +126,15 @@ def table_windows(idx: Tensor, rows: int, num_nodes: int) -> list[tuple[int, int
     up to the next window's (the last up to ``num_nodes``); together the windows cover the
     table once. Every neighbour of a chunk's rows lies in its window. Two chunks share a
     window when their neighbourhoods overlap: one window, the whole table, when they all
-    do.
+    do, and under ``torch.compile`` or on ``meta`` tensors, where the neighbourhoods cannot
+    be read (a compiled graph would break on the read-back).
 
     Shape:
         idx: [M, K] (``-1`` padded, entries in ``[0, num_nodes)``)
     """
     m, k = idx.shape
     n_chunks = -(-m // rows) if m else 0
-    if n_chunks < 2 or k == 0:
+    if n_chunks < 2 or k == 0 or idx.device.type == "meta" or torch.compiler.is_compiling():
         return [(0, 0)]
     pad = n_chunks * rows - m
     lo = torch.where(idx < 0, num_nodes, idx).amin(1)  # [M]: lowest neighbour per row

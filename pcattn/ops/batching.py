@@ -13,7 +13,8 @@ from pcattn.ops.checks import check_index_range, may_read_values
 
 
 def check_batch(batch: Tensor | None, num_nodes: int, device: torch.device) -> Tensor:
-    """Return a valid ``batch [M]`` (zeros if ``None``), or raise a clear error."""
+    """Return a valid ``batch [M]`` (zeros if ``None``), or raise a clear error (order and
+    ids are read where :func:`~pcattn.ops.checks.may_read_values`)."""
     if batch is None:
         return torch.zeros(num_nodes, dtype=torch.long, device=device)
     if batch.dim() != 1 or batch.numel() != num_nodes:
@@ -24,7 +25,7 @@ def check_batch(batch: Tensor | None, num_nodes: int, device: torch.device) -> T
     if batch.dtype.is_floating_point or batch.dtype.is_complex or batch.dtype == torch.bool:
         raise TypeError(f"batch must hold integer cloud ids, got {batch.dtype}; "
                         "cast it with batch.long()")
-    if batch.numel() == 0:
+    if batch.numel() == 0 or not may_read_values(batch):
         return batch.long()
     unsorted, first = torch.stack([(batch[1:] < batch[:-1]).any().long(),
                                    batch[0].long()]).tolist()  # one read-back
@@ -47,9 +48,7 @@ def counts_and_ptr(batch: Tensor, num_clouds: int | None = None) -> tuple[Tensor
     """Nodes per cloud ``[B]`` and CSR offsets ``ptr [B + 1]`` of a sorted batch vector."""
     num_clouds = batch_size(batch) if num_clouds is None else num_clouds
     counts = torch.bincount(batch, minlength=num_clouds)
-    ptr = torch.zeros(num_clouds + 1, dtype=torch.long, device=batch.device)
-    torch.cumsum(counts, 0, out=ptr[1:])
-    return counts, ptr
+    return counts, torch.cat([counts.new_zeros(1), counts.cumsum(0)])
 
 
 def unpack(

@@ -11,18 +11,16 @@ from pcattn.ops.batching import batch_size
 def masked_softmax(logits: Tensor, valid: Tensor) -> Tensor:
     """Softmax over dim 1 that gives exactly zero weight (and gradient) where ``~valid``.
 
-    A row with no valid entry gets all-zero weights instead of NaN.
+    A row with no valid entry gets all-zero weights instead of NaN. No value is read back
+    (no host synchronisation, no graph break under ``torch.compile``): masked entries get
+    the dtype's lowest finite logit, so an all-masked row is finite before it is zeroed.
 
     Shape:
         logits: [M, K, *], valid: [M, K] -> [M, K, *]
     """
-    mask = valid.reshape(valid.shape + (1,) * (logits.dim() - 2))  # [M, K, 1...]
-    empty = ~valid.any(dim=1)  # [M]
-    if bool(empty.any()):
-        keep = mask | empty.reshape((-1,) + (1,) * (logits.dim() - 1))
-        weight = torch.softmax(logits.masked_fill(~keep, float("-inf")), dim=1)
-        return weight * mask
-    return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
+    masked = ~valid.reshape(valid.shape + (1,) * (logits.dim() - 2))  # [M, K, 1...]
+    weight = torch.softmax(logits.masked_fill(masked, torch.finfo(logits.dtype).min), dim=1)
+    return weight.masked_fill(masked, 0.0)
 
 
 def segment_softmax(logits: Tensor, batch: Tensor, num_clouds: int | None = None) -> Tensor:
