@@ -16,6 +16,7 @@ PN = "Qi et al. 2017, PointNet: Deep Learning on Point Sets for 3D Classificatio
      "Segmentation"
 PT = "Zhao et al. 2021, Point Transformer"
 PTV2 = "Wu et al. 2022, Point Transformer V2"
+PTV3 = "Wu et al. 2024, Point Transformer V3"
 
 # name, task, parameters of the default config, paper
 MODELS: tuple[tuple[str, str, int, str], ...] = (
@@ -39,6 +40,10 @@ MODELS: tuple[tuple[str, str, int, str], ...] = (
     ("ptv2_cls_base", "classification", 10266838, PTV2),
     ("ptv2_seg", "part_segmentation", 229546, PTV2),
     ("ptv2_seg_base", "part_segmentation", 11866418, PTV2),
+    ("ptv3_cls", "classification", 894410, PTV3),
+    ("ptv3_cls_base", "classification", 38817194, PTV3),
+    ("ptv3_seg", "part_segmentation", 1106346, PTV3),
+    ("ptv3_seg_base", "part_segmentation", 45940970, PTV3),
 )
 
 

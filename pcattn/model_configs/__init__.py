@@ -18,6 +18,7 @@ from pcattn.model_configs.point_transformer import (
 )
 from pcattn.model_configs.pointnet import PointNetConfig, PointNetSegConfig
 from pcattn.model_configs.ptv2 import PTv2BaseConfig, PTv2Config
+from pcattn.model_configs.ptv3 import PTv3BaseConfig, PTv3Config
 
 BUILTIN_CONFIGS: dict[str, type] = {
     "gat_cls": GraphAttentionConfig,
@@ -40,6 +41,10 @@ BUILTIN_CONFIGS: dict[str, type] = {
     "ptv2_cls_base": PTv2BaseConfig,
     "ptv2_seg": PTv2Config,
     "ptv2_seg_base": PTv2BaseConfig,
+    "ptv3_cls": PTv3Config,
+    "ptv3_cls_base": PTv3BaseConfig,
+    "ptv3_seg": PTv3Config,
+    "ptv3_seg_base": PTv3BaseConfig,
 }
 
 
@@ -59,5 +64,6 @@ def config_class(name: str) -> type:
 __all__ = ["BUILTIN_CONFIGS", "config_class", "GraphAttentionBaseConfig", "GraphAttentionConfig",
            "NadarayaWatsonBaseConfig", "NadarayaWatsonConfig", "PCTBaseConfig", "PCTConfig",
            "PCTSegBaseConfig", "PCTSegConfig", "PTv2BaseConfig", "PTv2Config",
+           "PTv3BaseConfig", "PTv3Config",
            "PointNetConfig", "PointNetSegConfig", "PointTransformerConfig",
            "PointTransformerSegConfig"]

@@ -1,0 +1,218 @@
+"""Point Transformer V3-style networks (Wu et al., CVPR 2024): serialized patch attention
+stages with grid pooling; a classifier and a U-Net segmenter, in pure torch."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from pcattn.model_configs.ptv3 import PTv3BaseConfig, PTv3Config
+from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
+from pcattn.models.registry import register_model
+from pcattn.nn import (
+    ClassificationHead,
+    PointEmbedding,
+    SegmentationHead,
+    SerializedAttention,
+    global_mean_pool,
+)
+from pcattn.nn.attention_map import AttentionMap, LayerAttention
+from pcattn.nn.serialized_pool import SerializedPooling, SerializedUnpooling
+from pcattn.ops.serialize import Serialization, point_spacing, serialize
+
+PAPER = "Wu et al. 2024, Point Transformer V3"
+
+
+class PTv3Block(nn.Module):
+    """Pre-norm transformer block around :class:`~pcattn.nn.SerializedAttention`:
+    ``x + Attn(LayerNorm(x))``, then ``x + MLP(LayerNorm(x))`` (``C -> r C -> C``, GELU).
+    The conditional positional encoding sits inside the attention, on its input.
+
+    Shape:
+        x: [M, C], pos: [M, 3], serialization of M points -> [M, C] (and the attention's
+        ``patch`` :class:`~pcattn.nn.AttentionMap`)
+    """
+
+    def __init__(self, channels: int, *, heads: int, patch_size: int, pos_encoding: str,
+                 mlp_ratio: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(channels)
+        self.attn = SerializedAttention(
+            channels, channels, heads=heads, patch_size=patch_size,
+            pos_encoding=None if pos_encoding == "none" else pos_encoding)
+        self.norm2 = nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(nn.Linear(channels, mlp_ratio * channels), nn.GELU(),
+                                 nn.Linear(mlp_ratio * channels, channels))
+
+    def forward(self, x: Tensor, pos: Tensor, s: Serialization, order: str, *,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
+        h = self.attn(self.norm1(x), pos, s.batch, serialization=s, order=order,
+                      return_attention=return_attention)
+        h, amap = h if return_attention else (h, None)  # [M, C], patch map
+        x = x + h
+        x = x + self.mlp(self.norm2(x))  # [M, C]
+        return (x, amap) if return_attention else x
+
+
+class _Stage(nn.Module):
+    """Blocks at one resolution, block ``j`` in the ``j``-th of the forward's orders."""
+
+    def __init__(self, cfg: PTv3Config, channels: int, heads: int, depth: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            PTv3Block(channels, heads=heads, patch_size=cfg.patch_size,
+                      pos_encoding=cfg.pos_encoding, mlp_ratio=cfg.mlp_ratio)
+            for _ in range(depth))
+
+    def forward(self, x: Tensor, pos: Tensor, s: Serialization, orders: tuple[str, ...],
+                where: Tensor, name: str, maps: list | None) -> Tensor:
+        for j, block in enumerate(self.blocks):
+            order = orders[j % len(orders)]
+            if maps is None:
+                x = block(x, pos, s, order)  # [M_s, C]
+            else:
+                x, amap = block(x, pos, s, order, return_attention=True)
+                maps.append(LayerAttention(f"{name}.{j}", amap, where, where))
+        return x
+
+
+class PTv3Encoder(nn.Module):
+    """Point embedding, then per stage: grid pooling (after the first) and blocks.
+
+    Returns every level's ``x, pos, batch, serialization, where`` (indices of the level's
+    points in the input: the first point of each cell) and ``cluster`` (the cell of each
+    point of the level before), coarsest last.
+    """
+
+    def __init__(self, cfg: PTv3Config) -> None:
+        super().__init__()
+        self.config = cfg
+        self.embed = PointEmbedding(3 + cfg.feature_channels, cfg.channels[0])
+        self.pools = nn.ModuleList(SerializedPooling(c_in, c) for c_in, c in
+                                   zip(cfg.channels[:-1], cfg.channels[1:]))
+        self.stages = nn.ModuleList(_Stage(cfg, c, h, d) for c, h, d in
+                                    zip(cfg.channels, cfg.heads, cfg.depths))
+
+    def orders(self) -> tuple[str, ...]:
+        """The block orders of this forward: shuffled in training when asked (PTv3)."""
+        orders = self.config.orders
+        if self.training and self.config.shuffle_orders:
+            orders = tuple(orders[i] for i in torch.randperm(len(orders)).tolist())
+        return orders
+
+    def forward(self, data, maps: list | None) -> list[dict]:
+        cfg = self.config
+        pos, batch = data.pos, batch_of(data)
+        grid = cfg.grid_size if cfg.grid_size is not None else point_spacing(pos, batch)
+        cells = cfg.pos_encoding == "grid"
+        s = serialize(pos, batch, orders=cfg.orders, grid_size=grid, neighbors=cells)
+        x = self.embed(point_features(data, cfg.feature_channels))  # [M, C0]
+        where = torch.arange(pos.shape[0], device=pos.device)  # [M]
+        orders, cluster, levels = self.orders(), None, []
+        for i, stage in enumerate(self.stages):
+            if i > 0:
+                x, pos, s, cluster, first = self.pools[i - 1](x, pos, s, neighbors=cells)
+                where = where[first]  # [V]
+            x = stage(x, pos, s, orders, where, f"encoder.{i}", maps)  # [M_i, C_i]
+            levels.append({"x": x, "pos": pos, "batch": s.batch, "serialization": s,
+                           "where": where, "cluster": cluster})
+        return levels
+
+
+@register_model("ptv3_cls", PTv3Config, paper=PAPER)
+class PTv3Cls(nn.Module):
+    """PTv3-style classifier: :class:`PTv3Encoder`, mean pooling and an MLP head.
+
+    Shape:
+        data.pos: [M, 3], data.x: [M, F] or None, data.batch: [M] -> logits [B, num_classes]
+    """
+
+    def __init__(self, config: PTv3Config) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = PTv3Encoder(config)
+        self.norm = nn.LayerNorm(config.channels[-1])
+        self.head = ClassificationHead(config.channels[-1], config.num_classes,
+                                       hidden_channels=config.head_hidden,
+                                       dropout=config.dropout)
+
+    def forward_features(self, data, return_attention: bool = False) -> dict:
+        """``pooled [B, C_last]``, ``levels`` (per stage ``x, pos, batch, serialization,
+        where, cluster``) and, if asked, ``attention``."""
+        maps = [] if return_attention else None
+        levels = self.encoder(data, maps)
+        last = levels[-1]
+        out = {"pooled": global_mean_pool(self.norm(last["x"]), last["batch"],
+                                          num_clouds=num_clouds(data)), "levels": levels}
+        if return_attention:
+            out["attention"] = maps
+        return out
+
+    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
+        return self.head(pooled, pre_logits=pre_logits)
+
+    def forward(self, data) -> Tensor:
+        return self.forward_head(self.forward_features(data)["pooled"])
+
+
+register_model("ptv3_cls_base", PTv3BaseConfig, paper=PAPER)(PTv3Cls)
+
+
+@register_model("ptv3_seg", PTv3Config, task="part_segmentation", paper=PAPER)
+class PTv3Seg(nn.Module):
+    """PTv3-style segmenter: :class:`PTv3Encoder` and a U-Net decoder.
+
+    Each decoder stage gives every point of the finer level its cell's feature and adds
+    its own encoder feature (:class:`~pcattn.nn.serialized_pool.SerializedUnpooling`), then
+    runs ``decoder_depth`` blocks on the finer level; the head sees each point's feature
+    and the one-hot object category (none when ``num_categories=0``: scenes).
+
+    Shape:
+        data.pos: [M, 3], data.x: [M, F], data.batch: [M], data.category: [B] (unless
+        ``num_categories=0``) -> logits [M, num_classes]
+    """
+
+    def __init__(self, config: PTv3Config) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.encoder = PTv3Encoder(cfg)
+        ch = cfg.channels
+        self.ups = nn.ModuleList(SerializedUnpooling(ch[i + 1], ch[i])
+                                 for i in range(len(ch) - 1))
+        self.decoder = nn.ModuleList(_Stage(cfg, ch[i], cfg.heads[i], cfg.decoder_depth)
+                                     for i in range(len(ch) - 1))
+        self.norm = nn.LayerNorm(ch[0])
+        self.head = SegmentationHead(ch[0], cfg.num_classes,
+                                     num_categories=cfg.num_categories or None,
+                                     hidden_channels=cfg.head_hidden, dropout=cfg.dropout)
+
+    def forward_features(self, data, return_attention: bool = False) -> dict:
+        """``point [M, C_0]`` (input order), ``category [B]``, ``batch [M]``, ``levels`` and,
+        if asked, ``attention`` (encoder then decoder blocks)."""
+        maps = [] if return_attention else None
+        levels = self.encoder(data, maps)
+        orders = self.encoder.orders()
+        x = levels[-1]["x"]
+        for i in reversed(range(len(self.ups))):
+            fine = levels[i]
+            x = self.ups[i](x, fine["x"], levels[i + 1]["cluster"])  # [M_i, C_i]
+            x = self.decoder[i](x, fine["pos"], fine["serialization"], orders, fine["where"],
+                                f"decoder.{i}", maps)  # [M_i, C_i]
+        out = {"point": self.norm(x), "batch": levels[0]["batch"], "levels": levels,
+               "category": (category_of(data, self.config.num_categories)
+                            if self.config.num_categories else None)}
+        if return_attention:
+            out["attention"] = maps
+        return out
+
+    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
+                     pre_logits: bool = False) -> Tensor:
+        return self.head(point, batch, category=category, pre_logits=pre_logits)
+
+    def forward(self, data) -> Tensor:
+        f = self.forward_features(data)
+        return self.forward_head(f["point"], f["category"], f["batch"])
+
+
+register_model("ptv3_seg_base", PTv3BaseConfig, task="part_segmentation",
+               paper=PAPER)(PTv3Seg)
