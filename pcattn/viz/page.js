@@ -268,7 +268,10 @@
       el("focus").textContent = focusText();
       api.error = null;
       return Plotly.react(plot, data, layout, { displaylogo: false, responsive: true })
-        .then(() => { api.renders += 1; });
+        .then(() => {
+          if (api.renders === 0) api.firstDrawMs = performance.now(); // since navigation
+          api.renders += 1;
+        });
     } catch (err) {
       api.error = String(err.message || err);
       el("status").textContent = api.error;

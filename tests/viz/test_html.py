@@ -13,8 +13,14 @@ import torch
 from vizhelpers import local_layer
 
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
-from pcattn.viz import attention_map, attention_received, attention_rollout, save_html
-from pcattn.viz.colors import value_range
+from pcattn.viz import (
+    attention_map,
+    attention_received,
+    attention_rollout,
+    make_view,
+    save_html,
+)
+from pcattn.viz.focus import focus_stats
 
 BROWSER = os.environ.get("PCATTN_CHROMIUM") or shutil.which("chromium")
 REQUIRED = os.environ.get("PCATTN_BROWSER_TESTS") == "1"  # set by tools/test.sh (and so CI)
@@ -64,37 +70,58 @@ def model_layers(n=300, seed=0):
     return layers, pos
 
 
-def test_page_offline_click_menus_and_same_numbers_as_python(browser, tmp_path):
-    layers, pos = model_layers()
-    path = save_html(tmp_path / "page.html", pos, layers, title="test page", query=5)
-    page = browser.new_page(viewport={"width": 900, "height": 700})
-    requests, refused = [], []
-    page.on("request", lambda r: requests.append(r.url))
-    page.on("console", lambda m: refused.append(m.text) if "Refused" in m.text else None)
-    page.on("pageerror", lambda e: refused.append(str(e)))
+def open_page(browser, path, errors, requests=None):
+    """The page loaded and drawn once; console errors and refusals go to ``errors``, every
+    request to ``requests``."""
+    page = browser.new_page(viewport={"width": 1000, "height": 720})
+    if requests is not None:
+        page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" or "Refused" in
+            m.text else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(path.as_uri())
     page.wait_for_function("window.pcattn && window.pcattn.renders > 0", timeout=60_000)
     assert page.evaluate("window.pcattn.error") is None
+    return page
+
+
+def rendered(page, renders, action):
+    """Do ``action`` and wait for the page to draw again."""
+    action()
+    page.wait_for_function(f"window.pcattn.renders > {renders}", timeout=30_000)
+
+
+def test_page_offline_click_menus_and_same_numbers_as_python(browser, tmp_path):
+    layers, pos = model_layers()
+    path = save_html(tmp_path / "page.html", pos, layers, title="test page", queries=[5])
+    requests, errors = [], []
+    page = open_page(browser, path, errors, requests)
 
     def shown() -> np.ndarray:
         return np.array(page.evaluate("Array.from(window.pcattn.values)"))
 
-    def python_map(layer, q):
-        return attention_map(layers, pos, torch.tensor([q]), layer).numpy()
+    def python_map(layer, qs, relative=True):
+        return attention_map(layers, pos, torch.tensor(qs), layer, relative=relative).numpy()
 
-    np.testing.assert_allclose(shown(), python_map(0, 5), atol=2e-3)
+    np.testing.assert_allclose(shown(), python_map(0, [5]), rtol=2e-3, atol=2e-3)
     for q, layer in ((17, 0), (17, 1), (202, 1)):
         js = page.evaluate(f"Array.from(window.pcattn.compute({{mode: 'rollout', layer: {layer},"
-                           f" head: null, query: {q}}}))")
+                           f" head: null, queries: [{q}]}}))")
         np.testing.assert_allclose(js, attention_rollout(layers, pos, torch.tensor([q]),
                                                          layer).numpy(), atol=2e-3)
     js = page.evaluate("Array.from(window.pcattn.compute({mode: 'rollout', layer: 2, "
-                       "head: null, query: 0}))")
+                       "head: null, queries: [0]}))")
     np.testing.assert_allclose(js, attention_rollout(layers, pos, None, 2).numpy(), atol=2e-3)
-    js = page.evaluate("Array.from(window.pcattn.compute({mode: 'received', layer: 0, "
-                       "head: 2, query: 0}))")
-    np.testing.assert_allclose(js, attention_received(layers, 300, 0, head=2).numpy(),
-                               atol=1e-2)
+    for relative in (False, True):
+        js = page.evaluate(f"Array.from(window.pcattn.compute({{mode: 'received', layer: 0, "
+                           f"head: 2, queries: [], relative: {str(relative).lower()}}}))")
+        np.testing.assert_allclose(js, attention_received(layers, 300, 0, head=2,
+                                                          relative=relative).numpy(),
+                                   rtol=1e-2, atol=1e-2)
+    js = page.evaluate("Array.from(window.pcattn.compute({mode: 'map', layer: 0, head: 1, "
+                       "queries: [3, 40], relative: false}))")
+    np.testing.assert_allclose(js, attention_map(layers, pos, torch.tensor([3, 40]), 0,
+                                                 head=1).numpy(), atol=2e-3)
 
     before = page.screenshot()
     hovered = _point_under_mouse(page, avoid=5)
@@ -103,30 +130,114 @@ def test_page_offline_click_menus_and_same_numbers_as_python(browser, tmp_path):
     page.wait_for_timeout(150)  # down, as under a person's finger
     page.mouse.up()
     page.wait_for_function(f"window.pcattn.renders > {renders}", timeout=30_000)
-    assert page.evaluate("window.pcattn.state.query") == hovered
-    np.testing.assert_allclose(shown(), python_map(0, hovered), atol=2e-3)
-    _, top = value_range(torch.from_numpy(python_map(0, hovered)), None, torch.tensor([hovered]))
-    cmax = page.evaluate("document.getElementById('plot').data[1].marker.cmax")
-    assert cmax == pytest.approx(top, abs=2e-3)
+    assert page.evaluate("window.pcattn.state.queries") == [hovered]
+    np.testing.assert_allclose(shown(), python_map(0, [hovered]), rtol=2e-3, atol=2e-3)
+    view = make_view(layers, pos, "map", 0, None, str(hovered))
+    scale = view.scale()
+    plotted = page.evaluate("(() => { const m = document.getElementById('plot').data[1].marker;"
+                            " return [m.cmin, m.cmax, m.colorbar.ticktext,"
+                            " m.colorbar.title.text]; })()")
+    assert plotted[:2] == pytest.approx([scale.lo, scale.hi], abs=5e-3)
+    assert "1 uniform" in plotted[2] and "1 = uniform" in plotted[3] and "layer 0" in plotted[3]
     page.mouse.move(0, 0)
     after_click = page.screenshot()
     assert _changed_pixels(before, after_click) > 100
 
     renders = page.evaluate("window.pcattn.renders")
-    page.select_option("#layer", "1")
-    page.wait_for_function(f"window.pcattn.renders > {renders}", timeout=30_000)
+    rendered(page, renders, lambda: page.select_option("#layer", "1"))
     assert "stage1.global" in page.inner_text("#status")
-    np.testing.assert_allclose(shown(), python_map(1, hovered), atol=2e-3)
+    np.testing.assert_allclose(shown(), python_map(1, [hovered]), rtol=2e-3, atol=2e-3)
     assert _changed_pixels(after_click, page.screenshot()) > 100
 
     renders = page.evaluate("window.pcattn.renders")
-    page.select_option("#mode", "rollout")
-    page.wait_for_function(f"window.pcattn.renders > {renders}", timeout=30_000)
+    rendered(page, renders, lambda: page.select_option("#mode", "rollout"))
     rollout = attention_rollout(layers, pos, torch.tensor([hovered]), 1).numpy()
     np.testing.assert_allclose(shown(), rollout, atol=2e-3)
 
     assert [u for u in requests if u != path.as_uri()] == []
-    assert refused == []
+    assert errors == []
+    page.close()
+
+
+def test_page_queries_modes_clicks_labels_and_focus(browser, tmp_path):
+    layers, pos = model_layers()
+    parts = ((pos[:, 2] > 0).long(), (pos[:, 2] > 0.1).long())
+    path = save_html(tmp_path / "page.html", pos, layers, title="segmenter on lamp",
+                     queries=[5, 60, 130, 250], labels={"text": "", "parts": parts})
+    errors = []
+    page = open_page(browser, path, errors)
+    print(f"\npage of {pos.shape[0]} points: {path.stat().st_size / 1e6:.2f} MB, first draw "
+          f"{page.evaluate('window.pcattn.firstDrawMs'):.0f} ms (on a loaded machine)")
+
+    # the four queries the PNG circles are the page's queries too
+    rings = page.evaluate("document.getElementById('plot').data[2].customdata")
+    assert sorted(rings) == [5, 60, 130, 250]
+    np.testing.assert_allclose(np.array(page.evaluate("Array.from(window.pcattn.values)")),
+                               attention_map(layers, pos, torch.tensor([5, 60, 130, 250]),
+                                             relative=True).numpy(), rtol=2e-3, atol=2e-3)
+    focus = focus_stats(layers)[0]
+    text = page.inner_text("#focus")
+    assert f"entropy {float(focus.entropy.mean()):.3f}" in text
+    assert f"uniform {focus.uniform_top1:.3f}" in text
+
+    # a click beside a point (within the hover distance, off its centre) picks it
+    hovered = _point_under_mouse(page, avoid=5)
+    x, y = page.evaluate("window.pcattn.hoveredAt")
+    for dx, dy in ((7, 0), (0, 7), (-6, -5), (5, -6)):
+        page.mouse.move(x + dx, y + dy)
+        page.wait_for_timeout(60)
+        if page.evaluate("window.pcattn.hovered") == hovered:
+            break
+    else:
+        pytest.skip("plotly reports no hover off the centre of this point")
+    renders = page.evaluate("window.pcattn.renders")
+    rendered(page, renders, lambda: page.mouse.click(x + dx, y + dy))
+    assert page.evaluate("window.pcattn.state.queries") == [hovered]
+
+    # shift-click adds a query
+    other = _point_under_mouse(page, avoid=hovered)
+    renders = page.evaluate("window.pcattn.renders")
+    page.keyboard.down("Shift")
+    rendered(page, renders, lambda: page.mouse.click(*page.evaluate("window.pcattn.hoveredAt")))
+    page.keyboard.up("Shift")
+    assert page.evaluate("window.pcattn.state.queries") == [hovered, other]
+    np.testing.assert_allclose(np.array(page.evaluate("Array.from(window.pcattn.values)")),
+                               attention_map(layers, pos, torch.tensor([hovered, other]),
+                                             relative=True).numpy(), rtol=2e-3, atol=2e-3)
+
+    # every mode in the one page, the parts with their legend, the layer slider
+    for mode in ("received", "rollout", "predicted parts", "true parts", "map"):
+        renders = page.evaluate("window.pcattn.renders")
+        rendered(page, renders, lambda: page.select_option("#mode", mode))
+        assert page.evaluate("window.pcattn.error") is None
+        if mode.endswith("parts"):
+            assert "part 0" in page.inner_text("#legend") and "part 1" in page.inner_text(
+                "#legend")
+    renders = page.evaluate("window.pcattn.renders")
+    rendered(page, renders, lambda: page.fill("#depth", "1"))
+    assert page.input_value("#layer") == "1" and "stage1.global" in page.inner_text("#status")
+
+    # tooltips of points without a value say so, never "point -"
+    templates = page.evaluate("document.getElementById('plot').data.map(t => t.hovertemplate)")
+    assert all("customdata" in t for t in templates) and "not read" in templates[0]
+    assert errors == []
+    page.close()
+
+
+def test_page_shows_the_predicted_and_true_class(browser, tmp_path):
+    layers, pos = model_layers(n=120)
+    path = save_html(tmp_path / "cls.html", pos, layers, title="classifier on cone_3",
+                     queries=[1], labels={"text": "predicted cone, true cone", "parts": None})
+    errors = []
+    page = open_page(browser, path, errors)
+    assert page.inner_text("#labels") == "predicted cone, true cone"
+    options = page.evaluate("Array.from(document.querySelectorAll('#mode option'), o => o.value)")
+    assert options == ["map", "received", "rollout"]
+    # the colour bar's title sits below the toolbar
+    bar = page.locator(".modebar").bounding_box()
+    title = page.locator(".cbtitle").bounding_box()
+    assert title["y"] >= bar["y"] + bar["height"] - 1
+    assert errors == []
     page.close()
 
 
