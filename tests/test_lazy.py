@@ -54,3 +54,18 @@ def test_lazy_names_survive_their_submodule_being_imported_first():
     import pcattn.data
 
     assert "FolderDataset" in dir(pcattn.data) and "FolderDataset" in pcattn.data.__all__
+
+
+def test_building_and_running_blocks_imports_no_optional_package():
+    """A user's network of blocks needs torch and PyG only: no open3d, h5py, plyfile,
+    plotting or TensorBoard (``ops.knn``'s auto backend loads open3d on first use, so the
+    neighbourhoods here come from the torch backend)."""
+    code = ("import torch\nimport pcattn\nfrom pcattn import ops\n"
+            "from pcattn.nn import GraphAttention, PointTransformerBlock, global_max_pool\n"
+            "pos = torch.rand(40, 3)\nidx = ops.knn(pos, 4, backend='torch')\n"
+            "x = PointTransformerBlock(3)(pos, pos, idx)\n"
+            "x = GraphAttention(3, 4, heads=2)(x, ops.neighbors_to_edge_index(idx))\n"
+            "global_max_pool(x)\n"
+            "for name in ('matplotlib', 'plotly', 'tensorboard', 'torch.utils.tensorboard'):\n"
+            "    assert name not in sys.modules, name")
+    assert _imported_after(code) == ["torch", "torch_geometric"]
