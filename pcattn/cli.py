@@ -61,16 +61,28 @@ def _parser() -> argparse.ArgumentParser:
     _visualize_parser(sub)
 
     b = sub.add_parser("bench", help="time and peak memory of ops or blocks")
-    b.add_argument("what", choices=["ops", "blocks", "large", "train", "concurrent", "budget"],
+    b.add_argument("what", choices=["ops", "blocks", "large", "attention", "train", "concurrent",
+                                    "budget", "scale"],
                    help="ops: kNN/FPS vs open3d; blocks: attention blocks vs PyG at "
                         "8 x 1024 points; large: global/linear attention on one big cloud; "
+                        "attention: every efficient-attention family against full attention "
+                        "(time, memory, error; CSV, table and chart in --out); "
                         "train: training step and data path of whole models, PyG peer; "
                         "concurrent: a training alone, then several at once; budget: train "
-                        "configs one after another under one time budget, compare them")
+                        "configs one after another under one time budget, compare them; scale: "
+                        "serialized patch attention against kNN local attention and ptv3_seg "
+                        "against point_transformer_seg at 1e4..1e6 points (CSV, table, "
+                        "log-log chart in --out)")
     b.add_argument("--quick", action="store_true", help="small sizes only")
+    b.add_argument("--sizes", nargs="+", type=_count, metavar="N",
+                   help="attention: points per cloud (default: 1000 10000 100000)")
+    b.add_argument("--max-full", type=_count, default=32768, metavar="N",
+                   help="attention: largest N for full attention and the errors")
     b.add_argument("--model", nargs="+", action="extend", metavar="NAME",
                    help="train: models to run (default: every *_cls, point_transformer_seg "
                         "and the PyG peer pyg_point_transformer_cls)")
+    b.add_argument("--patch-size", type=_count, default=128,
+                   help="scale: keys per query P of the serialized attention")
     b.add_argument("--points", type=_count, default=1024, help="train: points per cloud")
     b.add_argument("--batch", type=_count, default=16, help="train: clouds per step")
     b.add_argument("--steps", type=_count, default=10, help="train: timed steps (median)")
@@ -101,7 +113,8 @@ def _budget_options(b) -> None:
     b.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
                    help="budget: overrides for every run, as in pcattn train --set")
     b.add_argument("--out", metavar="DIR", help="budget: the run folders, budget.csv and "
-                                                "budget.md (default: runs/budget-<date>)")
+                                                "budget.md (default: runs/budget-<date>); "
+                                                "attention: attention.csv/.md/.png (default: .)")
 
 
 def _bounding_options(p, default: str) -> None:
@@ -140,7 +153,8 @@ def _finite(text: str) -> float:
 def _visualize_parser(sub) -> None:
     v = sub.add_parser("visualize", help="a trained model's attention on one cloud: PNG, "
                                          "coloured PLY and an offline HTML page")
-    v.add_argument("checkpoint", metavar="RUN_DIR|CKPT")
+    v.add_argument("checkpoint", metavar="RUN_DIR|CKPT", nargs="+",
+                   help="one run, or several to compare on the same cloud")
     cloud = v.add_mutually_exclusive_group(required=True)
     cloud.add_argument("--sample", metavar="SPLIT:INDEX", help="a cloud of the run's data, "
                        "e.g. test:17, or the first of a class: test:torus")
@@ -298,6 +312,18 @@ def _run(args) -> int:
 
             bench_budget.run(args.configs, budget=args.budget, seeds=args.seeds,
                              sets=args.set, out=args.out)
+            return 0
+        if args.what == "attention":
+            from pcattn import bench_attention
+
+            bench_attention.run(args.sizes or [1000, 10_000, 100_000], out=args.out or ".",
+                                max_full=args.max_full)
+            return 0
+        if args.what == "scale":
+            from pcattn import bench_scale
+
+            bench_scale.run(args.sizes or [10_000, 100_000, 1_000_000], out=args.out or ".",
+                            patch_size=args.patch_size)
             return 0
         from pcattn import bench
 
