@@ -1,5 +1,5 @@
-"""Comparison figures of one cloud: layers x heads, layers x queries, and the focus plot
-with its table and CSV."""
+"""Comparison figures of one cloud: layers x heads, layers x queries, layers x runs, and the
+focus plot with its table and CSV."""
 
 from __future__ import annotations
 
@@ -70,6 +70,35 @@ def save_grid(path: str | Path, grid: str, pos: Tensor, layers: Sequence[LayerAt
     """:func:`grid_cells` drawn by :func:`~pcattn.viz.png.plot_grid` into ``path``."""
     cells, rows, titles = grid_cells(grid, pos, layers, focus, **choices)
     fig = plot_grid(pos, cells, row_labels=rows, cell_titles=titles, title=title, parts=parts)
+    return save_figure(fig, path)
+
+
+def save_runs(path: str | Path, pos: Tensor, runs: Mapping[str, Sequence[LayerAttention]],
+              *, mode: str = "map", query: str | None = None, head: int | None = None,
+              relative: bool | None = None, title: str = "") -> Path:
+    """Several models on the same cloud: one column per run (``runs``: label -> its layers),
+    one row per layer depth, the same queries, one scale."""
+    spec = DEFAULT_QUERY[mode] if query is None else query
+    queries = parse_query(spec, pos) if spec is not None else None
+    depth = max(len(layers) for layers in runs.values())
+    cells, titles = [], []
+    for i in range(depth):
+        row, names = [], []
+        for label, layers in runs.items():
+            if i >= len(layers):
+                row.append(None)
+                names.append("")
+                continue
+            try:
+                row.append(make_view(layers, pos, mode, i, head, _spec(queries, layers[i]),
+                                     relative))
+            except ValueError as err:
+                raise ValueError(f"{label}: {err}") from None
+            names.append(f"{label}: {layers[i].name}")
+        cells.append(row)
+        titles.append(names)
+    fig = plot_grid(pos, cells, row_labels=[f"layer {i}" for i in range(depth)],
+                    cell_titles=titles, title=title)
     return save_figure(fig, path)
 
 

@@ -7,6 +7,7 @@ with ``forward_features(data, return_attention=True)``; everything drawn comes f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -126,14 +127,14 @@ def run_model(model: nn.Module, data: Data) -> dict:
     return {"attention": feats["attention"], "logits": model(batch), "pos": batch.pos}
 
 
-def visualize(path: str | Path, *, sample: str | None = None, file: str | Path | None = None,
-              layer: int | str | None = None, head: int | None = None,
-              query: str | None = None, mode: str = "map", out: str | Path | None = None,
-              category: str | None = None, formats: tuple[str, ...] = ("png", "ply", "html"),
-              device: str = "auto", max_points: int | None = None, sampling: str = "auto",
-              scale: str | None = None, grid: str | None = None, figure_format: str = "png",
-              stats: bool = False, clouds: int = 32, say=None, report=None
-              ) -> dict[str, Path]:
+def visualize(path: str | Path | Sequence[str | Path], *, sample: str | None = None,
+              file: str | Path | None = None, layer: int | str | None = None,
+              head: int | None = None, query: str | None = None, mode: str = "map",
+              out: str | Path | None = None, category: str | None = None,
+              formats: tuple[str, ...] = ("png", "ply", "html"), device: str = "auto",
+              max_points: int | None = None, sampling: str = "auto", scale: str | None = None,
+              grid: str | None = None, figure_format: str = "png", stats: bool = False,
+              clouds: int = 32, say=None, report=None) -> dict[str, Path]:
     """Write the attention of the model at ``path`` on one cloud; returns ``{kind: path}``.
 
     Files go to ``out`` (default: ``<run folder>/attention``), named for the cloud, mode,
@@ -145,15 +146,15 @@ def visualize(path: str | Path, *, sample: str | None = None, file: str | Path |
     (:mod:`pcattn.viz.focus`) on this cloud and over ``clouds`` clouds of the run's test
     split, drawn and written as CSV, its table passed to ``report``. A ``file`` is read by
     :func:`load_sample` (``max_points``, ``sampling``; ``say`` gets its long steps).
+
+    Several ``path`` (run folders or checkpoints) run on the same cloud (read with the first
+    run's data): each run's files are prefixed with its folder name and go to ``out`` (default:
+    the first run's), with a figure of layers x runs side by side on one scale and, with
+    ``stats``, every run's focus in one table and plot.
     """
     from pcattn.fileio import output_folder
-    from pcattn.viz.figures import check_grid, save_focus, save_grid
-    from pcattn.viz.focus import focus_stats
-    from pcattn.viz.html import save_html
-    from pcattn.viz.ply import save_ply
-    from pcattn.viz.png import FORMATS, save_png
-    from pcattn.viz.quantities import point_layers
-    from pcattn.viz.view import make_view
+    from pcattn.viz.figures import check_grid, save_focus, save_grid, save_runs
+    from pcattn.viz.png import FORMATS
 
     if scale not in (None, "relative", "absolute"):
         raise ValueError(f"--scale must be relative or absolute, got {scale!r}")
@@ -161,48 +162,108 @@ def visualize(path: str | Path, *, sample: str | None = None, file: str | Path |
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {figure_format!r}")
     if grid is not None:
         check_grid(grid, mode, head)
-    ckpt_path = find_checkpoint(path)
-    model, run, ckpt = load_model(ckpt_path, device)
-    info = ckpt.get("dataset") or {}
-    data = load_sample(run, sample, file, category, info.get("categories"),
-                       max_points=max_points, sampling=sampling, say=say)
-    result = run_model(model, data)
-    layers, pos = point_layers(result["attention"]), result["pos"]
-    view = make_view(layers, pos, mode, layer, head, query,
-                     None if scale is None else scale == "relative")
-    labels = predicted_labels(result["logits"].cpu(), data, info, pos.shape[0])
-    suffix = f"; {labels['text']}" if labels["text"] else ""
-    where = output_folder(out if out is not None else ckpt_path.parent / "attention",
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    if not paths:
+        raise ValueError("give a run folder or checkpoint to visualize")
+    relative = None if scale is None else scale == "relative"
+    runs, data = [], None
+    for p in paths:
+        ckpt_path = find_checkpoint(p)
+        model, run, ckpt = load_model(ckpt_path, device)
+        info = ckpt.get("dataset") or {}
+        if data is None:
+            data = load_sample(run, sample, file, category, info.get("categories"),
+                               max_points=max_points, sampling=sampling, say=say)
+        runs.append(_drawn(ckpt_path, model, run, info, data, mode, layer, head, query,
+                           relative, len(paths) > 1))
+    _name_apart(runs)
+    where = output_folder(out if out is not None else runs[0]["ckpt"].parent / "attention",
                           "--out")
     cloud = Path(file).stem if file is not None else str(sample).replace(":", "_")
+    written = {}
+    for r in runs:
+        prefix = f"{r['label']}_" if len(runs) > 1 else ""
+        key = (lambda k: f"{k} {r['label']}") if len(runs) > 1 else (lambda k: k)
+        files = _write_run(r, where, f"{prefix}{cloud}", mode, head, formats, figure_format)
+        written.update({key(k): v for k, v in files.items()})
+        if grid is not None:
+            written[key("grid")] = save_grid(
+                where / f"{prefix}{cloud}_{mode}_layers_x_{grid}.{figure_format}", grid,
+                r["pos"], r["layers"], r["focus"], mode=mode, query=query, head=head,
+                relative=r["view"].relative, title=f"{r['title']} on {cloud}{r['suffix']}",
+                parts=r["labels"]["parts"])
+    if len(runs) > 1:
+        names = "_vs_".join(r["label"] for r in runs)
+        written["runs"] = save_runs(
+            where / f"{cloud}_{mode}_{names}.{figure_format}", runs[0]["pos"],
+            {r["label"]: r["layers"] for r in runs}, mode=mode, query=query, head=head,
+            relative=runs[0]["view"].relative, title=f"{cloud}{runs[0]['suffix']}")
+    if stats:
+        over = {}
+        for r in runs:
+            over.update(_split_focus(r["model"], r["run"], r["label"], clouds, say) or {})
+        files, text = save_focus(
+            where / (f"{cloud}_focus" if len(runs) == 1 else f"{cloud}_focus_{names}"),
+            {r["label"]: r["focus"] for r in runs}, over=over, figure_format=figure_format)
+        written.update(files)
+        if report is not None:
+            report(text)
+    return written
+
+
+def _drawn(ckpt_path: Path, model, run, info: dict, data: Data, mode: str, layer, head,
+           query, relative, several: bool) -> dict:
+    """One run's forward on the cloud and the view of the choices."""
+    from pcattn.viz.focus import focus_stats
+    from pcattn.viz.quantities import point_layers
+    from pcattn.viz.view import make_view
+
+    result = run_model(model, data)
+    layers, pos = point_layers(result["attention"]), result["pos"]
+    try:
+        view = make_view(layers, pos, mode, layer, head, query, relative)
+    except ValueError as err:
+        if not several:
+            raise
+        raise ValueError(f"{ckpt_path.parent.name}: {err}") from None
+    labels = predicted_labels(result["logits"].cpu(), data, info, pos.shape[0])
+    return {"ckpt": ckpt_path, "model": model, "run": run, "layers": layers, "pos": pos,
+            "view": view, "labels": labels, "focus": focus_stats(layers),
+            "label": ckpt_path.parent.name, "title": run.model_name,
+            "suffix": f"; {labels['text']}" if labels["text"] else ""}
+
+
+def _name_apart(runs: list[dict]) -> None:
+    """Labels that tell the runs apart: the run folder's name, numbered when repeated."""
+    names = [r["label"] for r in runs]
+    for i, r in enumerate(runs):
+        if names.count(r["label"]) > 1:
+            r["label"] = f"{r['label']}{i}"
+
+
+def _write_run(r: dict, where: Path, cloud: str, mode: str, head, formats, figure_format: str
+               ) -> dict[str, Path]:
+    """The picture, PLY and page of one run's view."""
+    from pcattn.viz.html import save_html
+    from pcattn.viz.ply import save_ply
+    from pcattn.viz.png import save_png
+
+    view, pos = r["view"], r["pos"]
     stem = f"{cloud}_{mode}_layer{view.layer}" + ("" if head is None else f"_head{head}")
-    focus = focus_stats(layers)
     written = {}
     if "png" in formats:
         written[figure_format] = save_png(
             where / f"{stem}.{figure_format}", pos, view.values, active=view.active,
-            queries=view.queries, title=f"{run.model_name}: {view.label}{suffix}",
-            parts=labels["parts"], scale=view.scale())
+            queries=view.queries, title=f"{r['title']}: {view.label}{r['suffix']}",
+            parts=r["labels"]["parts"], scale=view.scale())
     if "ply" in formats:
         written["ply"] = save_ply(where / f"{stem}.ply", pos, view.values, active=view.active,
                                   queries=view.queries, scale=view.scale())
     if "html" in formats:
         written["html"] = save_html(
-            where / f"{stem}.html", pos, layers, title=f"{run.model_name} on {cloud}",
+            where / f"{stem}.html", pos, r["layers"], title=f"{r['title']} on {cloud}",
             layer=view.layer, head=view.head, mode=mode, queries=view.queries.tolist(),
-            relative=view.relative, labels=labels, focus=focus)
-    if grid is not None:
-        written["grid"] = save_grid(
-            where / f"{cloud}_{mode}_layers_x_{grid}.{figure_format}", grid, pos, layers,
-            focus, mode=mode, query=query, head=head, relative=view.relative,
-            title=f"{run.model_name} on {cloud}{suffix}", parts=labels["parts"])
-    if stats:
-        files, text = save_focus(where / f"{cloud}_focus", {run.model_name: focus},
-                                 over=_split_focus(model, run, clouds, say),
-                                 figure_format=figure_format)
-        written.update(files)
-        if report is not None:
-            report(text)
+            relative=view.relative, labels=r["labels"], focus=r["focus"])
     return written
 
 
@@ -223,8 +284,8 @@ def predicted_labels(logits, data: Data, info: dict, num_points: int) -> dict:
     return {"text": text, "parts": None}
 
 
-def _split_focus(model, run, clouds: int, say) -> dict | None:
-    """``{"<model>, N test clouds": focus}`` over ``clouds`` clouds spread over the run's
+def _split_focus(model, run, label: str, clouds: int, say) -> dict | None:
+    """``{"<label>, N test clouds": focus}`` over ``clouds`` clouds spread over the run's
     test split (None for 0)."""
     if clouds <= 0:
         return None
@@ -236,10 +297,10 @@ def _split_focus(model, run, clouds: int, say) -> dict | None:
     count = min(clouds, len(dataset))
     picks = torch.linspace(0, len(dataset) - 1, count).round().long().unique().tolist()
     if say is not None:
-        say(f"focus over {len(picks)} clouds of the test split")
+        say(f"{label}: focus over {len(picks)} clouds of the test split")
     merged = merge_focus([focus_stats(point_layers(run_model(model, dataset[i])["attention"]))
                           for i in picks])
-    return {f"{run.model_name}, {len(picks)} test clouds": merged}
+    return {f"{label}, {len(picks)} test clouds": merged}
 
 
 def _name(names, i: int) -> str:

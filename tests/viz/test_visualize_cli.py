@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +212,25 @@ def test_options_that_cannot_apply_are_errors(tmp_path, classifier_run, capsys, 
     assert main(["visualize", str(classifier_run), *argv, "--out", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1, err
+
+
+def test_two_runs_side_by_side_on_one_cloud(classifier_run, tmp_path, capsys):
+    nw = write_run(tmp_path / "nw", {"name": "nw_cls", "channels": [16, 32], "blocks": [1, 1],
+                                     "k": 8},
+                   {"name": "synthetic_shapes", "root": str(tmp_path / "data"),
+                    "num_points": 128, "per_class": 4, "rotation": "z"}, "best.pt")
+    out = tmp_path / "both"
+    assert main(["visualize", str(classifier_run), str(nw), "--sample", "test:cone", "--out",
+                 str(out), "--stats", "--clouds", "0", "--format", "svg"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    printed = dict(line.split(": ", 1) for line in lines if line.split(": ")[-1].startswith("/"))
+    assert {"svg cls", "html cls", "svg nw", "html nw", "runs", "focus"} <= set(printed)
+    assert Path(printed["runs"]).name == "test_cone_map_cls_vs_nw.svg"
+    text = Path(printed["runs"]).read_text()
+    assert "cls: encoder.0.0" in text and "nw: " in text and "predicted" in text
+    assert "cls, this cloud" in lines and "nw, this cloud" in lines
+    with open(printed["focus_csv"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["scope"] for r in rows} == {"cls, this cloud", "nw, this cloud"}
+    assert {r["name"] for r in rows if r["scope"].startswith("nw")} == {"stages.0.0", "stages.1.0",
+                                                                        "pool"}
