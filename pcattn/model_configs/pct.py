@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# model.attention: PCT's offset-attention, or a global family in its offset form
+ATTENTION = ("offset", "full", "linear", "induced", "anchor", "cluster", "sinkhorn")
+
 
 @dataclass
 class PCTConfig:
@@ -29,11 +32,19 @@ class PCTConfig:
     # every layer adds a unit-variance ReLU vector to every point, which swamps the
     # embedding and left 256-wide PCT at chance on a fixed batch; 0.1 lets it learn
     residual_init: float = 0.1
+    # the global attention of each layer: PCT's own ("offset") or y = x + LBR(x - A(x)) with
+    # A one of the families of `pcattn bench attention` (4 heads; channels divisible by 4)
+    attention: str = "offset"
 
     def __post_init__(self) -> None:
         self.ratios, self.head_hidden = tuple(self.ratios), tuple(self.head_hidden)
         if len(self.ratios) != 2 or not all(0 < r <= 1 for r in self.ratios):
             raise ValueError(f"ratios must be two fractions in (0, 1], got {self.ratios}")
+        if self.attention not in ATTENTION:
+            raise ValueError(f"unknown attention {self.attention!r}; valid: {list(ATTENTION)}")
+        if self.attention != "offset" and self.channels % 4:
+            raise ValueError(f"attention: {self.attention} runs 4 heads; channels must be "
+                             f"divisible by 4, got {self.channels}")
         if self.num_categories < 0:
             raise ValueError(f"num_categories must be >= 0, got {self.num_categories}")
         if self.num_classes < 2 or self.layers < 1 or self.k < 1 or self.channels % 2:

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.model_configs.pct import PCTBaseConfig, PCTConfig, PCTSegBaseConfig, PCTSegConfig
+from pcattn.models.global_stage import OffsetStage, global_attention
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
 from pcattn.models.registry import register_model
 from pcattn.nn import (
@@ -46,7 +47,9 @@ class PCTBackbone(nn.Module):
                                        hidden_channels=cfg.embed_channels, ratios=cfg.ratios,
                                        k=cfg.k)
         self.pre = mlp([c, c, c], last_act=True)
-        self.attention = nn.ModuleList(OffsetAttention(c) for _ in range(cfg.layers))
+        self.attention = nn.ModuleList(
+            OffsetAttention(c) if cfg.attention == "offset" else
+            OffsetStage(global_attention(cfg.attention, c), c) for _ in range(cfg.layers))
         for layer in self.attention:
             nn.init.constant_(layer.lbr[1].weight, cfg.residual_init)  # LBR's LayerNorm gain
         self.fuse = nn.Sequential(nn.Linear((cfg.layers + 1) * c, cfg.fuse_channels),
@@ -57,13 +60,14 @@ class PCTBackbone(nn.Module):
         batch = batch_of(data)
         feats = point_features(data, self.config.feature_channels)  # [M, 3 + F]
         x, _, batch_s, sample = self.embed(feats, data.pos, batch)  # [S, C]
+        pos = data.pos[sample]  # [S, 3]
         h, outs, maps = self.pre(x), [], []
         for i, layer in enumerate(self.attention):
             if return_attention:
-                h, amap = layer(h, batch_s, return_attention=True)  # global, [B, 1, N, N]
+                h, amap = layer(h, batch_s, pos=pos, return_attention=True)
                 maps.append(LayerAttention(f"offset_attention.{i}", amap, sample, sample))
             else:
-                h = layer(h, batch_s)  # [S, C]
+                h = layer(h, batch_s, pos=pos)  # [S, C]
             outs.append(h)
         out = {"x": self.fuse(torch.cat(outs + [x], dim=-1)), "batch": batch_s,
                "sample": sample}  # x: [S, F_fuse]
