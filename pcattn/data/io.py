@@ -133,6 +133,10 @@ def read_rows(path: str | os.PathLike, *, min_columns: int = 3, skip_count_line:
         -> [N, C] float64
     """
     path = Path(path)
+    fast = _whitespace_rows(path)
+    if fast is not None and fast.shape[1] >= min_columns and not (
+            skip_count_line and fast.shape[1] == 1):
+        return fast
     lines = _content_lines(path)
     if skip_count_line and lines and len(lines[0][1].split()) == 1:
         lines = lines[1:]
@@ -155,6 +159,21 @@ def read_rows(path: str | os.PathLike, *, min_columns: int = 3, skip_count_line:
                 raise DataFormatError(f"{path}, line {lineno}: not a row of numbers: "
                                       f"{text[:60]!r}") from None
         raise
+
+
+def _whitespace_rows(path: Path) -> np.ndarray | None:
+    """The common case of :func:`read_rows` by numpy's C parser (a million rows in about a
+    second instead of many): whitespace-separated rows of one width. None for anything else
+    (commas, a count line, ragged rows, no rows), which the line-by-line path reads or names."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": the slow path says it
+            rows = np.loadtxt(path, dtype=np.float64, comments="#", ndmin=2, encoding="utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return rows if rows.size else None
 
 
 def read_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:

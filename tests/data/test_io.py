@@ -62,6 +62,25 @@ def test_read_rows_too_few_columns_everywhere_and_non_numbers(tmp_path):
         read_rows(p)
 
 
+def test_read_rows_whitespace_files_comments_blanks_count_line_and_ragged_rows(tmp_path):
+    p = tmp_path / "w.xyz"
+    p.write_text("# x y z\n\n1 2 3  # first\n\t4.5e1\t-6 7\n\n-0.25 8 9e-3\n")
+    want = np.array([[1, 2, 3], [45, -6, 7], [-0.25, 8, 0.009]], dtype=np.float64)
+    np.testing.assert_array_equal(read_rows(p), want)
+    p.write_text("3\n1 2 3\n4 5 6\n7 8 9\n")  # .pts: the count first
+    np.testing.assert_array_equal(read_rows(p, skip_count_line=True),
+                                  np.arange(1, 10, dtype=np.float64).reshape(3, 3))
+    p.write_text("1 2 3\n4 5 6\n7 8\n")
+    with pytest.raises(DataFormatError, match=r"w\.xyz, line 3: expected 3 columns, found 2"):
+        read_rows(p)
+    p.write_text("1 2\n3 4\n")
+    with pytest.raises(DataFormatError, match="line 1: expected 3 columns, found 2"):
+        read_rows(p)
+    p.write_text("# nothing\n\n")
+    with pytest.raises(DataFormatError, match="no rows of numbers"):
+        read_rows(p)
+
+
 def _o3d_cloud(xyz, nrm):
     import open3d as o3d
 
