@@ -55,13 +55,14 @@ def check_tensor(block: str, name: str, t, shape: Sequence[Dim], *, dtype: str =
     ``note`` says where an expected size comes from (``"in_channels=64"``); the expected
     shape in the message shows the given sizes in place of the letters.
     """
-    want = _shape(shape)
     if not isinstance(t, Tensor):
-        raise TypeError(f"{block}: {name} must be a torch.Tensor {want}, got "
+        raise TypeError(f"{block}: {name} must be a torch.Tensor {_shape(shape)}, got "
                         f"{type(t).__name__}")
     letters = [isinstance(d, str) for d in shape]
     if t.dim() != len(shape) or any(not free and t.shape[i] != d
                                      for i, (d, free) in enumerate(zip(shape, letters))):
+        # written only here: str() of a symbolic size would break a compiled graph
+        want = _shape(shape)
         if t.dim() == len(shape):  # the sizes it should have had, letters filled in
             want = _shape(t.shape[i] if free else d for i, (d, free) in enumerate(zip(shape,
                                                                                      letters)))

@@ -20,6 +20,7 @@ from pcattn.nn.chunking import chunked_rows
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch, check_neighbors
+from pcattn.ops.checks import may_read_values
 from pcattn.ops.gather import gather, padded_rows
 from pcattn.ops.interpolate import interpolation_weights
 from pcattn.ops.knn import knn
@@ -92,7 +93,7 @@ class TransitionDown(nn.Module):
         first = self.mlp[0]
         w_x, w_p = first.weight.split([self.in_channels, 3], dim=1)
         table = F.linear(x, w_x, first.bias)  # [M, C]
-        padded = bool((idx < 0).any())
+        padded = not may_read_values(idx) or bool((idx < 0).any())  # no read to compile
         out, = chunked_rows(self._pool, (pos_s, idx), (w_p, padded), tables=(table, pos),
                             index=1, chunk_size="auto",
                             row_elems=idx.shape[1] * self.out_channels, keep=(True,))
