@@ -4,7 +4,7 @@ On one cloud of ``N`` uniform points (default 1e4, 1e5, 1e6): forward + backward
 peak memory of one block at ``C = 64``, 4 heads (:class:`~pcattn.nn.SerializedAttention`
 with ``P`` keys per query, its encodings, and :class:`~pcattn.nn.LocalSelfAttention` /
 :class:`~pcattn.nn.PointTransformerLayer` with ``K = 16``), each including the structure
-it needs (serialization, kNN search); then whole segmenters (``ptv3_seg``,
+it needs (serialization, kNN search; both also alone); then whole segmenters (``ptv3_seg``,
 ``point_transformer_seg``) in training (forward + backward) and inference (no grad).
 Every case runs in two fresh processes (time, then memory; see :func:`pcattn.bench.measure`)
 that are stopped after ``timeout`` seconds; a case that fails or runs out shows as empty.
@@ -25,12 +25,14 @@ import torch
 
 C, HEADS, K = 64, 4, 16
 CASES = ("serialized", "serialized-knn", "serialized-none", "local", "point_transformer",
-         "ptv3_seg", "ptv3_seg:infer", "point_transformer_seg", "point_transformer_seg:infer")
+         "serialize", "knn", "ptv3_seg", "ptv3_seg:infer", "point_transformer_seg",
+         "point_transformer_seg:infer")
 LABELS = {"serialized": "SerializedAttention (grid CPE)",
           "serialized-knn": "SerializedAttention (kNN CPE)",
           "serialized-none": "SerializedAttention (no CPE)",
           "local": f"LocalSelfAttention (K={K})",
           "point_transformer": f"PointTransformerLayer (K={K})",
+          "serialize": "ops.serialize (4 orders + cells)", "knn": f"ops.knn (K={K})",
           "ptv3_seg": "ptv3_seg (train step)", "ptv3_seg:infer": "ptv3_seg (inference)",
           "point_transformer_seg": "point_transformer_seg (train step)",
           "point_transformer_seg:infer": "point_transformer_seg (inference)"}
@@ -57,6 +59,12 @@ def _step(case: str, n: int, patch_size: int) -> Callable[[], object]:
             model.eval()
             return lambda: torch.no_grad()(model)(data)
         return lambda: torch.nn.functional.cross_entropy(model(data), target).backward()
+    if case == "serialize":
+        from pcattn.ops import point_spacing, serialize
+
+        return lambda: serialize(pos, grid_size=point_spacing(pos), neighbors=True)
+    if case == "knn":
+        return lambda: knn(pos, K)
     x = torch.randn(n, C, generator=g, requires_grad=True)
     if case.startswith("serialized"):
         encoding = {"serialized": "grid", "serialized-knn": "knn", "serialized-none": None}[case]
