@@ -26,7 +26,7 @@ from pcattn.viz.focus import Focus, focus_stats
 from pcattn.viz.quantities import layer_triples, select_layer
 from pcattn.viz.view import MODES, QUANTITY
 
-PAGE_BUDGET = 15_000_000  # bytes: per-head weights are left out of layers beyond it
+PAGE_BUDGET = 15_000_000  # bytes: per-head weights, then whole layers, are left out beyond it
 PAGE_JS = Path(__file__).with_name("page.js")
 
 
@@ -64,9 +64,10 @@ def page_data(pos: Tensor, layers: Sequence[LayerAttention], *, title: str = "",
               queries: Sequence[int] = (0,), relative: bool | None = None,
               labels: dict | None = None, focus: Sequence[Focus] | None = None,
               budget: int = PAGE_BUDGET) -> dict:
-    """Everything the page embeds. Per-head weights are kept for the layers (in order) that
-    fit in ``budget`` bytes with plotly.js; the others offer the mean over heads only.
-    ``labels``: :func:`~pcattn.viz.run.predicted_labels`; ``focus``: per layer (default:
+    """Everything the page embeds, within ``budget`` bytes with plotly.js: the layer the
+    page opens on, then the others in order, each while it fits (a layer that does not is
+    listed as left out: the PNG draws it), then their per-head weights while they fit (the
+    others offer the mean over heads only). ``labels``: :func:`~pcattn.viz.run.predicted_labels`; ``focus``: per layer (default:
     :func:`~pcattn.viz.focus.focus_stats` of ``layers``)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -74,15 +75,25 @@ def page_data(pos: Tensor, layers: Sequence[LayerAttention], *, title: str = "",
     if head is not None and not -layers[i].map.heads <= head < layers[i].map.heads:
         raise ValueError(f"head {head} is out of range: layer {layers[i].name!r} has heads "
                          f"0..{layers[i].map.heads - 1}")
-    left = budget - len(_plotly_js()) - 64 * pos.shape[0]
-    payload = []
+    left = budget - fixed_size(pos.shape[0])
+    sizes = []
     for la in layers:
         nnz = la.map.to_sparse()[0].numel()
         base = nnz * (4 + 2) * 4 // 3 + 4 * (la.query_index.numel() + la.source_index.numel())
-        heads = nnz * la.map.heads * 2 * 4 // 3
-        left -= base
-        with_heads = la.map.heads > 1 and heads <= left
-        left -= heads if with_heads else 0
+        sizes.append((base, nnz * la.map.heads * 2 * 4 // 3 if la.map.heads > 1 else None))
+    kept = set()
+    for j in [i, *(j for j in range(len(layers)) if j != i)]:
+        if sizes[j][0] <= left or j == i:
+            kept.add(j)
+            left -= sizes[j][0]
+    payload = []
+    for j, la in enumerate(layers):
+        if j not in kept:
+            payload.append({"name": la.name, "kind": la.map.kind, "heads": la.map.heads,
+                            "left_out": True})
+            continue
+        with_heads = sizes[j][1] is not None and sizes[j][1] <= left
+        left -= sizes[j][1] if with_heads else 0
         payload.append(layer_payload(la, with_heads))
     for entry, f in zip(payload, focus if focus is not None else focus_stats(layers)):
         entry["focus"] = {"entropy": [round(float(v), 4) for v in f.entropy],
@@ -126,6 +137,13 @@ def save_html(path: str | Path, pos: Tensor, layers: Sequence[LayerAttention], *
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path
+
+
+def fixed_size(num_points: int) -> int:
+    """Bytes of a page before its layers: plotly.js, page.js, the template, the points,
+    labels and focus numbers (a bound)."""
+    return (len(_plotly_js()) + len(PAGE_JS.read_text()) + len(_TEMPLATE) + 64 * num_points
+            + 8192)
 
 
 def _plotly_js() -> str:

@@ -7,6 +7,7 @@
   const D = PCATTN_DATA;
   const N = D.n;
   const MIN_SPAN = Math.log2(1.05); // colors.MIN_SPAN
+  const FADED_SHOWN = 20000; // points without a value drawn at most (a large cloud's backdrop)
   const RATIO_TICKS = [1 / 16, 1 / 8, 1 / 4, 1 / 2, 2 / 3, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 4, 8,
                        16]; // colors.RATIO_TICKS
   const PART_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
@@ -38,6 +39,7 @@
   const parts = D.parts.map((b) => (b ? new Uint8Array(bytes(b)) : null));
 
   const layers = D.layers.map((L) => {
+    if (L.left_out) return { name: L.name, kind: L.kind, heads: L.heads, leftOut: true };
     const query = u32(L.query), rowptr = u32(L.rowptr), col = u32(L.col);
     const mean = half(L.mean), w = L.w ? half(L.w) : null;
     const rowOf = new Int32Array(L.kind === "pool" ? 1 : N).fill(-1);
@@ -50,7 +52,14 @@
              col, mean, w, rowOf, nodes, sources: u32(L.sources), focus: L.focus };
   });
 
+  function needed(L) {
+    if (L.leftOut) {
+      throw new Error("layer " + L.name + " is left out of this page to keep it under 15 MB; " +
+                      "the PNG of pcattn visualize --layer draws it");
+    }
+  }
   function weights(L, head) { // Float32Array [nnz] of one head, or the mean
+    needed(L);
     if (head === null || head === undefined) return L.mean;
     if (!L.w) throw new Error("this page holds only the mean over heads of layer " + L.name);
     const out = new Float32Array(L.col.length);
@@ -59,6 +68,7 @@
   }
   function snap(L, p) { // nearest query node of layer L to input point p
     if (L.kind === "pool") return p;
+    needed(L);
     let best = -1, bestD = Infinity;
     for (const q of L.nodes) {
       const dx = X[q] - X[p], dy = Y[q] - Y[p], dz = Z[q] - Z[p], d = dx * dx + dy * dy + dz * dz;
@@ -107,6 +117,7 @@
     for (let j = from; j >= 0; j--) {
       const L = layers[j];
       if (L.kind === "pool") continue;
+      needed(L);
       const next = new Float64Array(N);
       for (let i = 0; i < N; i++) {
         if (r[i] === 0) continue;
@@ -233,8 +244,13 @@
         const q = state.mode === "received" || pooled ? []
           : Array.from(new Set(queriesOf(state).map((p) => snap(L, p))));
         const sc = scaleOf(vals, view.active, new Set(q), rel);
-        const on = [], off = [];
+        const on = [];
+        let off = [];
         for (let i = 0; i < N; i++) (view.active[i] ? on : off).push(i);
+        if (off.length > FADED_SHOWN) { // decimated for display; every valued point is drawn
+          const stride = off.length / FADED_SHOWN;
+          off = Array.from({ length: FADED_SHOWN }, (_, k) => off[Math.floor(k * stride)]);
+        }
         const pick = (A, I) => I.map((i) => A[i]);
         const size = pointSize();
         const quantity = D.quantity[state.mode + "," + (rel ? 1 : 0)];
@@ -296,7 +312,12 @@
   const modes = ["map", "received", "rollout"];
   if (parts[0]) modes.push("predicted parts");
   if (parts[1]) modes.push("true parts");
-  layers.forEach((L, i) => el("layer").add(new Option(i + ": " + L.name, String(i))));
+  layers.forEach((L, i) => {
+    const o = new Option(i + ": " + L.name + (L.leftOut ? " (left out: page size)" : ""),
+                         String(i));
+    o.disabled = Boolean(L.leftOut);
+    el("layer").add(o);
+  });
   for (const m of modes) el("mode").add(new Option(m, m));
   el("depth").max = String(layers.length - 1);
   el("mode").value = state.mode;

@@ -266,3 +266,30 @@ def _changed_pixels(png_a: bytes, png_b: bytes) -> int:
     a = np.asarray(Image.open(io.BytesIO(png_a)).convert("RGB")).astype(int)
     b = np.asarray(Image.open(io.BytesIO(png_b)).convert("RGB")).astype(int)
     return int((np.abs(a - b).sum(-1) > 30).sum())
+
+
+def test_layers_beyond_the_page_budget_are_left_out_and_say_so(browser, tmp_path):
+    from pcattn.viz.html import fixed_size, page_data
+
+    layers, pos = model_layers()
+    first = 300 * 12 * 6 * 4 // 3 + 4 * 600  # layer 0's CSR: col + weight, nodes
+    budget = fixed_size(300) + first + 100
+    data = page_data(pos, layers, budget=budget)
+    assert [bool(entry.get("left_out")) for entry in data["layers"]] == [False, True, True]
+    assert data["layers"][0]["w"] is None  # its per-head weights do not fit either
+    path = save_html(tmp_path / "small.html", pos, layers, queries=[5], budget=budget)
+    assert path.stat().st_size < budget
+    errors = []
+    page = open_page(browser, path, errors)
+    assert page.evaluate("Array.from(document.querySelectorAll('#layer option'), "
+                         "o => o.disabled)") == [False, True, True]
+    renders = page.evaluate("window.pcattn.renders")
+    rendered(page, renders, lambda: page.select_option("#mode", "rollout"))
+    assert page.evaluate("window.pcattn.error") is None  # layer 0 rolls out on its own
+    page.evaluate("window.pcattn.state.layer = 1")
+    page.select_option("#mode", "map")
+    page.wait_for_function("(window.pcattn.error || '').includes('left out of this page')",
+                           timeout=30_000)
+    assert "left out of this page" in page.inner_text("#status")
+    assert errors == []
+    page.close()
