@@ -67,7 +67,8 @@ def page_data(pos: Tensor, layers: Sequence[LayerAttention], *, title: str = "",
     """Everything the page embeds, within ``budget`` bytes with plotly.js: the layer the
     page opens on, then the others in order, each while it fits (a layer that does not is
     listed as left out: the PNG draws it), then their per-head weights while they fit (the
-    others offer the mean over heads only). ``labels``: :func:`~pcattn.viz.run.predicted_labels`; ``focus``: per layer (default:
+    others offer the mean over heads only). ``labels``:
+    :func:`~pcattn.viz.run.predicted_labels`; ``focus``: per layer (default:
     :func:`~pcattn.viz.focus.focus_stats` of ``layers``)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
