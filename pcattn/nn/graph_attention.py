@@ -150,8 +150,13 @@ class GraphAttention(MessagePassing):
     def forward(
         self, x: Tensor | tuple[Tensor, Tensor], edge_index: Tensor,
         edge_attr: Tensor | None = None, *, return_attention: bool = False,
+        return_attention_weights: None = None,
     ) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
+        if return_attention_weights is not None:  # GATv2Conv's flag, by PyG habit
+            raise TypeError(f"{name}: return_attention_weights is GATv2Conv's flag; pass "
+                            f"return_attention=True, which returns (out, AttentionMap) whose "
+                            f"edge_index and weight are PyG's (edge_index, alpha)")
         c_src, c_dst = self.lin_src.in_features, self.lin_dst.in_features
         if isinstance(x, Tensor):
             check_features(name, x, c_src)

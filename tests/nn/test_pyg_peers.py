@@ -148,3 +148,13 @@ def test_global_pools_are_pygs():
     ours, ref = global_max_pool(x, batch), pyg_max(x, batch)
     torch.testing.assert_close(ours[[0, 1, 3]], ref[[0, 1, 3]], rtol=0, atol=0)
     assert (ours[2] == float("-inf")).all() and (ref[2] == 0).all()  # as blocks.md says
+
+
+def test_gatv2_habit_of_return_attention_weights_names_the_flag():
+    x, _, ei, _ = inputs()
+    with pytest.raises(TypeError) as err:
+        GraphAttention(6, 12, heads=3).double()(x, ei, return_attention_weights=True)
+    assert str(err.value) == (
+        "GraphAttention: return_attention_weights is GATv2Conv's flag; pass "
+        "return_attention=True, which returns (out, AttentionMap) whose edge_index and weight "
+        "are PyG's (edge_index, alpha)")
