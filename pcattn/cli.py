@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                         "log-log chart in --out)")
     b.add_argument("--quick", action="store_true", help="small sizes only")
     b.add_argument("--sizes", nargs="+", type=_count, metavar="N",
-                   help="attention: points per cloud (default: 1000 10000 100000)")
+                   help="attention: points per cloud (default: 1000 10000 100000); "
+                        "scale: points of the one cloud (default: 10000 100000 1000000)")
     b.add_argument("--max-full", type=_count, default=32768, metavar="N",
                    help="attention: largest N for full attention and the errors")
     b.add_argument("--model", nargs="+", action="extend", metavar="NAME",
