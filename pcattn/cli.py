@@ -97,7 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", default="auto", help="concurrent: train.threads of each run")
     _budget_options(b)
 
-    sub.add_parser("models", help="list registered models")
+    m = sub.add_parser("models", help="list the built-in models (task, paper)")
+    m.add_argument("--params", action="store_true",
+                   help="also count each default config's parameters (builds every model)")
     _data_parser(sub)
     return p
 
@@ -330,9 +332,14 @@ def _run(args) -> int:
 
         bench.run_suite(args.what, quick=args.quick)
     elif args.command == "models":
-        from pcattn.catalog import format_table  # no model import: starts fast
+        from pcattn.model_configs import MODELS, format_table  # no model import: starts fast
 
-        print(format_table())
+        params = None
+        if args.params:
+            from pcattn.models.registry import model_info
+
+            params = {name: model_info(name)["parameters"] for name in MODELS}
+        print(format_table(params))
     elif args.command == "data":
         return _run_data(args)
     return 0

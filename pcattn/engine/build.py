@@ -59,7 +59,7 @@ def build_model(run: RunConfig, task: Task) -> nn.Module:
                 "cloud, e.g. synthetic_shapes, modelnet40)"
         raise ValueError(f"model {run.model_name!r} needs {needs}; data.name="
                          f"{run.data.name!r} is a {task.name} dataset")
-    return create_model(run.model_name, **vars(run.model))
+    return create_model(run.model_name, run.model)
 
 
 def augmentation_generators(dataset) -> list[torch.Generator]:

@@ -29,7 +29,7 @@ def load_model(path: str | Path, device: str = "auto") -> tuple[nn.Module, RunCo
     ckpt = load_checkpoint(path)
     warn_if_drifted(path, ckpt["config"])
     run = config_from_dict(ckpt["config"])
-    model = create_model(run.model_name, **vars(run.model))
+    model = create_model(run.model_name, run.model)
     model.load_state_dict(ckpt["model"])
     return model.to(resolve_device(device)).eval(), run, ckpt
 

@@ -1,38 +1,20 @@
-"""Whole networks and the registry. Model modules are imported here, explicitly."""
+"""Whole networks and the registry. The built-in models are the rows of
+:data:`pcattn.model_configs.MODELS`; a model's module is imported when it is first built
+(``create_model``) or one of its names below is first used."""
 
-from pcattn.models import point_transformer  # noqa: F401  (registers its models)
-from pcattn.models import point_transformer_seg  # noqa: F401
-from pcattn.models import nadaraya_watson  # noqa: F401
-from pcattn.models import gat  # noqa: F401
-from pcattn.models import pct, ptv2, ptv3  # noqa: F401
-from pcattn.models import pointnet  # noqa: F401
-from pcattn.models.pct import PCTCls, PCTConfig, PCTSeg
-from pcattn.models.pointnet import PointNetCls, PointNetConfig, PointNetSeg, PointNetSegConfig
-from pcattn.models.point_transformer import PointTransformerCls, PointTransformerConfig
-from pcattn.models.point_transformer_seg import PointTransformerSeg, PointTransformerSegConfig
-from pcattn.models.ptv2 import PTv2Cls, PTv2Config, PTv2Seg
-from pcattn.models.ptv3 import PTv3Cls, PTv3Config, PTv3Seg
+from pcattn._lazy import lazy_package
 from pcattn.models.registry import create_model, list_models, register_model
 
-__all__ = [
-    "PCTCls",
-    "PCTConfig",
-    "PCTSeg",
-    "PointNetCls",
-    "PointNetConfig",
-    "PointNetSeg",
-    "PointNetSegConfig",
-    "PointTransformerCls",
-    "PointTransformerConfig",
-    "PointTransformerSeg",
-    "PointTransformerSegConfig",
-    "PTv2Cls",
-    "PTv2Config",
-    "PTv2Seg",
-    "PTv3Cls",
-    "PTv3Config",
-    "PTv3Seg",
-    "create_model",
-    "list_models",
-    "register_model",
-]
+_EXPORTS = {
+    "pcattn.model_configs": ("PCTConfig", "PointNetConfig", "PointNetSegConfig",
+                             "PointTransformerConfig", "PointTransformerSegConfig",
+                             "PTv2Config", "PTv3Config"),
+    "pcattn.models.pct": ("PCTCls", "PCTSeg"),
+    "pcattn.models.pointnet": ("PointNetCls", "PointNetSeg"),
+    "pcattn.models.point_transformer": ("PointTransformerCls",),
+    "pcattn.models.point_transformer_seg": ("PointTransformerSeg",),
+    "pcattn.models.ptv2": ("PTv2Cls", "PTv2Seg"),
+    "pcattn.models.ptv3": ("PTv3Cls", "PTv3Seg"),
+}
+
+__all__ = lazy_package(__name__, _EXPORTS) + ["create_model", "list_models", "register_model"]

@@ -15,7 +15,6 @@ from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from pcattn.model_configs.gat import GraphAttentionBaseConfig, GraphAttentionConfig
 from pcattn.models.inputs import batch_of, num_clouds
-from pcattn.models.registry import register_model
 from pcattn.nn import (
     ClassificationHead,
     GraphAttention,
@@ -27,8 +26,6 @@ from pcattn.nn import (
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.ops.batching import neighbors_to_edge_index
 from pcattn.ops.knn import knn
-
-GAT = "Brody et al. 2022, How Attentive are Graph Attention Networks? (GATv2)"
 
 
 class GraphAttentionBlock(nn.Module):
@@ -113,7 +110,6 @@ class GraphAttentionBackbone(nn.Module):
         return outs, maps
 
 
-@register_model("gat_cls", GraphAttentionConfig, paper=GAT)
 class GraphAttentionCls(nn.Module):
     """Graph attention classifier: the blocks, max and mean pooling of the last block's
     nodes (concatenated), an MLP head.
@@ -149,7 +145,6 @@ class GraphAttentionCls(nn.Module):
         return self.forward_head(self.forward_features(data)["pooled"])
 
 
-@register_model("gat_seg", GraphAttentionConfig, paper=GAT)
 class GraphAttentionSeg(nn.Module):
     """Graph attention part segmenter: every block's output and the cloud's max-pooled last
     block, concatenated per node (as DGCNN's segmentation network), then a per-node head
@@ -187,9 +182,5 @@ class GraphAttentionSeg(nn.Module):
         point = self.forward_features(data)["point"]
         category = getattr(data, "category", None) if self.config.num_categories else None
         return self.forward_head(point, category, batch_of(data))
-
-
-register_model("gat_cls_base", GraphAttentionBaseConfig, paper=GAT)(GraphAttentionCls)
-register_model("gat_seg_base", GraphAttentionBaseConfig, paper=GAT)(GraphAttentionSeg)
 
 

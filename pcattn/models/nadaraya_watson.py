@@ -41,7 +41,6 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.nadaraya_watson import NadarayaWatsonBaseConfig, NadarayaWatsonConfig
 from pcattn.models.inputs import batch_of, num_clouds
-from pcattn.models.registry import register_model
 from pcattn.nn import (
     ClassificationHead,
     NadarayaWatsonLayer,
@@ -55,8 +54,6 @@ from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.ops.batching import counts_and_ptr
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
-
-NW = "Nadaraya 1964; Watson 1964 (kernel regression baseline)"
 
 
 class NadarayaWatsonBlock(nn.Module):
@@ -167,7 +164,6 @@ class NadarayaWatsonEncoder(nn.Module):
         return stages, maps
 
 
-@register_model("nw_cls", NadarayaWatsonConfig, paper=NW)
 class NadarayaWatsonCls(nn.Module):
     """The Nadaraya-Watson classifier: the encoder, a kernel pool from each cloud's centroid
     and Point Transformer's MLP head (see the module docstring).
@@ -209,7 +205,6 @@ class NadarayaWatsonCls(nn.Module):
         return self.forward_head(self.forward_features(data)["pooled"])
 
 
-@register_model("nw_seg", NadarayaWatsonConfig, paper=NW)
 class NadarayaWatsonSeg(nn.Module):
     """The Nadaraya-Watson part segmenter: Point Transformer's U-Net (encoder; per level a
     transition up whose interpolation is a kernel over the ``interp_k`` nearest coarse
@@ -282,9 +277,5 @@ class NadarayaWatsonSeg(nn.Module):
         point = self.forward_features(data)["point"]
         category = getattr(data, "category", None) if self.config.num_categories else None
         return self.forward_head(point, category, batch_of(data))
-
-
-register_model("nw_cls_base", NadarayaWatsonBaseConfig, paper=NW)(NadarayaWatsonCls)
-register_model("nw_seg_base", NadarayaWatsonBaseConfig, paper=NW)(NadarayaWatsonSeg)
 
 

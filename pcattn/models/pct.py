@@ -8,7 +8,6 @@ from torch import Tensor, nn
 from pcattn.model_configs.pct import PCTBaseConfig, PCTConfig, PCTSegBaseConfig, PCTSegConfig
 from pcattn.models.global_stage import OffsetStage, global_attention
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
-from pcattn.models.registry import register_model
 from pcattn.nn import (
     ClassificationHead,
     NeighborEmbedding,
@@ -19,8 +18,6 @@ from pcattn.nn import (
     mlp,
 )
 from pcattn.nn.attention_map import LayerAttention
-
-PAPER = "Guo et al. 2021, PCT: Point Cloud Transformer"
 
 
 class PCTBackbone(nn.Module):
@@ -82,7 +79,6 @@ def _max_mean(x: Tensor, batch: Tensor, b: int) -> Tensor:
                       global_mean_pool(x, batch, num_clouds=b)], dim=-1)
 
 
-@register_model("pct_cls", PCTConfig, paper=PAPER)
 class PCTCls(nn.Module):
     """PCT classifier: :class:`PCTBackbone`, max + mean pooling, an MLP head.
 
@@ -112,10 +108,6 @@ class PCTCls(nn.Module):
         return self.forward_head(self.forward_features(data)["pooled"])
 
 
-register_model("pct_cls_base", PCTBaseConfig, paper=PAPER)(PCTCls)
-
-
-@register_model("pct_seg", PCTSegConfig, task="part_segmentation", paper=PAPER)
 class PCTSeg(nn.Module):
     """PCT part segmenter, as in the paper's segmentation network.
 
@@ -165,5 +157,3 @@ class PCTSeg(nn.Module):
         return self.forward_head(self.forward_features(data)["point"])
 
 
-register_model("pct_seg_base", PCTSegBaseConfig, task="part_segmentation",
-               paper=PAPER)(PCTSeg)

@@ -8,7 +8,6 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.point_transformer import PointTransformerConfig
 from pcattn.models.inputs import batch_of
-from pcattn.models.registry import register_model
 from pcattn.nn import (
     ClassificationHead,
     LayerAttention,
@@ -19,8 +18,6 @@ from pcattn.nn import (
     global_mean_pool,
 )
 from pcattn.ops.knn import knn
-
-PT = "Zhao et al. 2021, Point Transformer"
 
 
 class PointTransformerEncoder(nn.Module):
@@ -91,7 +88,6 @@ def stage_attention(stages: list[dict], prefix: str = "encoder") -> list[LayerAt
             for s, stage in enumerate(stages) for b, amap in enumerate(stage["attention"])]
 
 
-@register_model("point_transformer_cls", PointTransformerConfig, paper=PT)
 class PointTransformerCls(nn.Module):
     """Point Transformer classifier: :class:`PointTransformerEncoder`, global pooling and
     an MLP head.

@@ -8,13 +8,9 @@ from torch import Tensor, nn
 from pcattn.model_configs.point_transformer import PointTransformerSegConfig
 from pcattn.models.inputs import batch_of
 from pcattn.models.point_transformer import PointTransformerEncoder, stage_attention
-from pcattn.models.registry import register_model
 from pcattn.nn import LayerAttention, PointTransformerBlock, SegmentationHead, TransitionUp
 
-PT = "Zhao et al. 2021, Point Transformer"
 
-
-@register_model("point_transformer_seg", PointTransformerSegConfig, paper=PT)
 class PointTransformerSeg(nn.Module):
     """Point Transformer segmenter (Zhao et al., ICCV 2021, Fig. 3, top): the classifier's
     :class:`~pcattn.models.point_transformer.PointTransformerEncoder`; a decoder that goes

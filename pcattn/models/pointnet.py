@@ -12,7 +12,6 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.pointnet import PointNetConfig, PointNetSegConfig
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
-from pcattn.models.registry import register_model
 from pcattn.nn import (
     ClassificationHead,
     SegmentationHead,
@@ -20,9 +19,6 @@ from pcattn.nn import (
     apply_transform,
     global_max_pool,
 )
-
-PAPER = "Qi et al. 2017, PointNet: Deep Learning on Point Sets for 3D Classification and " \
-        "Segmentation"
 
 
 class PointNetEncoder(nn.Module):
@@ -96,7 +92,6 @@ class PointNetEncoder(nn.Module):
         return {"layers": layers, "pooled": pooled, "transform": transform}
 
 
-@register_model("pointnet_cls", PointNetConfig, paper=PAPER)
 class PointNetCls(nn.Module):
     """PointNet classifier: :class:`PointNetEncoder` and an MLP head (512-256, dropout 0.4).
 
@@ -135,7 +130,6 @@ class PointNetCls(nn.Module):
         return self.forward_head(self.forward_features(data)["pooled"])
 
 
-@register_model("pointnet_seg", PointNetSegConfig, paper=PAPER)
 class PointNetSeg(nn.Module):
     """PointNet part segmenter: each point's features from every shared layer but the last
     (64, 64, 64, 128 by default), its cloud's global max-pooled feature (1024) and the

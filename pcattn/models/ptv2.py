@@ -8,7 +8,6 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.ptv2 import PTv2BaseConfig, PTv2Config
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
-from pcattn.models.registry import register_model
 from pcattn.nn import (
     ClassificationHead,
     GroupedVectorAttention,
@@ -20,8 +19,6 @@ from pcattn.nn import (
 )
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.ops.knn import knn
-
-PAPER = "Wu et al. 2022, Point Transformer V2"
 
 
 class PTv2Block(nn.Module):
@@ -105,7 +102,6 @@ class PTv2Encoder(nn.Module):
         return levels
 
 
-@register_model("ptv2_cls", PTv2Config, paper=PAPER)
 class PTv2Cls(nn.Module):
     """PTv2-style classifier: :class:`PTv2Encoder`, mean pooling (as PTv2's classifier) and
     an MLP head.
@@ -142,10 +138,6 @@ class PTv2Cls(nn.Module):
         return self.forward_head(self.forward_features(data)["pooled"])
 
 
-register_model("ptv2_cls_base", PTv2BaseConfig, paper=PAPER)(PTv2Cls)
-
-
-@register_model("ptv2_seg", PTv2Config, task="part_segmentation", paper=PAPER)
 class PTv2Seg(nn.Module):
     """PTv2-style part segmenter: :class:`PTv2Encoder` and a U-Net decoder.
 
@@ -201,5 +193,3 @@ class PTv2Seg(nn.Module):
         return self.forward_head(f["point"], f["category"], f["batch"])
 
 
-register_model("ptv2_seg_base", PTv2BaseConfig, task="part_segmentation",
-               paper=PAPER)(PTv2Seg)

@@ -8,7 +8,6 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.ptv3 import PTv3BaseConfig, PTv3Config
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
-from pcattn.models.registry import register_model
 from pcattn.nn import (
     ClassificationHead,
     PointEmbedding,
@@ -19,8 +18,6 @@ from pcattn.nn import (
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.nn.serialized_pool import SerializedPooling, SerializedUnpooling
 from pcattn.ops.serialize import Serialization, point_spacing, serialize
-
-PAPER = "Wu et al. 2024, Point Transformer V3"
 
 
 class PTv3Block(nn.Module):
@@ -119,7 +116,6 @@ class PTv3Encoder(nn.Module):
         return levels
 
 
-@register_model("ptv3_cls", PTv3Config, paper=PAPER)
 class PTv3Cls(nn.Module):
     """PTv3-style classifier: :class:`PTv3Encoder`, mean pooling and an MLP head.
 
@@ -155,10 +151,6 @@ class PTv3Cls(nn.Module):
         return self.forward_head(self.forward_features(data)["pooled"])
 
 
-register_model("ptv3_cls_base", PTv3BaseConfig, paper=PAPER)(PTv3Cls)
-
-
-@register_model("ptv3_seg", PTv3Config, task="part_segmentation", paper=PAPER)
 class PTv3Seg(nn.Module):
     """PTv3-style segmenter: :class:`PTv3Encoder` and a U-Net decoder.
 
@@ -214,5 +206,3 @@ class PTv3Seg(nn.Module):
         return self.forward_head(f["point"], f["category"], f["batch"])
 
 
-register_model("ptv3_seg_base", PTv3BaseConfig, task="part_segmentation",
-               paper=PAPER)(PTv3Seg)
