@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pcattn.model_configs.ptv3 import PTv3BaseConfig, PTv3Config
+from pcattn.model_configs.ptv3 import PTv3Config
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
@@ -204,5 +204,3 @@ class PTv3Seg(nn.Module):
     def forward(self, data) -> Tensor:
         f = self.forward_features(data)
         return self.forward_head(f["point"], f["category"], f["batch"])
-
-
