@@ -3,7 +3,8 @@
 Two scales. ``relative`` values (weight x the number of points the query reads, 1 = uniform)
 are drawn as ``log2`` on a diverging map centred at uniform: red where the query reads a point
 more than uniformly, blue where less, grey at uniform, the range symmetric and set by the
-largest departure. ``absolute`` values (weights, rollout shares) run from 0 on viridis.
+strongest preference (weights further below uniform take the darkest blue; ``log2`` of a weight
+near 0 is unbounded and would otherwise grey out every preference). ``absolute`` values (weights, rollout shares) run from 0 on viridis.
 Points that carry no value (not read, not held by the layer) are drawn :data:`FADED`.
 """
 
@@ -28,12 +29,13 @@ RATIO_TICKS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 2 / 3, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5
 
 class Scale(NamedTuple):
     """How values become colours: ``lo..hi`` in drawn units (``log2`` of the value when
-    ``relative``), and the colour bar's ``title``."""
+    ``relative``), the colour bar's ``title``; ``clipped``: some values lie below ``lo``."""
 
     relative: bool
     lo: float
     hi: float
     title: str = ""
+    clipped: bool = False
 
     def unit(self, values: Tensor) -> np.ndarray:
         """Each value's place on the colour map, in [0, 1] (NaN stays NaN)."""
@@ -63,7 +65,10 @@ class Scale(NamedTuple):
         while len(inner) > 5:  # keep uniform and thin out the rest evenly
             inner = [r for k, r in enumerate(inner) if k % 2 == inner.index(1.0) % 2]
         ratios = [2.0 ** self.lo, *inner, 2.0 ** self.hi]
-        return [math.log2(r) for r in ratios], [_ratio(r) for r in ratios]
+        labels = [_ratio(r) for r in ratios]
+        if self.clipped:
+            labels[0] = "<= " + labels[0]
+        return [math.log2(r) for r in ratios], labels
 
     def colorscale(self, stops: int = 11) -> list:
         """The colour map as a plotly colorscale (so the page draws the PNG's colours)."""
@@ -80,7 +85,8 @@ def value_scale(values: Tensor, active: Tensor | None = None, exclude: Tensor | 
                 *, relative: bool = False, title: str = "") -> Scale:
     """The scale over the active points but those in ``exclude``: ``(0, largest value)``
     (``(0, 1)`` when that is zero), or for ``relative`` values ``log2`` symmetric about
-    uniform, ``+-`` the largest ``|log2|`` (at least :data:`MIN_SPAN`). Leaving the queries
+    uniform, ``+-`` the largest ``log2`` (the largest ``|log2|`` when no value is above
+    uniform; at least :data:`MIN_SPAN`). Leaving the queries
     out keeps a query's weight on itself, often the largest by far (and always so in a
     rollout), from washing out every other point."""
     keep = torch.ones(values.shape[0], dtype=torch.bool) if active is None else active.clone()
@@ -88,10 +94,11 @@ def value_scale(values: Tensor, active: Tensor | None = None, exclude: Tensor | 
         keep[exclude.cpu()] = False
     v = values.detach().double().cpu()[keep]
     if relative:
-        v = v[v > 0]
-        span = float(torch.log2(v).abs().max()) if v.numel() else 0.0
-        span = max(span, MIN_SPAN)
-        return Scale(True, -span, span, title)
+        logs = torch.log2(v[v > 0])
+        top = float(logs.max()) if logs.numel() else 0.0
+        bottom = float(-logs.min()) if logs.numel() else 0.0
+        span = max(top if top > 0 else bottom, MIN_SPAN)
+        return Scale(True, -span, span, title, bottom > span + 1e-9 or bool((v <= 0).any()))
     top = float(v.max()) if v.numel() else 0.0
     return Scale(False, 0.0, top if top > 0 else 1.0, title)
 

@@ -94,7 +94,7 @@ def save_runs(path: str | Path, pos: Tensor, runs: Mapping[str, Sequence[LayerAt
                                      relative))
             except ValueError as err:
                 raise ValueError(f"{label}: {err}") from None
-            names.append(f"{label}: {layers[i].name}")
+            names.append(f"{label}\n{layers[i].name}")
         cells.append(row)
         titles.append(names)
     fig = plot_grid(pos, cells, row_labels=[f"layer {i}" for i in range(depth)],

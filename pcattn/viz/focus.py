@@ -85,13 +85,13 @@ def merge_focus(per_cloud: Sequence[Sequence[Focus]]) -> list[Focus]:
 def focus_table(stats: Sequence[Focus], title: str = "") -> str:
     """A text table: per layer the mean over heads and the most / least focused head."""
     lines = [title] if title else []
-    lines.append(f"{'layer':<28} {'reads':>6} {'entropy':>8} {'min head':>12} "
-                 f"{'top-1':>6} {'uniform':>8} {'max head':>12}")
+    lines.append(f"{'layer':<28} {'reads':>6} {'entropy':>8} {'min head':>13} "
+                 f"{'top-1':>6} {'uniform':>8} {'max head':>13}")
     for i, f in enumerate(stats):
         e, t = f.entropy, f.top1
         lines.append(f"{f'{i}: {f.name}'[:28]:<28} {f.sources:>6.1f} {float(e.mean()):>8.3f} "
-                     f"{_at(e, int(e.argmin())):>12} {float(t.mean()):>6.3f} "
-                     f"{f.uniform_top1:>8.3f} {_at(t, int(t.argmax())):>12}")
+                     f"{_at(e, int(e.argmin())):>13} {float(t.mean()):>6.3f} "
+                     f"{f.uniform_top1:>8.3f} {_at(t, int(t.argmax())):>13}")
     lines.append("entropy: normalised, 1 = uniform, 0 = one source; top-1: share of the top "
                  "source (uniform: 1/reads); means over heads, then the extreme head")
     return "\n".join(lines)

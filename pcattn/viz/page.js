@@ -160,14 +160,21 @@
   const compute = (s) => computeView(s).values;
 
   function scaleOf(values, active, skip, relative) { // colors.value_scale
-    let top = 0;
+    let top = relative ? -Infinity : 0, bottom = -Infinity, zero = false;
     for (let i = 0; i < N; i++) {
       if (!active[i] || skip.has(i)) continue;
-      if (relative) { if (values[i] > 0) top = Math.max(top, Math.abs(Math.log2(values[i]))); }
-      else top = Math.max(top, values[i]);
+      if (!relative) { top = Math.max(top, values[i]); continue; }
+      if (values[i] > 0) {
+        top = Math.max(top, Math.log2(values[i]));
+        bottom = Math.max(bottom, -Math.log2(values[i]));
+      } else {
+        zero = true;
+      }
     }
-    if (relative) { const span = Math.max(top, MIN_SPAN); return { lo: -span, hi: span }; }
-    return { lo: 0, hi: top > 0 ? top : 1 };
+    if (!relative) return { lo: 0, hi: top > 0 ? top : 1, clipped: false };
+    if (top === -Infinity) top = bottom = 0;
+    const span = Math.max(top > 0 ? top : bottom, MIN_SPAN);
+    return { lo: -span, hi: span, clipped: zero || bottom > span + 1e-9 };
   }
   function ticks(sc, relative) { // colors.Scale.ticks
     if (!relative) {
@@ -179,9 +186,10 @@
                                           Math.log2(r) < sc.hi - 0.15 * span);
     while (inner.length > 5) inner = inner.filter((_, k) => k % 2 === inner.indexOf(1) % 2);
     const ratios = [Math.pow(2, sc.lo)].concat(inner, [Math.pow(2, sc.hi)]);
-    return { tickvals: ratios.map(Math.log2),
-             ticktext: ratios.map((r) => r === 1 ? "1 uniform"
-               : "x" + Number(r.toPrecision(r > 1 ? 3 : 2)).toString()) };
+    const ticktext = ratios.map((r) => r === 1 ? "1 uniform"
+      : "x" + Number(r.toPrecision(r > 1 ? 3 : 2)).toString());
+    if (sc.clipped) ticktext[0] = "<= " + ticktext[0];
+    return { tickvals: ratios.map(Math.log2), ticktext };
   }
 
   const state = Object.assign({}, D.init);

@@ -59,10 +59,10 @@ def plot_attention(pos: Tensor, values: Tensor, *, active: Tensor | None = None,
 
 
 def plot_grid(pos: Tensor, cells: Sequence[Sequence], *, row_labels: Sequence[str],
-              cell_titles: Sequence[Sequence[str]], title: str = "", viewpoint: int = 0,
+              cell_titles: Sequence[Sequence[str]], title: str = "",
               parts: tuple[Tensor, Tensor | None] | None = None):
     """One figure of ``cells[r][c]`` (:class:`~pcattn.viz.view.View` or None for an empty
-    cell) from one viewpoint, on one scale shared by every cell (so cells compare), rows
+    cell) seen along the cloud's thinnest axis (:func:`broad_view`), on one scale shared by every cell (so cells compare), rows
     labelled and each cell titled, queries circled; ``parts`` adds the predicted (and true)
     parts with a legend beside the first row.
 
@@ -80,7 +80,7 @@ def plot_grid(pos: Tensor, cells: Sequence[Sequence], *, row_labels: Sequence[st
     w_frac = inch / fig.get_figwidth()
     h_frac = inch / fig.get_figheight()
     left = 0.5 / fig.get_figwidth()
-    elev, azim, view_name = VIEWPOINTS[viewpoint]
+    elev, azim = broad_view(xyz)
     for r, row in enumerate(cells):
         bottom = 1 - (0.5 / fig.get_figheight()) - (r + 1) * h_frac
         fig.text(left * 0.5, bottom + h_frac / 2, row_labels[r], rotation=90, ha="center",
@@ -101,9 +101,22 @@ def plot_grid(pos: Tensor, cells: Sequence[Sequence], *, row_labels: Sequence[st
                 _parts(ax, xyz, labels.cpu().numpy(), size_factor=0.6)
                 ax.set_title(name, fontsize=9, y=0.95)
     _colorbar(fig, scale)
-    fig.suptitle(f"{title}\n(view: {view_name})" if title else f"view: {view_name}",
-                 fontsize=10)
+    fig.suptitle(title, fontsize=10)
     return fig
+
+
+def broad_view(xyz: np.ndarray) -> tuple[float, float]:
+    """``(elevation, azimuth)`` looking along the cloud's direction of least extent (its
+    smallest principal axis), where one view shows the most of it.
+
+    Shape:
+        xyz: [N, 3]
+    """
+    centred = xyz - xyz.mean(0)
+    _, vectors = np.linalg.eigh(centred.T @ centred)  # eigenvalues ascending
+    n = vectors[:, 0]
+    return float(np.degrees(np.arcsin(np.clip(n[2], -1, 1)))), float(
+        np.degrees(np.arctan2(n[1], n[0])))
 
 
 def shared_scale(views: Sequence) -> Scale:
@@ -113,7 +126,9 @@ def shared_scale(views: Sequence) -> Scale:
     first = scales[0]
     quantities = {v.quantity for v in views}
     title = views[0].quantity if len(quantities) == 1 else ""
-    return Scale(first.relative, min(s.lo for s in scales), max(s.hi for s in scales), title)
+    lo = min(s.lo for s in scales)
+    clipped = any(s.clipped and s.lo <= lo + 1e-9 for s in scales)
+    return Scale(first.relative, lo, max(s.hi for s in scales), title, clipped)
 
 
 def save_figure(fig, path: str | Path) -> Path:
@@ -189,7 +204,8 @@ def _colorbar(fig, scale: Scale) -> None:
 
     width = fig.get_figwidth()
     bar = fig.add_axes((1 - 1.0 / width, 0.12, 0.12 / width, 0.7))
-    cb = fig.colorbar(ScalarMappable(Normalize(scale.lo, scale.hi), scale.cmap()), cax=bar)
+    cb = fig.colorbar(ScalarMappable(Normalize(scale.lo, scale.hi), scale.cmap()), cax=bar,
+                      extend="min" if scale.clipped else "neither")
     ticks, labels = scale.ticks()
     cb.set_ticks(ticks, labels=labels, fontsize=8)
     cb.set_label(scale.title, fontsize=8)

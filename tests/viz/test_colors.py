@@ -62,12 +62,23 @@ def test_diverging_colours_uniform_grey_and_symmetric_ends():
     assert positions[labels.index("1 uniform")] == 0.0
 
 
+def test_the_scale_is_set_by_the_strongest_preference_and_clips_below():
+    values = torch.tensor([4.0, 1.0, 0.01, 0.5])
+    scale = value_scale(values, relative=True)
+    assert (scale.lo, scale.hi) == pytest.approx((-2.0, 2.0)) and scale.clipped
+    rgb = colorize(values, scale=scale)
+    np.testing.assert_allclose(rgb[2], to_rgb(DIVERGING[0]), atol=1e-6)  # x0.01 -> the end
+    assert scale.ticks()[1][0] == "<= x0.25" and scale.ticks()[1][-1] == "x4"
+    below = value_scale(torch.tensor([0.5, 0.25, 1.0]), relative=True)  # nothing preferred
+    assert (below.lo, below.hi, below.clipped) == pytest.approx((-2.0, 2.0, False))
+
+
 def test_near_uniform_weights_get_many_colour_levels_not_one():
-    """Weights 0.047..0.108 around 1/16 (a trained first layer) fill the relative scale: each
-    of the 15 neighbours but the query gets its own colour."""
-    weights = torch.linspace(0.047, 0.108, 16)
+    """Weights 0.041..0.095 around 1/16 (as a trained first layer's) fill the relative
+    scale: each of the 15 neighbours but the query gets its own colour."""
+    weights = 2.0 ** torch.linspace(-0.6, 0.6, 16) / 16
     idx = torch.arange(16).repeat(16, 1)  # [16, 16]: every point reads all
-    w = (weights / weights.sum()).repeat(16, 1)[..., None]  # [16, 16, 1]
+    w = weights.repeat(16, 1)[..., None]  # [16, 16, 1]
     layers = [local_layer("l", w, idx, torch.arange(16))]
     pos = torch.rand(16, 3)
     rel = make_view(layers, pos, "map", 0, None, "0")

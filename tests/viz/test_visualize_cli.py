@@ -227,7 +227,7 @@ def test_two_runs_side_by_side_on_one_cloud(classifier_run, tmp_path, capsys):
     assert {"svg cls", "html cls", "svg nw", "html nw", "runs", "focus"} <= set(printed)
     assert Path(printed["runs"]).name == "test_cone_map_cls_vs_nw.svg"
     text = Path(printed["runs"]).read_text()
-    assert "cls: encoder.0.0" in text and "nw: " in text and "predicted" in text
+    assert "encoder.0.0" in text and "stages.0.0" in text and "predicted" in text
     assert "cls, this cloud" in lines and "nw, this cloud" in lines
     with open(printed["focus_csv"]) as fh:
         rows = list(csv.DictReader(fh))
