@@ -45,16 +45,28 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return ckpt
 
 
-def checkpoint_path(path: str | Path, default: str) -> Path:
-    """A checkpoint file, or ``<run folder>/<default>``; a folder without it says what it holds."""
+MODEL_CHECKPOINTS = ("best.pt", "last.pt", "checkpoint.pt")  # a run folder's model, in order
+
+
+def checkpoint_path(path: str | Path, *names: str) -> Path:
+    """A checkpoint file, or the first of ``names`` (default :data:`MODEL_CHECKPOINTS`) in
+    the run folder ``path``; a folder without any says what it holds. A model read from
+    another file than ``names[0]`` is said with a warning (e.g. no evaluation finished, so
+    there is no ``best.pt`` yet and ``last.pt`` is used)."""
+    import warnings
+
     path = Path(path)
+    names = names or MODEL_CHECKPOINTS
     if path.is_dir():
-        found = path / default
-        if not found.is_file():
-            held = sorted(p.name for p in path.iterdir()) or ["nothing"]
-            raise FileNotFoundError(f"{path} has no {default} (it holds: {', '.join(held)}); "
-                                    "give a run folder written by `pcattn train` or a .pt file")
-        return found
+        for i, name in enumerate(names):
+            if (path / name).is_file():
+                if i:
+                    warnings.warn(f"{path} has no {names[0]}; using {name}", stacklevel=2)
+                return path / name
+        held = sorted(p.name for p in path.iterdir()) or ["nothing"]
+        raise FileNotFoundError(f"{path} has no {' or '.join(names)} (it holds: "
+                                f"{', '.join(held)}); give a run folder written by "
+                                "`pcattn train` or a .pt file")
     if not path.exists():
         raise FileNotFoundError(f"no run folder or checkpoint at {path}")
     return path

@@ -50,35 +50,27 @@ def evaluate(model: nn.Module, loader: DataLoader, task: Task, *, device: torch.
 
 def evaluate_checkpoint(path: str | Path, *, split: str = "test", device: str = "auto",
                         votes: int = 1, vote_rotation: str = "none") -> dict:
-    """Rebuild the model of a checkpoint (or of a run folder's ``best.pt``) and evaluate it
+    """Rebuild the model of a checkpoint or run folder (``load_model``) and evaluate it
     on ``split`` (``"test"``, ``"val"``, ``"train"``) of its dataset with :func:`evaluate`.
     The model and the data are rebuilt from the checkpoint's config (a
     :class:`~pcattn.engine.run_folder.RunFolderWarning` says where the folder's
     ``config.yaml`` disagrees), so ``"val"`` holds out the same clouds as the run did."""
     from pcattn.data.registry import build_dataset
-    from pcattn.engine.build import build_model, data_fields, eval_loader
-    from pcattn.engine.checkpoint import checkpoint_path, load_checkpoint
-    from pcattn.engine.config import config_from_dict
-    from pcattn.engine.run_folder import warn_if_drifted
-    from pcattn.devices import resolve_device
+    from pcattn.engine.build import data_fields, eval_loader
+    from pcattn.engine.run_folder import load_model
     from pcattn.engine.tasks import task_for
 
-    path = checkpoint_path(path, "best.pt")
-    ckpt = load_checkpoint(path)
-    warn_if_drifted(path, ckpt["config"])  # the checkpoint's config is what is evaluated
-    run = config_from_dict(ckpt["config"])
-    dev = resolve_device(device)
+    model, run, ckpt = load_model(path, device)
+    path, dev = ckpt["path"], next(model.parameters()).device
     dataset = build_dataset(run.data, split, eval_split=run.train.eval_split)
     found = data_fields(dataset)["num_classes"]
     if getattr(run.model, "num_classes", found) != found:
         raise ValueError(f"{path} has a head for {run.model.num_classes} classes, the "
                          f"{split} split of {run.data.name!r} has {found}")
     task = task_for(dataset)
-    model = build_model(run, task)
-    model.load_state_dict(ckpt["model"])
     loader = eval_loader(dataset, run, DistEnv())
     amp = "none" if run.train.amp == "fp16" and dev.type != "cuda" else run.train.amp
-    metrics = evaluate(model.to(dev), loader, task, device=dev, amp=amp, votes=votes,
+    metrics = evaluate(model, loader, task, device=dev, amp=amp, votes=votes,
                        vote_rotation=vote_rotation, seed=run.train.seed)
     return {"checkpoint": str(path), "epoch": ckpt["epoch"], "split": split, "votes": votes,
             "vote_rotation": vote_rotation, **metrics}

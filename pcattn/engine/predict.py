@@ -9,50 +9,18 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch import nn
 from torch_geometric.data import Batch
 
-from pcattn.devices import resolve_device
-from pcattn.engine.checkpoint import checkpoint_path, load_checkpoint
-from pcattn.engine.config import RunConfig, config_from_dict
-from pcattn.engine.run_folder import warn_if_drifted
-from pcattn.engine.user_cloud import load_user_cloud, propagate
+from pcattn.engine.run_folder import load_model
+from pcattn.engine.user_cloud import category_index, load_user_cloud, propagate
 from pcattn.fileio import output_file
-from pcattn.models.registry import create_model, model_task
-
-
-def load_model(path: str | Path, device: str = "auto") -> tuple[nn.Module, RunConfig, dict]:
-    """The eval-mode model of a checkpoint (or of a run folder's ``best.pt``), its run config
-    and the checkpoint dict (a :class:`~pcattn.engine.run_folder.RunFolderWarning` where the
-    folder's ``config.yaml`` disagrees with the checkpoint)."""
-    path = checkpoint_path(path, "best.pt")
-    ckpt = load_checkpoint(path)
-    warn_if_drifted(path, ckpt["config"])
-    run = config_from_dict(ckpt["config"])
-    model = create_model(run.model_name, run.model)
-    model.load_state_dict(ckpt["model"])
-    return model.to(resolve_device(device)).eval(), run, ckpt
+from pcattn.models.registry import model_task
 
 
 def part_colors(num: int) -> np.ndarray:
     """``num`` well-separated RGB colours in [0, 1] (golden-ratio hues). Shape: [num, 3]."""
     return np.array([colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.75, 0.95)
                      for i in range(num)])
-
-
-def _category_index(category: str | int | None, names: list[str] | None, needed: int) -> int:
-    if category is None:
-        raise ValueError(f"this is a part-segmentation model over {needed} object categories"
-                         f"{' ' + str(names) if names else ''}: pass --category NAME")
-    if names and str(category) in names:
-        return names.index(str(category))
-    lookup = {n.lower(): i for i, n in enumerate(names or [])}
-    if str(category).lower() in lookup:
-        return lookup[str(category).lower()]
-    if str(category).isdigit() and int(category) < needed:
-        return int(category)
-    raise ValueError(f"unknown category {category!r}; the model knows "
-                     f"{names or list(range(needed))}")
 
 
 @torch.no_grad()
@@ -66,8 +34,8 @@ def predict_file(checkpoint: str | Path, file: str | Path, *, out: str | Path | 
 
     Classification: ``{"class", "top5": [(name, probability)...]}``. Part segmentation (pass
     ``category``): writes ``out`` (default ``FILE.parts.ply``), a PLY of every input point at
-    the file's coordinates, coloured by predicted part (a down-sampled cloud's parts reach every input point from its
-    nearest sampled point), and returns ``{"out", "points", "part_counts": {part: points}}``.
+    the file's coordinates, coloured by predicted part (a down-sampled cloud's parts reach
+    every input point from its nearest sampled point), and returns ``{"out", "points", "part_counts": {part: points}}``.
     ``say`` gets a line per long step; ``loaded``: the :func:`load_model` result to reuse.
     """
     model, run, ckpt = loaded or load_model(checkpoint, device)
@@ -76,16 +44,11 @@ def predict_file(checkpoint: str | Path, file: str | Path, *, out: str | Path | 
     segmenter = model_task(run.model_name) != "classification"
     _check_options(run, segmenter, num_categories, out=out, category=category)
     dev = next(model.parameters()).device
-    want = getattr(run.model, "feature_channels", 0)
-    cloud = load_user_cloud(file, run, max_points=max_points, sampling=sampling,
-                            use_normals=want > 0, say=say)
+    cloud = load_user_cloud(file, run, max_points=max_points, sampling=sampling, say=say)
     data = cloud.data
-    if want and data.x.shape[1] != want:
-        raise ValueError(f"{file}: the model reads {want} feature channels per point, the file "
-                         f"has {data.x.shape[1]}")
     if num_categories:
-        data.category = torch.tensor([_category_index(category, info.get("categories"),
-                                                      num_categories)])
+        data.category = torch.tensor([category_index(category, info.get("categories"),
+                                                     num_categories)])
     if say is not None and cloud.keep is not None:
         say(f"{file}: running {run.model_name} on {data.pos.shape[0]} points")
     logits = model(Batch.from_data_list([data]).to(dev)).cpu()

@@ -1,4 +1,5 @@
-"""A run folder's ``config.yaml`` against its checkpoint: the checkpoint is the truth.
+"""A run folder (or one checkpoint) read back: :func:`load_model` is how ``eval``,
+``predict`` and ``visualize`` rebuild a trained model, and the checkpoint is the truth.
 
 ``pcattn train`` writes ``config.yaml`` for people to read; every command rebuilds the model
 and the data from the config saved inside the checkpoint. A ``config.yaml`` edited since (or
@@ -82,3 +83,34 @@ def check_resume_agrees(ckpt_path: str | Path, saved: dict, overrides: list[str]
             f"cannot resume: {path} differs from {Path(ckpt_path).name} in {', '.join(left)}; "
             "the checkpoint is what resumes, so undo the edit, or pass the intended change "
             f"with --set (e.g. --set {left[0]}=VALUE) where a resumed run may change it")
+
+
+def load_model(path: str | Path, device: str = "auto"):
+    """The eval-mode model of a run folder (its ``best.pt``, else ``last.pt``, else
+    ``checkpoint.pt``, see :func:`~pcattn.engine.checkpoint.checkpoint_path`) or of one
+    checkpoint file, its run config and the checkpoint dict (its ``"path"`` added). Loaded
+    with ``weights_only=True``; the model is built from the checkpoint's config, with a
+    :class:`RunFolderWarning` where the folder's ``config.yaml`` disagrees.
+
+    Returns:
+        ``(model, run, ckpt)``
+    """
+    from pcattn.devices import resolve_device
+    from pcattn.engine.checkpoint import checkpoint_path, load_checkpoint
+    from pcattn.engine.config import config_from_dict
+    from pcattn.models.registry import create_model
+
+    path = checkpoint_path(path)
+    ckpt = load_checkpoint(path)
+    warn_if_drifted(path, ckpt["config"])
+    run = config_from_dict(ckpt["config"])
+    model = create_model(run.model_name, run.model)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:  # torch lists every mismatch; the first names the layer
+        first = str(err).splitlines()[1].strip().rstrip(".") if "\n" in str(err) else str(err)
+        raise ValueError(f"{path}: its weights do not fit the model its config describes "
+                         f"({first}); the checkpoint was changed or written by other code: "
+                         "train again or give the checkpoint as pcattn train wrote it") from None
+    ckpt["path"] = str(path)
+    return model.to(resolve_device(device)).eval(), run, ckpt

@@ -78,8 +78,8 @@ def load_user_cloud(path: str | Path, run, *, max_points: int | None = None,
     ``run``: normalise it to the unit sphere (in float64), down-sample it to ``max_points``
     (default :func:`default_max_points`) by ``sampling``, and check it (see the module).
 
-    ``use_normals`` (default ``run.data.use_normals``): keep the file's normals as ``x``
-    (an error when the file has none). ``say`` gets one line per long step (reading a big
+    ``use_normals`` (default: whether the checkpoint's model reads feature channels): keep the
+    file's normals as ``x`` (an error when the file has none or another width). ``say`` gets one line per long step (reading a big
     file, down-sampling) and the down-sampling chosen.
 
     Raises:
@@ -115,14 +115,33 @@ def load_user_cloud(path: str | Path, run, *, max_points: int | None = None,
     if keep is not None:
         say(f"{path}: {pos.shape[0]} points > --max-points {max_points}: kept {keep.numel()} "
             f"by {how} ({time.perf_counter() - t0:.1f} s)")
-    wants_normals = run.data.use_normals if use_normals is None else use_normals
-    if not wants_normals:
+    channels = getattr(run.model, "feature_channels", 0)
+    if not (channels > 0 if use_normals is None else use_normals):
         data.x = None
     elif data.x is None:
         raise ValueError(f"{path}: the model reads normals (data.use_normals) but the file "
                          "has none; give a file with normals (.ply with normals, x y z nx ny "
                          "nz rows, or a mesh)")
+    elif channels and data.x.shape[1] != channels:
+        raise ValueError(f"{path}: the model reads {channels} feature channels per point, the "
+                         f"file has {data.x.shape[1]}")
     return UserCloud(data, pos, keep, how, raw.pos)
+
+
+def category_index(category: str | int | None, names: list[str] | None, needed: int) -> int:
+    """The index of the object ``category`` (a name of ``names``, any case, or an index below
+    ``needed``) that a part-segmentation model needs with a user's cloud."""
+    names = list(names or [])
+    if category is None:
+        raise ValueError(f"this is a part-segmentation model over {needed} object categories"
+                         f"{' ' + str(names) if names else ''}: pass --category NAME")
+    lower = [n.lower() for n in names]
+    if str(category).lower() in lower:
+        return lower.index(str(category).lower())
+    if str(category).isdigit() and int(category) < needed:
+        return int(category)
+    raise ValueError(f"unknown category {category!r}; the model knows "
+                     f"{names or list(range(needed))}")
 
 
 def _check_size(path: Path, pos: Tensor, total: int, run, need: int) -> None:

@@ -14,30 +14,9 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch, Data
 
-CHECKPOINT_NAMES = ("best.pt", "last.pt")  # looked for in a run folder
-
-
-def find_checkpoint(path: str | Path) -> Path:
-    """``path`` itself, or the first of :data:`CHECKPOINT_NAMES` in the run folder ``path``."""
-    path = Path(path)
-    if path.is_dir():
-        for name in CHECKPOINT_NAMES:
-            if (path / name).is_file():
-                return path / name
-        raise FileNotFoundError(f"no checkpoint in {path}: looked for "
-                                f"{', '.join(CHECKPOINT_NAMES)}")
-    if not path.is_file():
-        raise FileNotFoundError(f"no such run folder or checkpoint: {path}")
-    return path
-
-
-def load_model(path: str | Path, device: str = "auto"):
-    """The eval-mode model of a run folder or checkpoint, its run config and the checkpoint
-    dict, loaded with ``weights_only=True`` (a checkpoint cannot run code)."""
-    from pcattn.engine.predict import load_model as load
-
-    return load(find_checkpoint(path), device)
-
+from pcattn.engine.checkpoint import checkpoint_path
+from pcattn.engine.run_folder import load_model
+from pcattn.engine.user_cloud import category_index
 
 def load_sample(run, sample: str | None = None, file: str | Path | None = None,
                 category: str | None = None, categories: list[str] | None = None, *,
@@ -60,7 +39,7 @@ def load_sample(run, sample: str | None = None, file: str | Path | None = None,
     if file is not None:
         data = _file_sample(run, Path(file), max_points, sampling, say)
         if needed:
-            data.category = torch.tensor([_category(category, categories, needed)])
+            data.category = torch.tensor([category_index(category, categories, needed)])
         return data
     if max_points is not None or sampling != "auto":
         raise ValueError("--max-points and --sampling apply to --file clouds; a --sample "
@@ -96,20 +75,6 @@ def _file_sample(run, path: Path, max_points: int | None, sampling: str, say) ->
 
     limit = run.data.num_points if max_points is None else max_points
     return load_user_cloud(path, run, max_points=limit, sampling=sampling, say=say).data
-
-
-def _category(category: str | None, names: list[str] | None, needed: int) -> int:
-    names = list(names or [])
-    if category is None:
-        raise ValueError(f"a part-segmentation model needs the object category of a file: "
-                         f"pass --category, one of {names or list(range(needed))}")
-    lower = [n.lower() for n in names]
-    if str(category).lower() in lower:
-        return lower.index(str(category).lower())
-    if str(category).isdigit() and int(category) < needed:
-        return int(category)
-    raise ValueError(f"unknown category {category!r}; the model knows "
-                     f"{names or list(range(needed))}")
 
 
 @torch.no_grad()
@@ -168,7 +133,7 @@ def visualize(path: str | Path | Sequence[str | Path], *, sample: str | None = N
     relative = None if scale is None else scale == "relative"
     runs, data = [], None
     for p in paths:
-        ckpt_path = find_checkpoint(p)
+        ckpt_path = checkpoint_path(p)
         model, run, ckpt = load_model(ckpt_path, device)
         info = ckpt.get("dataset") or {}
         if data is None:

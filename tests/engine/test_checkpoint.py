@@ -82,6 +82,15 @@ def test_a_checkpoint_whose_head_disagrees_with_the_dataset(tmp_path, data_root)
     train(tiny_run(tmp_path, data_root, epochs=1), progress=False)
     ckpt = load_checkpoint(tmp_path / "runs" / "tiny" / "last.pt")
     ckpt["config"]["model"]["num_classes"] = 5
+    save_checkpoint(tmp_path / "torn.pt", ckpt)  # config and weights disagree
+    with pytest.raises(ValueError, match=r"torn.pt: its weights do not fit the model its config "
+                                         r"describes \(size mismatch for head"):
+        evaluate_checkpoint(tmp_path / "torn.pt")
+    from pcattn.engine.config import config_from_dict
+    from pcattn.models import create_model
+
+    run = config_from_dict(ckpt["config"])
+    ckpt["model"] = create_model(run.model_name, run.model).state_dict()  # a 5-class head
     save_checkpoint(tmp_path / "five.pt", ckpt)
     with pytest.raises(ValueError, match="head for 5 classes.*has 10"):
         evaluate_checkpoint(tmp_path / "five.pt")

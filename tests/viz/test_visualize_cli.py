@@ -108,7 +108,7 @@ def test_visualize_names_the_valid_range(classifier_run, capsys):
         assert main(["visualize", run, *sample, *args]) != 0
         assert message in capsys.readouterr().err
     assert main(["visualize", str(classifier_run / "nope")] + ["--sample", "test:0"]) != 0
-    assert "no such run folder" in capsys.readouterr().err
+    assert "no run folder or checkpoint at" in capsys.readouterr().err
 
 
 def test_visualize_a_part_segmenter_shows_parts(tmp_path, capsys):
