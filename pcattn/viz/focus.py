@@ -12,6 +12,7 @@ clouds (weighted by rows), :func:`focus_table` prints them, :func:`plot_focus` d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -108,16 +109,18 @@ def most_selective_heads(focus: Focus, count: int) -> list[int]:
 
 def plot_focus(runs: Mapping[str, Sequence[Focus]], title: str = ""):
     """Normalised entropy and top-1 share per layer (mean over heads, bars to the extreme
-    heads), one colour per run; top-1 of uniform attention dashed."""
+    heads), one colour per run; top-1 of uniform attention dotted. The axes zoom onto the
+    values (attention near uniform differs in the second decimal)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
+    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100)
+    lowest, highest = 1.0, 0.0
     for c, (label, stats) in enumerate(runs.items()):
         colour = f"C{c}"
-        x = torch.arange(len(stats)).double() + 0.12 * (c - (len(runs) - 1) / 2)
+        x = torch.arange(len(stats)).double() + 0.1 * (c - (len(runs) - 1) / 2)
         for ax, key in ((ax_e, "entropy"), (ax_t, "top1")):
             vals = [getattr(f, key) for f in stats]
             mid = [float(v.mean()) for v in vals]
@@ -126,14 +129,21 @@ def plot_focus(runs: Mapping[str, Sequence[Focus]], title: str = ""):
             ax.errorbar(x, mid, yerr=[lo, hi], fmt="o-", color=colour, capsize=3, ms=4,
                         label=label)
         ax_t.plot(x, [f.uniform_top1 for f in stats], ":", color=colour, lw=1)
-    names = [f"{i}: {f.name}" for i, f in enumerate(next(iter(runs.values())))]
+        lowest = min([lowest] + [float(f.entropy.min()) for f in stats])
+        highest = max([highest] + [float(f.top1.max()) for f in stats])
+    named = [[f.name for f in stats] for stats in runs.values()]
+    depth = max(len(n) for n in named)
+    same = all(n == named[0] for n in named)
+    ticks = [f"{i}: {n}" for i, n in enumerate(named[0])] if same else [
+        f"layer {i}" for i in range(depth)]
     for ax, name in ((ax_e, "normalised entropy (1 = uniform)"),
                      (ax_t, "top-1 share (dotted: uniform)")):
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
+        ax.set_xticks(range(depth), ticks, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(name, fontsize=9)
-        ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-    ax_e.legend(fontsize=8, loc="lower left")
+    ax_e.set_ylim(max(0.0, math.floor((lowest - 0.02) * 20) / 20), 1.005)
+    ax_t.set_ylim(0, min(1.0, highest * 1.15 + 0.01))
+    ax_e.legend(fontsize=7, loc="lower left")
     fig.suptitle(title or "focus per layer: mean over heads, bars to the extreme heads",
                  fontsize=10)
     fig.tight_layout()
