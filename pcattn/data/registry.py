@@ -18,6 +18,8 @@ class DataConfig:
     num_points: int = 512
     per_class: int = 100  # synthetic data only: clouds per class in the train split
     rotation: str = "so3"  # synthetic data only: "so3" (any orientation) or "z" (up axis)
+    scenes: int = 16  # synthetic_scenes: rooms in train (test: a quarter, at least 2)
+    scene_points: int = 100_000  # synthetic_scenes: points per room (train crops num_points)
     use_normals: bool = True  # feed normals as data.x
     seed: int = 0
     val_fraction: float = 0.0  # > 0: hold this fraction of each train class out as "val"
@@ -42,6 +44,13 @@ class DataConfig:
         if self.num_points < 1 or self.per_class < 1:
             raise ValueError("data.num_points and data.per_class must be >= 1, got "
                              f"{self.num_points}, {self.per_class}")
+        if self.scenes < 1 or self.scene_points < 1:
+            raise ValueError("data.scenes and data.scene_points must be >= 1, got "
+                             f"{self.scenes}, {self.scene_points}")
+        if self.name == "synthetic_scenes" and self.val_fraction > 0:
+            raise ValueError("data.val_fraction: synthetic_scenes trains on crops and has no "
+                             "held-out rooms; its test split (whole rooms, other seeds) is the "
+                             "one to select on: set data.val_fraction: 0")
         if self.rotation not in ("z", "so3"):
             raise ValueError(f"data.rotation must be 'z' or 'so3', got {self.rotation!r}")
         if self.layout != "auto" and self.layout not in LAYOUTS:
@@ -96,6 +105,19 @@ def _common(cfg: DataConfig, view: str, progress: bool) -> dict:
                 skip_bad=cfg.skip_bad, progress=progress)
 
 
+def _scenes(cfg: DataConfig, split: str, progress: bool, view: str) -> Dataset:
+    from pcattn.data.scenes import SyntheticScenes
+    from pcattn.data.transforms import Compose
+
+    augment = _augment(cfg, view)
+    steps = ([] if cfg.use_normals else [_drop_normals]) + ([augment] if augment else [])
+    train = split == "train"
+    return SyntheticScenes(cfg.root, split, num_scenes=cfg.scenes if train else max(
+        2, cfg.scenes // 4), scene_points=cfg.scene_points,
+        crop_points=cfg.num_points if train else None, seed=cfg.seed,
+        transform=Compose(steps) if steps else None)
+
+
 def _modelnet(variant: int):
     def build(cfg: DataConfig, split: str, progress: bool, view: str) -> Dataset:
         from pcattn.data.modelnet import ModelNet
@@ -135,6 +157,7 @@ def _folder(cfg: DataConfig, split: str, progress: bool, view: str) -> Dataset:
 DATASETS = {
     "synthetic_shapes": _synthetic("shapes"),
     "synthetic_parts": _synthetic("parts"),
+    "synthetic_scenes": _scenes,
     "modelnet40": _modelnet(40),
     "modelnet10": _modelnet(10),
     "shapenetpart": _shapenetpart,

@@ -125,3 +125,24 @@ def part_segmentation_metrics(logits: Tensor, target: Tensor, category: Tensor, 
     """
     return part_segmentation_metrics_from_sums(
         part_segmentation_sums(logits, target, category, batch, part_mask), categories)
+
+
+def semantic_segmentation_metrics_from_confusion(confusion: Tensor,
+                                                 names: tuple[str, ...] | None = None) -> dict:
+    """mIoU (the mean over classes of ``TP / (TP + FP + FN)``, classes absent from both the
+    targets and the predictions left out, as ScanNet and S3DIS count it), per-class IoU and
+    point accuracy from a ``[target, prediction]`` confusion matrix of points.
+
+    Shape:
+        confusion: [num_classes, num_classes]
+    """
+    c = confusion.double()
+    tp = c.diagonal()
+    union = c.sum(0) + c.sum(1) - tp  # [num_classes]
+    present = union > 0
+    iou = tp / union.clamp_min(1)
+    names = names or tuple(str(i) for i in range(c.shape[0]))
+    return {"miou": float(iou[present].mean()) if present.any() else 0.0,
+            "point_accuracy": float(tp.sum() / c.sum().clamp_min(1)),
+            "per_class_iou": {n: float(v) if p else None
+                              for n, v, p in zip(names, iou, present)}}

@@ -12,14 +12,15 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.engine.metrics import (classification_metrics_from_confusion,
-                                   part_segmentation_metrics_from_sums, part_segmentation_sums)
+                                   part_segmentation_metrics_from_sums, part_segmentation_sums,
+                                   semantic_segmentation_metrics_from_confusion)
 
 
 class Task:
     """Interface of a task; see :class:`ClassificationTask` for an implementation.
 
     Attributes:
-        name: ``"classification"`` or ``"part_segmentation"``.
+        name: ``"classification"``, ``"part_segmentation"`` or ``"semantic_segmentation"``.
         best_metric: key of :meth:`compute` whose larger value means a better model.
     """
 
@@ -120,6 +121,41 @@ class SegmentationTask(Task):
         return part_segmentation_metrics_from_sums(state, self.categories)
 
 
+class SemanticSegmentationTask(Task):
+    """A class per point, no object category (scenes): cross-entropy over the points
+    (optionally label-smoothed); mIoU over classes, per-class IoU and point accuracy from a
+    confusion matrix of all the points of the split.
+
+    Shape:
+        logits: [M, num_classes], batch.y: [M]
+    """
+
+    name = "semantic_segmentation"
+    best_metric = "miou"
+
+    def __init__(self, num_classes: int, classes: tuple[str, ...] | None = None, *,
+                 label_smoothing: float = 0.0) -> None:
+        self.num_classes = num_classes
+        self.classes = tuple(classes) if classes is not None else None
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def loss(self, logits: Tensor, batch) -> Tensor:
+        return self.criterion(logits, batch.y)
+
+    def new_state(self, device: torch.device | str = "cpu") -> dict[str, Tensor]:
+        return {"confusion": torch.zeros(self.num_classes, self.num_classes, dtype=torch.long,
+                                         device=device)}
+
+    def update(self, state: dict[str, Tensor], logits: Tensor, batch) -> None:
+        flat = batch.y.long() * self.num_classes + logits.argmax(-1)
+        state["confusion"] += torch.bincount(
+            flat, minlength=self.num_classes ** 2).view(self.num_classes, self.num_classes)
+
+    def compute(self, state: dict[str, Tensor]) -> dict:
+        return semantic_segmentation_metrics_from_confusion(state["confusion"].cpu(),
+                                                            self.classes)
+
+
 def _batch_vector(batch) -> Tensor:
     b = getattr(batch, "batch", None)
     return b if b is not None else torch.zeros(batch.y.shape[0], dtype=torch.long,
@@ -128,10 +164,16 @@ def _batch_vector(batch) -> Tensor:
 
 def task_for(dataset, *, label_smoothing: float = 0.0) -> Task:
     """The task a dataset asks for: one label per cloud -> classification; a label per point
-    with a ``category`` per cloud -> part segmentation (the dataset gives ``part_mask``)."""
+    with a ``category`` per cloud -> part segmentation (the dataset gives ``part_mask``); a
+    label per point in a dataset of ``num_categories = 0`` (scenes) -> semantic
+    segmentation."""
     sample = dataset[0]
     if sample.y.numel() == 1:
         return ClassificationTask(dataset.num_classes, label_smoothing=label_smoothing)
+    if getattr(sample, "category", None) is None and getattr(
+            dataset, "num_categories", None) == 0:
+        return SemanticSegmentationTask(dataset.num_classes, getattr(dataset, "classes", None),
+                                        label_smoothing=label_smoothing)
     if getattr(sample, "category", None) is None or not hasattr(dataset, "part_mask"):
         raise ValueError(f"{type(dataset).__name__} has a label per point but no object "
                          "category per cloud and part table (category, part_mask): only part "
