@@ -4,7 +4,10 @@ Each raises one ``ValueError`` (``TypeError`` for a wrong type) that names the b
 argument, the shape or value it expects and the one it got, e.g.
 ``PointTransformerLayer: pos must be [11, 3] (one row per row of x), got [10, 3]``, or
 ``PointTransformerLayer: pos must have x's dtype torch.float32, got torch.float64``.
-They compare shapes and dtypes only: no tensor value is read, so no GPU synchronisation.
+They compare shapes and dtypes; values (the range of ``idx``) are read only where
+:func:`~pcattn.ops.checks.may_read_values` allows it (CPU tensors in eager mode), so no
+check synchronises with a GPU or breaks a ``torch.compile`` graph. Converting an
+``edge_index`` (:func:`local_neighbors`) reads its largest in-degree.
 """
 
 from __future__ import annotations
@@ -159,32 +162,24 @@ def check_neighbor_rows(block: str, idx, rows: int, *, of: str = "x",
     check_rows(block, "idx", idx, rows, "K", of=of, dtype="index")
 
 
-def check_local(block: str, x, pos, idx, channels: int | None) -> int:
-    """The inputs of a local block: ``x [M, channels]``, ``pos [M, 3]``, ``idx [M, K]``;
-    return ``M``."""
-    m = check_features(block, x, channels)
-    check_positions(block, pos, m, like=x)
-    check_neighbor_rows(block, idx, m, edge_index_keyword=True)
-    return m
-
-
 def local_neighbors(block: str, x, pos, idx, edge_index, channels: int | None, *,
                     add_self_loops: bool) -> Tensor:
-    """The neighbourhoods ``idx [M, K]`` of a local block's call, inputs checked: ``idx``
-    as given (its range read where :func:`~pcattn.ops.checks.may_read_values`), or a PyG
-    ``edge_index [2, E]`` converted by :func:`pcattn.ops.edge_index_to_neighbors` (with
-    ``add_self_loops``). One of the two must be given."""
-    if edge_index is None:
-        if idx is None:
-            raise TypeError(f"{block}: no neighbourhoods given: pass idx [M, K] (e.g. "
-                            f"pcattn.ops.knn(pos, k, batch)) or edge_index=[2, E]")
-        check_local(block, x, pos, idx, channels)
-        check_neighbors(idx, x.shape[0])
-        return idx
-    if idx is not None:
+    """The inputs of a local block's call, checked: ``x [M, channels]``, ``pos [M, 3]`` and
+    the neighbourhoods ``idx [M, K]``, returned as given (the range of ``idx`` read where
+    :func:`~pcattn.ops.checks.may_read_values`), or a PyG ``edge_index [2, E]`` converted
+    by :func:`pcattn.ops.edge_index_to_neighbors` (with ``add_self_loops``). One of the two
+    must be given."""
+    if idx is None and edge_index is None:
+        raise TypeError(f"{block}: no neighbourhoods given: pass idx [M, K] (e.g. "
+                        f"pcattn.ops.knn(pos, k, batch)) or edge_index=[2, E]")
+    if idx is not None and edge_index is not None:
         raise TypeError(f"{block}: got both idx and edge_index; pass one of them")
     m = check_features(block, x, channels)
     check_positions(block, pos, m, like=x)
+    if edge_index is None:
+        check_neighbor_rows(block, idx, m, edge_index_keyword=True)
+        check_neighbors(idx, m)
+        return idx
     try:
         check_edge_index(edge_index, m)
     except (TypeError, ValueError) as err:
