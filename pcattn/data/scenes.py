@@ -8,10 +8,10 @@ at 10^5 points), with 5 mm of jitter. Each point is labelled with its class (``S
 floor, wall, then the shapes) and carries its surface normal in ``x``.
 
 Scenes are deterministic by seed and cached under ``root/synthetic`` in a compact form
-(float32 positions, int8 normals, uint8 labels, int16 object ids: 18 bytes a point). Training takes random
-crops (:func:`crop`, the ``crop_points`` nearest points to a random point, as Pointcept's
-``SphereCrop``); evaluation takes whole scenes. Positions are in metres, each cloud centred
-in x and y (z keeps the height above the floor).
+(float32 positions, int8 normals, uint8 labels, int16 object ids: 18 bytes a point).
+Training takes random crops (:func:`crop`, the ``crop_points`` nearest points to a random
+point, as Pointcept's ``SphereCrop``); evaluation takes whole scenes. Positions are in
+metres, each cloud centred in x and y (z keeps the height above the floor).
 """
 
 from __future__ import annotations
