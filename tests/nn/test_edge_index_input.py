@@ -107,3 +107,16 @@ def test_edge_index_slips_are_one_clear_error(call, error, message):
     with pytest.raises(error) as err:
         call(ZOO["LocalSelfAttention"].make(), p)
     assert str(err.value) == message
+
+
+def test_local_attention_comes_back_on_the_graph_given():
+    """``to_sparse()`` of a local map on an ``edge_index`` with self loops holds exactly
+    the graph's edges, as PyG's (source, target) pairs."""
+    p = problem(dtype=torch.float64)
+    m = p.x.shape[0]
+    ei = torch.cat([graph(m), torch.arange(m).repeat(2, 1)], 1)
+    _, amap = _block("LocalSelfAttention")(p.x, p.pos, edge_index=ei, return_attention=True)
+    query, source, weight = amap.to_sparse()
+    assert sorted(zip(source.tolist(), query.tolist())) == sorted(zip(*ei.tolist()))
+    total = torch.zeros(m, 2, dtype=weight.dtype).index_add_(0, query, weight)  # per query
+    torch.testing.assert_close(total, torch.ones_like(total))
