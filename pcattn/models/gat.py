@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
-from pcattn.model_configs.gat import GraphAttentionBaseConfig, GraphAttentionConfig
-from pcattn.models.inputs import batch_of, num_clouds
+from pcattn.model_configs.gat import GraphAttentionConfig
+from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
     GraphAttention,
@@ -90,12 +90,7 @@ class GraphAttentionBackbone(nn.Module):
 
     def forward(self, data, return_attention: bool = False
                 ) -> tuple[list[Tensor], list[LayerAttention]]:
-        feats = data.pos if getattr(data, "x", None) is None else torch.cat(
-            [data.pos, data.x], -1)
-        if feats.shape[1] != 3 + self.cfg.feature_channels:
-            raise ValueError(f"the model expects {self.cfg.feature_channels} extra feature "
-                             f"channels in data.x, got {feats.shape[1] - 3}; set "
-                             "model.feature_channels to match the data")
+        feats = point_features(data, self.cfg.feature_channels)  # [M, 3 + F]
         edge_index, edge_attr = self.graph(data)
         x = self.embed(feats)  # [M, C0]
         nodes = torch.arange(x.shape[0], device=x.device)  # [M]
@@ -180,7 +175,8 @@ class GraphAttentionSeg(nn.Module):
 
     def forward(self, data) -> Tensor:
         point = self.forward_features(data)["point"]
-        category = getattr(data, "category", None) if self.config.num_categories else None
+        category = (category_of(data, self.config.num_categories) if self.config.num_categories
+                    else None)
         return self.forward_head(point, category, batch_of(data))
 
 

@@ -39,8 +39,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pcattn.model_configs.nadaraya_watson import NadarayaWatsonBaseConfig, NadarayaWatsonConfig
-from pcattn.models.inputs import batch_of, num_clouds
+from pcattn.model_configs.nadaraya_watson import NadarayaWatsonConfig
+from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
     NadarayaWatsonLayer,
@@ -137,11 +137,7 @@ class NadarayaWatsonEncoder(nn.Module):
     def forward(self, data, num_clouds: int, return_attention: bool = False
                 ) -> tuple[list[dict], list[LayerAttention]]:
         pos, batch = data.pos, batch_of(data)
-        feats = pos if getattr(data, "x", None) is None else torch.cat([pos, data.x], -1)
-        if feats.shape[1] != 3 + self.feature_channels:
-            raise ValueError(f"the model expects {self.feature_channels} extra feature channels "
-                             f"in data.x, got {feats.shape[1] - 3}; set model.feature_channels "
-                             "to match the data")
+        feats = point_features(data, self.feature_channels)  # [M, 3 + F]
         x = self.embed(feats)  # [M, C0]
         index = torch.arange(pos.shape[0], device=pos.device)  # [M]
         stages, maps = [], []
@@ -275,7 +271,8 @@ class NadarayaWatsonSeg(nn.Module):
 
     def forward(self, data) -> Tensor:
         point = self.forward_features(data)["point"]
-        category = getattr(data, "category", None) if self.config.num_categories else None
+        category = (category_of(data, self.config.num_categories) if self.config.num_categories
+                    else None)
         return self.forward_head(point, category, batch_of(data))
 
 

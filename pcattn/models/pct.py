@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pcattn.model_configs.pct import PCTBaseConfig, PCTConfig, PCTSegBaseConfig, PCTSegConfig
+from pcattn.model_configs.pct import PCTConfig
 from pcattn.models.global_stage import OffsetStage, global_attention
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
 from pcattn.nn import (

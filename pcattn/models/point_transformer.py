@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.model_configs.point_transformer import PointTransformerConfig
-from pcattn.models.inputs import batch_of
+from pcattn.models.inputs import batch_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
     LayerAttention,
@@ -116,16 +116,10 @@ class PointTransformerCls(nn.Module):
         (``"encoder.<stage>.<block>"``), its ``local`` map on the stage's ``idx`` and
         ``query_index = source_index`` the stage's nodes as indices into the input points.
         """
-        pos, batch = data.pos, batch_of(data)
-        feats = pos if getattr(data, "x", None) is None else torch.cat([pos, data.x], -1)
-        if feats.shape[1] != 3 + self.config.feature_channels:
-            raise ValueError(f"the model expects {self.config.feature_channels} extra feature "
-                             f"channels in data.x, got {feats.shape[1] - 3}; set "
-                             "model.feature_channels to match the data")
-        stages = self.encoder(feats, pos, batch, return_attention=return_attention)
-        num_clouds = int(data.num_graphs) if hasattr(data, "num_graphs") else None
+        feats = point_features(data, self.config.feature_channels)  # [M, 3 + F]
+        stages = self.encoder(feats, data.pos, batch_of(data), return_attention=return_attention)
         pool = global_max_pool if self.config.pool == "max" else global_mean_pool
-        out = {"pooled": pool(stages[-1]["x"], stages[-1]["batch"], num_clouds=num_clouds),
+        out = {"pooled": pool(stages[-1]["x"], stages[-1]["batch"], num_clouds=num_clouds(data)),
                "stages": stages}
         if return_attention:
             out["attention"] = stage_attention(stages)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from pcattn.model_configs.point_transformer import PointTransformerSegConfig
-from pcattn.models.inputs import batch_of
+from pcattn.models.inputs import batch_of, checked_category, point_features
 from pcattn.models.point_transformer import PointTransformerEncoder, stage_attention
 from pcattn.nn import LayerAttention, PointTransformerBlock, SegmentationHead, TransitionUp
 
@@ -51,13 +50,8 @@ class PointTransformerSeg(nn.Module):
         ``"attention"``: list of ``LayerAttention`` (local maps on each stage's kNN, with
         ``query_index`` = ``source_index`` = the stage's points as indices into the input)."""
         cfg = self.config
-        pos, batch = data.pos, batch_of(data)
-        feats = pos if getattr(data, "x", None) is None else torch.cat([pos, data.x], -1)
-        if feats.shape[1] != 3 + cfg.feature_channels:
-            raise ValueError(f"the model expects {cfg.feature_channels} extra feature channels "
-                             f"in data.x, got {feats.shape[1] - 3}; set "
-                             "model.feature_channels to match the data")
-        stages = self.encoder(feats, pos, batch, return_attention=return_attention)
+        feats = point_features(data, cfg.feature_channels)  # [M, 3 + F]
+        stages = self.encoder(feats, data.pos, batch_of(data), return_attention=return_attention)
         maps = stage_attention(stages) if return_attention else []
         x = stages[-1]["x"]
         for i in reversed(range(len(self.ups))):
@@ -78,21 +72,9 @@ class PointTransformerSeg(nn.Module):
 
     def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor | None,
                      pre_logits: bool = False) -> Tensor:
-        if self.config.num_categories:
-            if category is None:
-                raise ValueError(f"point_transformer_seg with num_categories="
-                                 f"{self.config.num_categories} needs data.category [B] "
-                                 "(the object category of each cloud); set "
-                                 "model.num_categories=0 for data without categories")
-            top = int(category.max()) if category.numel() else 0
-            if top >= self.config.num_categories:
-                raise ValueError(f"data.category holds {top} but the model was built with "
-                                 f"num_categories={self.config.num_categories}; set "
-                                 "model.num_categories to the dataset's")
-        else:
-            category = None
-        return self.head(point, batch, category=category.view(-1) if category is not None
-                         else None, pre_logits=pre_logits)
+        category = (checked_category(category, self.config.num_categories)
+                    if self.config.num_categories else None)
+        return self.head(point, batch, category=category, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:
         return self.forward_head(self.forward_features(data)["point"],

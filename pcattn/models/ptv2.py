@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pcattn.model_configs.ptv2 import PTv2BaseConfig, PTv2Config
+from pcattn.model_configs.ptv2 import PTv2Config
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,

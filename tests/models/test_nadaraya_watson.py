@@ -178,7 +178,7 @@ def test_wrong_feature_count_and_missing_category_are_clear_errors():
         small(feature_channels=0)(make_batch([10]))
     batch = make_batch([10])
     del batch.category
-    with pytest.raises(ValueError, match="pass category"):
+    with pytest.raises(ValueError, match=r"needs data.category \[B\]"):
         small("nw_seg")(batch)
 
 
