@@ -50,6 +50,7 @@ class TrainConfig:
     amp: str = "none"  # "none", "bf16" (CPU and CUDA) or "fp16" (CUDA, with a GradScaler)
     eval_every: int = 1  # evaluate every N epochs (and always after the last one)
     eval_split: str = "test"  # the split best.pt is chosen on: "test" or "val" (then test once)
+    eval_chunk_points: int = 0  # > 0: segment larger clouds in crops of this many points
     time_budget: float = 0.0  # minutes; > 0: fit the schedule into it (see README)
     stop_after: int = 0  # > 0: stop cleanly after this epoch, resumable (cluster time limits)
     seed: int = 0
@@ -69,6 +70,9 @@ class TrainConfig:
             if getattr(self, key) not in valid:
                 raise ValueError(f"unknown train.{key} {getattr(self, key)!r}; valid: "
                                  f"{list(valid)}")
+        if self.eval_chunk_points < 0:
+            raise ValueError(f"train.eval_chunk_points must be >= 0 (0: whole clouds), got "
+                             f"{self.eval_chunk_points}")
         if self.time_budget < 0 or self.stop_after < 0 or self.grad_clip < 0:
             raise ValueError("train.time_budget, train.stop_after and train.grad_clip must be "
                              f">= 0, got {self.time_budget}, {self.stop_after}, {self.grad_clip}")

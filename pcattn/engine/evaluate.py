@@ -17,13 +17,15 @@ from pcattn.engine.votes import vote_logits
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, task: Task, *, device: torch.device,
              amp: str = "none", votes: int = 1, vote_rotation: str = "none", seed: int = 0,
-             env: DistEnv | None = None) -> dict:
+             env: DistEnv | None = None, chunk_points: int = 0) -> dict:
     """Eval-mode metrics of ``model`` on ``loader`` (this process's shard under DDP; states
     are summed over processes, so every item counts once).
 
     With ``votes > 1`` the logits of the batch and ``votes - 1`` copies, each scaled by random
     per-axis factors (PointNeXt's voting) and rotated as ``vote_rotation`` says, are averaged
-    (:func:`pcattn.engine.votes.vote_logits`). Also returns the mean ``loss`` per cloud.
+    (:func:`pcattn.engine.votes.vote_logits`). With ``chunk_points > 0`` a segmenter runs
+    on clouds larger than that in crops (:func:`pcattn.engine.chunked.predict_in_chunks`),
+    every point still labelled. Also returns the mean ``loss`` per cloud.
     """
     env = env or DistEnv()
     if votes < 1:
@@ -34,10 +36,15 @@ def evaluate(model: nn.Module, loader: DataLoader, task: Task, *, device: torch.
     totals = {"loss": torch.zeros((), dtype=torch.float64, device=device),
               "clouds": torch.zeros((), dtype=torch.float64, device=device)}
     gen = torch.Generator().manual_seed(seed)
+    net = model
+    if chunk_points > 0 and task.name != "classification":
+        from pcattn.engine.chunked import predict_in_chunks
+
+        net = lambda data: predict_in_chunks(model, data, chunk_points)  # noqa: E731
     for batch in loader:
         batch = batch.to(device)
         with autocast(amp, device):
-            logits = vote_logits(model, batch, votes, generator=gen,
+            logits = vote_logits(net, batch, votes, generator=gen,
                                  rotation=vote_rotation).float()
             loss = task.loss(logits, batch)
         task.update(state, logits, batch)
@@ -71,6 +78,7 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", device: str = 
     loader = eval_loader(dataset, run, DistEnv())
     amp = "none" if run.train.amp == "fp16" and dev.type != "cuda" else run.train.amp
     metrics = evaluate(model, loader, task, device=dev, amp=amp, votes=votes,
-                       vote_rotation=vote_rotation, seed=run.train.seed)
+                       vote_rotation=vote_rotation, seed=run.train.seed,
+                       chunk_points=run.train.eval_chunk_points)
     return {"checkpoint": str(path), "epoch": ckpt["epoch"], "split": split, "votes": votes,
             "vote_rotation": vote_rotation, **metrics}

@@ -345,7 +345,8 @@ class Trainer:
 
     def _evaluate(self) -> dict:
         self.last_eval = evaluate(self.model, self.eval_loader, self.task, device=self.device,
-                                  amp=self.cfg.amp, env=self.env)
+                                  amp=self.cfg.amp, env=self.env,
+                                  chunk_points=self.cfg.eval_chunk_points)
         return self.last_eval
 
     def _stop_reason(self) -> str | None:
@@ -379,7 +380,8 @@ class Trainer:
             self.model.load_state_dict(load_checkpoint(self.run_dir / "best.pt")["model"])
         broadcast_module(self.model, self.env)
         metrics = evaluate(self.model, eval_loader(test_set, self.run, self.env), self.task,
-                           device=self.device, amp=self.cfg.amp, env=self.env)
+                           device=self.device, amp=self.cfg.amp, env=self.env,
+                           chunk_points=self.cfg.eval_chunk_points)
         return {"epoch": self.best["epoch"], "checkpoint": "best.pt", **metrics}, None
 
     def _finish(self, stopped: str, params: int, wall: float) -> dict:
