@@ -4,6 +4,7 @@ same graph, same numbers (float64), PyG's self-loop semantics, and PyG's weights
 from __future__ import annotations
 
 import copy
+import pickle
 
 import pytest
 import torch
@@ -111,9 +112,11 @@ def test_gatv2_weights_load_into_a_layer_inside_a_network():
     net = nn.Sequential(GraphAttention(6, 12, heads=3))
     net.load_state_dict({f"0.{k}": v for k, v in conv.state_dict().items()})
     assert torch.equal(net[0].lin_dst.weight, conv.lin_r.weight)
-    # and our own state_dict still round-trips, also through a deepcopy
-    again = copy.deepcopy(net)
-    again.load_state_dict(net.state_dict())
+    # our own state_dict still round-trips, and PyG's loads after a deepcopy or a pickle
+    for again in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        again.load_state_dict(net.state_dict())
+        again.load_state_dict({f"0.{k}": v for k, v in conv.state_dict().items()})
+        assert torch.equal(again[0].lin_src.weight, conv.lin_l.weight)
 
 
 @pytest.mark.parametrize("bias", [True, False])
