@@ -20,6 +20,7 @@ class DataConfig:
     rotation: str = "so3"  # synthetic data only: "so3" (any orientation) or "z" (up axis)
     scenes: int = 16  # synthetic_scenes: rooms in train (test: a quarter, at least 2)
     scene_points: int = 100_000  # synthetic_scenes: points per room (train crops num_points)
+    grid_sample: float = 0.0  # synthetic_scenes, > 0: train on one random point per cell (m)
     use_normals: bool = True  # feed normals as data.x
     seed: int = 0
     val_fraction: float = 0.0  # > 0: hold this fraction of each train class out as "val"
@@ -44,6 +45,9 @@ class DataConfig:
         if self.num_points < 1 or self.per_class < 1:
             raise ValueError("data.num_points and data.per_class must be >= 1, got "
                              f"{self.num_points}, {self.per_class}")
+        if not self.grid_sample >= 0:
+            raise ValueError(f"data.grid_sample must be >= 0 (0: every point), got "
+                             f"{self.grid_sample}")
         if self.scenes < 1 or self.scene_points < 1:
             raise ValueError("data.scenes and data.scene_points must be >= 1, got "
                              f"{self.scenes}, {self.scene_points}")
@@ -114,7 +118,8 @@ def _scenes(cfg: DataConfig, split: str, progress: bool, view: str) -> Dataset:
     train = split == "train"
     return SyntheticScenes(cfg.root, split, num_scenes=cfg.scenes if train else max(
         2, cfg.scenes // 4), scene_points=cfg.scene_points,
-        crop_points=cfg.num_points if train else None, seed=cfg.seed,
+        crop_points=cfg.num_points if train else None,
+        grid_size=cfg.grid_sample if train and cfg.grid_sample > 0 else None, seed=cfg.seed,
         transform=Compose(steps) if steps else None)
 
 

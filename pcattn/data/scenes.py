@@ -10,7 +10,8 @@ floor, wall, then the shapes) and carries its surface normal in ``x``.
 Scenes are deterministic by seed and cached under ``root/synthetic`` in a compact form
 (float32 positions, int8 normals, uint8 labels, int16 object ids: 18 bytes a point).
 Training takes random crops (:func:`crop`, the ``crop_points`` nearest points to a random
-point, as Pointcept's ``SphereCrop``); evaluation takes whole scenes. Positions are in
+point, as Pointcept's ``SphereCrop``), optionally of a grid sample (:func:`grid_sample`, one
+random point per cell); evaluation takes whole scenes. Positions are in
 metres, each cloud centred in x and y (z keeps the height above the floor).
 """
 
@@ -121,6 +122,30 @@ def crop(data: Data, num_points: int, generator: torch.Generator | None = None) 
     return out
 
 
+def grid_sample(data: Data, grid_size: float, generator: torch.Generator | None = None
+                ) -> Data:
+    """One point per occupied cell of a grid of ``grid_size`` (a random one: PTv3's
+    ``GridSample`` in training), every per-point field cut alike.
+
+    Shape:
+        data.pos: [N, 3] -> [V, 3] for the V occupied cells
+    """
+    from pcattn.ops import encode, grid_coords
+
+    coords, _, bits = grid_coords(data.pos, grid_size=grid_size)
+    code = encode(coords, bits=bits)  # [N], one code per cell
+    shuffle = torch.randperm(code.numel(), generator=generator)
+    cell, first = torch.unique(code[shuffle], return_inverse=True)
+    keep = torch.full_like(cell, code.numel()).scatter_reduce(
+        0, first, torch.arange(code.numel()), "amin")  # [V] first of each cell, shuffled
+    keep = shuffle[keep].sort().values
+    out = data.clone()
+    for key in ("pos", "x", "y", "instance"):
+        if getattr(data, key, None) is not None:
+            out[key] = data[key][keep]
+    return out
+
+
 def _centre(data: Data) -> Data:
     lo, hi = data.pos.amin(0), data.pos.amax(0)
     data.pos = data.pos - torch.cat([(lo[:2] + hi[:2]) / 2, lo.new_zeros(1)])
@@ -137,6 +162,8 @@ class SyntheticScenes(torch.utils.data.Dataset):
         scene_points: points per room.
         crop_points: ``None``: whole rooms; else a random crop of that many points per item
             (seeded by ``seed``, a new crop at every access).
+        grid_size: > 0: before the crop, one random point per cell of this size
+            (:func:`grid_sample`); ``None``: every point.
         seed: base seed; same seed, same rooms.
         transform: applied to each item after the crop.
 
@@ -149,7 +176,8 @@ class SyntheticScenes(torch.utils.data.Dataset):
     num_categories = 0
 
     def __init__(self, root="data", split: str = "train", *, num_scenes: int = 16,
-                 scene_points: int = 100_000, crop_points: int | None = None, seed: int = 0,
+                 scene_points: int = 100_000, crop_points: int | None = None,
+                 grid_size: float | None = None, seed: int = 0,
                  transform: Callable | None = None) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
@@ -164,7 +192,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
 
         self.path = Path(root) / "synthetic" / f"scenes_{split}_{cache_key(self.options)}.pt"
         self.items = load_or_build(self.path, build, options=self.options)
-        self.crop_points, self.transform = crop_points, transform
+        self.crop_points, self.grid_size, self.transform = crop_points, grid_size, transform
         self._crops = _Stream(seed)  # reseeded in each DataLoader worker
 
     def __len__(self) -> int:
@@ -172,6 +200,8 @@ class SyntheticScenes(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> Data:
         data = _unpack(self.items[i])
+        if self.grid_size:
+            data = grid_sample(data, self.grid_size, self._crops.get())
         if self.crop_points is not None:
             data = crop(data, self.crop_points, self._crops.get())
         del data.instance

@@ -90,3 +90,21 @@ def test_the_registry_builds_crops_for_train_and_whole_rooms_for_test(tmp_path):
         DataConfig(name="synthetic_scenes", val_fraction=0.1)
     with pytest.raises(ValueError, match="data.scenes and data.scene_points"):
         DataConfig(name="synthetic_scenes", scenes=0)
+
+
+def test_a_grid_sample_keeps_one_random_point_per_cell(scene, tmp_path):
+    from pcattn.data.scenes import grid_sample
+
+    out = grid_sample(scene, 0.1, torch.Generator().manual_seed(0))
+    cells = torch.floor((scene.pos - scene.pos.amin(0)) / 0.1).long()
+    kept = torch.floor((out.pos - scene.pos.amin(0)) / 0.1).long()
+    assert out.pos.shape[0] == cells.unique(dim=0).shape[0] == kept.unique(dim=0).shape[0]
+    assert out.y.shape == (out.pos.shape[0],)
+    again = grid_sample(scene, 0.1, torch.Generator().manual_seed(1))
+    assert not torch.equal(again.pos, out.pos)  # another random point of some cells
+    cfg = DataConfig(name="synthetic_scenes", root=str(tmp_path), scenes=1, scene_points=3000,
+                     num_points=100_000, grid_sample=0.5)
+    sampled, whole = build_dataset(cfg, "train")[0], build_dataset(cfg, "test")[0]
+    assert sampled.pos.shape[0] < 1500 and whole.pos.shape[0] == 3000
+    with pytest.raises(ValueError, match="data.grid_sample must be >= 0"):
+        DataConfig(grid_sample=-1.0)
