@@ -15,6 +15,7 @@ from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from pcattn.model_configs.gat import GraphAttentionConfig
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
+from pcattn.models.renamed import accept_old_prefix
 from pcattn.nn import (
     ClassificationHead,
     GraphAttention,
@@ -54,7 +55,7 @@ class GraphAttentionBlock(nn.Module):
         return (out, amap) if return_attention else out
 
 
-class GraphAttentionBackbone(nn.Module):
+class GraphAttentionEncoder(nn.Module):
     """Embedding and graph attention blocks on the input's graph (or a kNN graph).
 
     ``forward`` returns the output of every block and the list of ``LayerAttention`` (every
@@ -67,7 +68,7 @@ class GraphAttentionBackbone(nn.Module):
 
     def __init__(self, cfg: GraphAttentionConfig) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
         self.embed = PointEmbedding(3 + cfg.feature_channels, cfg.channels[0])
         widths = (cfg.channels[0],) + cfg.channels
         self.blocks = nn.ModuleList(
@@ -81,16 +82,16 @@ class GraphAttentionBackbone(nn.Module):
         pos = data.pos
         edge_index = getattr(data, "edge_index", None)
         if edge_index is None:
-            edge_index = neighbors_to_edge_index(knn(pos, self.cfg.k, batch_of(data)))
-        elif self.cfg.self_loops:
+            edge_index = neighbors_to_edge_index(knn(pos, self.config.k, batch_of(data)))
+        elif self.config.self_loops:
             edge_index, _ = remove_self_loops(edge_index.long())
             edge_index, _ = add_self_loops(edge_index, num_nodes=pos.shape[0])
-        edge_attr = pos[edge_index[0]] - pos[edge_index[1]] if self.cfg.edge_features else None
+        edge_attr = pos[edge_index[0]] - pos[edge_index[1]] if self.config.edge_features else None
         return edge_index, edge_attr  # [2, E], [E, 3]
 
     def forward(self, data, return_attention: bool = False
                 ) -> tuple[list[Tensor], list[LayerAttention]]:
-        feats = point_features(data, self.cfg.feature_channels)  # [M, 3 + F]
+        feats = point_features(data, self.config.feature_channels)  # [M, 3 + F]
         edge_index, edge_attr = self.graph(data)
         x = self.embed(feats)  # [M, C0]
         nodes = torch.arange(x.shape[0], device=x.device)  # [M]
@@ -117,14 +118,15 @@ class GraphAttentionCls(nn.Module):
     def __init__(self, config: GraphAttentionConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        self.backbone = GraphAttentionBackbone(cfg)
+        self.encoder = GraphAttentionEncoder(cfg)
+        accept_old_prefix(self, "backbone.", "encoder.")
         self.head = ClassificationHead(2 * cfg.channels[-1], cfg.num_classes,
                                        hidden_channels=cfg.head_hidden, dropout=cfg.dropout)
 
     def forward_features(self, data, return_attention: bool = False) -> dict:
         """``{"pooled": [B, 2 C], "blocks": [[M, C_l], ...]}`` and with
         ``return_attention=True`` ``"attention"``: one graph map per block."""
-        outs, maps = self.backbone(data, return_attention)
+        outs, maps = self.encoder(data, return_attention)
         batch, b = batch_of(data), num_clouds(data)
         pooled = torch.cat([global_max_pool(outs[-1], batch, num_clouds=b),
                             global_mean_pool(outs[-1], batch, num_clouds=b)], dim=-1)  # [B, 2C]
@@ -133,7 +135,7 @@ class GraphAttentionCls(nn.Module):
             out["attention"] = maps
         return out
 
-    def forward_head(self, pooled: Tensor, pre_logits: bool = False) -> Tensor:
+    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
         return self.head(pooled, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:
@@ -153,7 +155,8 @@ class GraphAttentionSeg(nn.Module):
     def __init__(self, config: GraphAttentionConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        self.backbone = GraphAttentionBackbone(cfg)
+        self.encoder = GraphAttentionEncoder(cfg)
+        accept_old_prefix(self, "backbone.", "encoder.")
         self.head = SegmentationHead(sum(cfg.channels) + cfg.channels[-1], cfg.num_classes,
                                      num_categories=cfg.num_categories or None,
                                      hidden_channels=cfg.head_hidden, dropout=cfg.dropout)
@@ -161,7 +164,7 @@ class GraphAttentionSeg(nn.Module):
     def forward_features(self, data, return_attention: bool = False) -> dict:
         """``{"point": [M, sum C + C_last], "blocks": [...]}`` and with
         ``return_attention=True`` ``"attention"``: one graph map per block."""
-        outs, maps = self.backbone(data, return_attention)
+        outs, maps = self.encoder(data, return_attention)
         batch = batch_of(data)
         glob = global_max_pool(outs[-1], batch, num_clouds=num_clouds(data))[batch]  # [M, C_last]
         out = {"point": torch.cat(outs + [glob], dim=-1), "blocks": outs}
@@ -169,8 +172,8 @@ class GraphAttentionSeg(nn.Module):
             out["attention"] = maps
         return out
 
-    def forward_head(self, point: Tensor, category: Tensor | None = None,
-                     batch: Tensor | None = None, pre_logits: bool = False) -> Tensor:
+    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
+                     pre_logits: bool = False) -> Tensor:
         return self.head(point, batch, category=category, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:

@@ -194,7 +194,7 @@ class NadarayaWatsonCls(nn.Module):
         out["pooled"] = pooled
         return out
 
-    def forward_head(self, pooled: Tensor, pre_logits: bool = False) -> Tensor:
+    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
         return self.head(pooled, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:
@@ -265,8 +265,8 @@ class NadarayaWatsonSeg(nn.Module):
             out["attention"] = maps
         return out
 
-    def forward_head(self, point: Tensor, category: Tensor | None = None,
-                     batch: Tensor | None = None, pre_logits: bool = False) -> Tensor:
+    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
+                     pre_logits: bool = False) -> Tensor:
         return self.head(point, batch, category=category, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from pcattn.model_configs.pct import PCTConfig
 from pcattn.models.global_stage import OffsetStage, global_attention
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
+from pcattn.models.renamed import accept_old_prefix
 from pcattn.nn import (
     ClassificationHead,
     NeighborEmbedding,
@@ -20,7 +21,7 @@ from pcattn.nn import (
 from pcattn.nn.attention_map import LayerAttention
 
 
-class PCTBackbone(nn.Module):
+class PCTEncoder(nn.Module):
     """PCT's encoder: neighbour embedding, offset-attention layers, concatenation, fuse.
 
     ``NeighborEmbedding`` (two sample-and-group stages), two ``Linear, LayerNorm, ReLU``
@@ -80,7 +81,7 @@ def _max_mean(x: Tensor, batch: Tensor, b: int) -> Tensor:
 
 
 class PCTCls(nn.Module):
-    """PCT classifier: :class:`PCTBackbone`, max + mean pooling, an MLP head.
+    """PCT classifier: :class:`PCTEncoder`, max + mean pooling, an MLP head.
 
     Shape:
         data.pos: [M, 3], data.x: [M, F] or None, data.batch: [M] -> logits [B, num_classes]
@@ -89,15 +90,16 @@ class PCTCls(nn.Module):
     def __init__(self, config: PCTConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = PCTBackbone(config)
+        self.encoder = PCTEncoder(config)
+        accept_old_prefix(self, "backbone.", "encoder.")
         self.head = ClassificationHead(2 * config.fuse_channels, config.num_classes,
                                        hidden_channels=config.head_hidden,
                                        dropout=config.dropout)
 
     def forward_features(self, data, return_attention: bool = False) -> dict:
-        """The backbone's dict (``x``, ``batch``, ``sample``, ``attention``) plus
+        """The encoder's dict (``x``, ``batch``, ``sample``, ``attention``) plus
         ``pooled [B, 2 F_fuse]``."""
-        out = self.backbone(data, return_attention)
+        out = self.encoder(data, return_attention)
         out["pooled"] = _max_mean(out["x"], out["batch"], num_clouds(data))
         return out
 
@@ -129,7 +131,8 @@ class PCTSeg(nn.Module):
                              f"segmentation network does not down-sample); got ratios="
                              f"{config.ratios}, leave it at (1.0, 1.0)")
         self.config = cfg = config
-        self.backbone = PCTBackbone(cfg)
+        self.encoder = PCTEncoder(cfg)
+        accept_old_prefix(self, "backbone.", "encoder.")
         cat_channels = cfg.category_channels if cfg.num_categories else 0
         self.category = (mlp([cfg.num_categories, cat_channels], last_act=True)
                          if cfg.num_categories else None)
@@ -138,9 +141,9 @@ class PCTSeg(nn.Module):
                                      dropout=cfg.dropout)
 
     def forward_features(self, data, return_attention: bool = False) -> dict:
-        """The backbone's dict plus ``point [M, 3 F_fuse + C_cat]``: each point's feature,
+        """The encoder's dict plus ``point [M, 3 F_fuse + C_cat]``: each point's feature,
         its cloud's max + mean feature and its category embedding."""
-        out = self.backbone(data, return_attention)
+        out = self.encoder(data, return_attention)
         x, batch, b = out["x"], out["batch"], num_clouds(data)
         glob = _max_mean(x, batch, b)  # [B, 2 F_fuse]
         if self.category is not None:

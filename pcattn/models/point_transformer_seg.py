@@ -70,7 +70,7 @@ class PointTransformerSeg(nn.Module):
             out["attention"] = maps
         return out
 
-    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor | None,
+    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
                      pre_logits: bool = False) -> Tensor:
         category = (checked_category(category, self.config.num_categories)
                     if self.config.num_categories else None)

@@ -166,8 +166,8 @@ class PointNetSeg(nn.Module):
             out["attention"] = []  # nothing weighs points: PointNet only pools
         return out
 
-    def forward_head(self, point: Tensor, category: Tensor | None = None,
-                     batch: Tensor | None = None, *, pre_logits: bool = False) -> Tensor:
+    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
+                     pre_logits: bool = False) -> Tensor:
         return self.head(point, batch, category=category, pre_logits=pre_logits)
 
     def forward(self, data) -> Tensor:

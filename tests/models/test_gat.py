@@ -105,9 +105,9 @@ def test_attends_over_the_given_graph_with_self_loops_else_knn():
 
 
 def test_relative_position_enters_the_scores_as_an_edge_feature():
-    assert small().backbone.blocks[0].attn.edge_dim == 3
+    assert small().encoder.blocks[0].attn.edge_dim == 3
     plain = small(edge_features=False)
-    assert plain.backbone.blocks[0].attn.lin_edge is None
+    assert plain.encoder.blocks[0].attn.lin_edge is None
     assert plain(make_batch([10])).shape == (1, 5)
 
 
