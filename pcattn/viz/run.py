@@ -142,6 +142,9 @@ def visualize(path: str | Path | Sequence[str | Path], *, sample: str | None = N
         runs.append(_drawn(ckpt_path, model, run, info, data, mode, layer, head, query,
                            relative, len(paths) > 1))
     _name_apart(runs)
+    over = {}  # the test-split focus first: a split that cannot be read writes nothing
+    for r in runs if stats else []:
+        over.update(_split_focus(r["model"], r["run"], r["label"], clouds, say) or {})
     where = output_folder(out if out is not None else runs[0]["ckpt"].parent / "attention",
                           "--out")
     cloud = Path(file).stem if file is not None else str(sample).replace(":", "_")
@@ -164,9 +167,6 @@ def visualize(path: str | Path | Sequence[str | Path], *, sample: str | None = N
             {r["label"]: r["layers"] for r in runs}, mode=mode, query=query, head=head,
             relative=runs[0]["view"].relative, title=f"{cloud}{runs[0]['suffix']}")
     if stats:
-        over = {}
-        for r in runs:
-            over.update(_split_focus(r["model"], r["run"], r["label"], clouds, say) or {})
         files, text = save_focus(
             where / (f"{cloud}_focus" if len(runs) == 1 else f"{cloud}_focus_{names}"),
             {r["label"]: r["focus"] for r in runs}, over=over, figure_format=figure_format)
@@ -258,7 +258,11 @@ def _split_focus(model, run, label: str, clouds: int, say) -> dict | None:
     from pcattn.viz.focus import focus_stats, merge_focus
     from pcattn.viz.quantities import point_layers
 
-    dataset = build_dataset(run.data, "test", eval_split=run.train.eval_split)
+    try:
+        dataset = build_dataset(run.data, "test", eval_split=run.train.eval_split)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--stats averages the focus over {label}'s test split, which cannot "
+                         f"be read ({err}); pass --clouds 0 for this cloud only") from None
     count = min(clouds, len(dataset))
     picks = torch.linspace(0, len(dataset) - 1, count).round().long().unique().tolist()
     if say is not None:

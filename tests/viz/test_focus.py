@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
@@ -109,3 +110,26 @@ def test_stats_of_a_checkpoint_match_the_rows_of_its_forward(tmp_path, capsys):
     np.testing.assert_allclose([float(r["top1"]) for r in mine], top1, atol=2e-6)
     assert (out / "test_2_focus.png").is_file()
     assert len(focus_stats(layers)) == len({r["layer"] for r in rows})
+
+
+def test_stats_without_the_runs_data_name_the_way_out(tmp_path, capsys):
+    data = tmp_path / "data"
+    run_dir = untrained_run(tmp_path / "cls", {"name": "point_transformer_cls",
+                                               "channels": [8, 16], "blocks": [1, 1], "k": 8,
+                                               "head_hidden": [8]},
+                            {"name": "synthetic_shapes", "root": str(data), "num_points": 64,
+                             "per_class": 2, "rotation": "z"})
+    cloud = tmp_path / "c.xyzn"  # x y z nx ny nz
+    np.savetxt(cloud, np.hstack([np.random.default_rng(0).normal(size=(64, 3)),
+                                 np.tile([0.0, 0.0, 1.0], (64, 1))]))
+    shutil.rmtree(data)  # the run's data is gone; its root is now a file
+    data.write_text("not a folder")
+    out = tmp_path / "viz"
+    assert main(["visualize", str(run_dir), "--file", str(cloud), "--stats", "--out",
+                 str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pass --clouds 0 for this cloud only" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+    assert main(["visualize", str(run_dir), "--file", str(cloud), "--stats", "--clouds", "0",
+                 "--out", str(out)]) == 0
+    assert (out / "c_focus.csv").is_file()
