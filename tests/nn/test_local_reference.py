@@ -1,18 +1,18 @@
-"""The local attention blocks and TransitionDown against their papers' formulas written out
-densely here (no chunking, no split linear maps, no shared code path), in float64: outputs
-and the gradients of the input and of every parameter, for every chunking and recomputation
-setting. Guards the speed-ups (row chunks, recomputation only above a budget, split
-gathers, TransitionDown's first linear map on nodes) against changing what is computed."""
+"""The attention blocks and TransitionDown against their papers' formulas written out densely
+in pcattn.nn.reference (no chunking, no split or folded linear maps, no fused kernels, no code
+shared with the blocks), in float64: outputs and the gradients of the input and of every
+parameter, for every chunking and recomputation setting. Guards the speed-ups against
+changing what is computed."""
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
 
 import pcattn.nn as pnn
 from pcattn import ops
+from pcattn.nn import reference as ref
 
 SETTINGS = [  # (chunk_size, recompute_above)
     ("auto", None), (None, None), (200, None), (200, 0), ("auto", 0),
@@ -50,55 +50,6 @@ def _compare(module, run, reference, x):
         torch.testing.assert_close(gp[name], rp[name], msg=name)
 
 
-def _neighbours(t, idx):
-    """``t[idx]`` with the ``-1`` entries pointing at row 0 (their weights are zero)."""
-    return t[idx.clamp(min=0)]  # [M, K, *]
-
-
-def _softmax_valid(logits, idx):
-    return torch.softmax(logits.masked_fill((idx < 0)[..., None], -math.inf), dim=1)
-
-
-def _point_transformer(layer, x, pos, idx):
-    """Zhao et al.: y_i = sum_j softmax_j(gamma(phi x_i - psi x_j + delta_ij))
-    * (alpha x_j + delta_ij), delta_ij = theta(p_i - p_j)."""
-    q, k, v = x @ layer.lin_dst.weight.T, x @ layer.lin_src.weight.T, x @ layer.lin.weight.T
-    delta = layer.pos_nn(pos[:, None, :] - _neighbours(pos, idx))  # [M, K, C]
-    logits = layer.attn_nn(q[:, None, :] - _neighbours(k, idx) + delta)
-    w = _softmax_valid(logits, idx)
-    return (w * (_neighbours(v, idx) + delta)).sum(1)
-
-
-def _grouped(layer, x, pos, idx):
-    """Wu et al. (PTv2): r_ij = (psi x_j - phi x_i) * mu(p_j - p_i) + theta(p_j - p_i),
-    one weight per group of channels, softmax over the valid neighbours."""
-    valid = (idx >= 0)[..., None]
-    rel = (_neighbours(pos, idx) - pos[:, None, :]) * valid  # [M, K, 3]
-    r = _neighbours(layer.lin_k(x), idx) - layer.lin_q(x)[:, None, :]
-    if layer.pos_mul_nn is not None:
-        r = r * layer.pos_mul_nn(rel)
-    delta = layer.pos_nn(rel)
-    w = _softmax_valid(layer.attn_nn(r + delta), idx)  # [M, K, G]
-    value = _neighbours(layer.lin_v(x), idx) + delta  # [M, K, C]
-    m, k, c = value.shape
-    g = w.shape[-1]
-    return (w[..., None] * value.view(m, k, g, c // g)).sum(1).reshape(m, c)
-
-
-def _local(layer, x, pos, idx):
-    """Scaled dot-product attention of q_i over k_j + delta_ij, values v_j + delta_ij."""
-    valid = (idx >= 0)[..., None]
-    delta = layer.pos_nn((pos[:, None, :] - _neighbours(pos, idx)) * valid)
-    q, k, v = layer.lin_q(x), _neighbours(layer.lin_k(x), idx), _neighbours(layer.lin_v(x), idx)
-    h = layer.heads
-    m, kk, c = delta.shape
-    d = c // h
-    logits = (q.view(m, 1, h, d) * (k + delta).view(m, kk, h, d)).sum(-1) / math.sqrt(d)
-    w = _softmax_valid(logits, idx)  # [M, K, H]
-    out = (w[..., None] * (v + delta).view(m, kk, h, d)).sum(1).reshape(m, c)
-    return layer.lin_out(out)
-
-
 def _nets(name, c):
     """``pos_nn`` and ``attn_nn`` of a Point Transformer layer of width ``c``."""
     lin = torch.nn.Linear
@@ -130,7 +81,7 @@ def test_point_transformer_layer_matches_formula(chunk_size, recompute_above, ch
     layer = pnn.PointTransformerLayer(6, channels, chunk_size=chunk_size,
                                       recompute_above=recompute_above,
                                       **_nets(nets, channels)).double()
-    _compare(layer, lambda t: layer(t, pos, idx), lambda t: _point_transformer(layer, t, pos, idx),
+    _compare(layer, lambda t: layer(t, pos, idx), lambda t: ref.point_transformer(layer, t, pos, idx),
              x)
     assert bool(calls) == folded
 
@@ -143,7 +94,7 @@ def test_grouped_vector_attention_matches_formula(chunk_size, recompute_above, p
     layer = pnn.GroupedVectorAttention(6, 8, heads=4, pos_multiplier=pos_multiplier,
                                        chunk_size=chunk_size,
                                        recompute_above=recompute_above).double()
-    _compare(layer, lambda t: layer(t, pos, idx), lambda t: _grouped(layer, t, pos, idx), x)
+    _compare(layer, lambda t: layer(t, pos, idx), lambda t: ref.grouped_vector_attention(layer, t, pos, idx), x)
 
 
 @pytest.mark.parametrize("chunk_size, recompute_above", SETTINGS)
@@ -152,7 +103,7 @@ def test_local_self_attention_matches_formula(chunk_size, recompute_above):
     x, pos, _, idx = _inputs()
     layer = pnn.LocalSelfAttention(6, 8, heads=2, chunk_size=chunk_size,
                                    recompute_above=recompute_above).double()
-    _compare(layer, lambda t: layer(t, pos, idx), lambda t: _local(layer, t, pos, idx), x)
+    _compare(layer, lambda t: layer(t, pos, idx), lambda t: ref.local_self_attention(layer, t, pos, idx), x)
 
 
 @pytest.mark.parametrize("k", [5, 2])  # 5: the 4-point cloud pads; 2: no padding
@@ -169,9 +120,7 @@ def test_transition_down_matches_formula(k, cpu_chunk, monkeypatch):
     assert bool((idx < 0).any()) == (k == 5)
 
     def reference(t):
-        rel = _neighbours(pos, idx) - pos[sample][:, None, :]  # [S, K, 3]
-        h = down.mlp(torch.cat([_neighbours(t, idx), rel], dim=-1))  # [S, K, C]
-        return h.masked_fill((idx < 0)[..., None], -math.inf).max(dim=1).values
+        return ref.transition_down(down, t, pos, sample, idx)
 
     def run(t):
         out, pos_s, batch_s, got = down(t, pos, batch)
@@ -179,3 +128,23 @@ def test_transition_down_matches_formula(k, cpu_chunk, monkeypatch):
         return out
 
     _compare(down, run, reference, x)
+
+
+@pytest.mark.parametrize("return_attention", [False, True])  # the fused path and the map's
+def test_offset_attention_matches_formula(return_attention):
+    torch.manual_seed(0)
+    sizes = [37, 5, 20]
+    batch = torch.repeat_interleave(torch.arange(3), torch.tensor(sizes))
+    x = torch.randn(sum(sizes), 16, dtype=torch.float64)
+    layer = pnn.OffsetAttention(16, chunk_size=64).double()  # several chunks of rows
+    with torch.no_grad():
+        layer.lin_q.weight.mul_(4.0)  # large energies: columns far from uniform
+
+    def run(t):
+        out = layer(t, batch, return_attention=return_attention)
+        return out[0] if return_attention else out
+
+    def reference(t):  # cloud by cloud
+        return torch.cat([ref.offset_attention(layer, part) for part in t.split(sizes)])
+
+    _compare(layer, run, reference, x)
