@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-CMAP = "viridis"  # plotly's "Viridis" is the same scale, so the page shows the same colours
+CMAP = "viridis"  # the absolute scale (the page gets it as a plotly colorscale too)
 FADED = (0.82, 0.82, 0.82)  # points without a value: not read, or not held by the layer
 # a diverging map whose middle (uniform) is a mid grey, visible on white, and whose ends
 # (strongest preference / avoidance) are the darkest: ColorBrewer RdBu's ends, grey centre
@@ -101,13 +101,6 @@ def value_scale(values: Tensor, active: Tensor | None = None, exclude: Tensor | 
         return Scale(True, -span, span, title, bottom > span + 1e-9 or bool((v <= 0).any()))
     top = float(v.max()) if v.numel() else 0.0
     return Scale(False, 0.0, top if top > 0 else 1.0, title)
-
-
-def value_range(values: Tensor, active: Tensor | None = None,
-                exclude: Tensor | None = None) -> tuple[float, float]:
-    """``(lo, hi)`` of the absolute :func:`value_scale`."""
-    s = value_scale(values, active, exclude)
-    return s.lo, s.hi
 
 
 def colorize(values: Tensor, active: Tensor | None = None, exclude: Tensor | None = None,
