@@ -92,20 +92,38 @@ class PyGPointTransformerLayer(nn.Module):
         return self.conv(x, pos, neighbors_to_edge_index(idx))  # [M, C]
 
 
+def _is_segmenter(name: str) -> bool:
+    """Whether ``name`` (a model, the peer or a run config path) predicts a part per point."""
+    from pcattn.models.registry import model_task
+
+    if name.endswith((".yaml", ".yml")):
+        from pcattn.engine.config import load_config
+
+        name = load_config(name).model_name
+    return name != PEER and model_task(name) == "part_segmentation"
+
+
 def build_model(name: str) -> nn.Module:
-    """The model ``name`` sized for the benchmark's data (the peer included)."""
+    """The model ``name`` sized for the benchmark's data (the peer included), or the model
+    of a run config (``name`` a ``.yaml`` path: its ``model:`` section as written)."""
     import dataclasses
 
     from pcattn.models import create_model
     from pcattn.models.registry import model_config_class
 
+    given = {}
+    if name.endswith((".yaml", ".yml")):
+        from pcattn.engine.config import load_config
+
+        run = load_config(name)
+        name, given = run.model_name, vars(run.model)
     base = "point_transformer_cls" if name == PEER else name
-    seg = "_seg" in base
+    seg = _is_segmenter(base)
     fields = {f.name for f in dataclasses.fields(model_config_class(base))}
-    values = dict(num_classes=NUM_PARTS if seg else NUM_CLASSES, feature_channels=3)
+    values = dict(given, num_classes=NUM_PARTS if seg else NUM_CLASSES, feature_channels=3)
     if seg:
         values["num_categories"] = NUM_CATEGORIES
-    if base == "point_transformer_cls":
+    if base == "point_transformer_cls" and not given:
         values.update(MODELNET40_POINT_TRANSFORMER)
     model = create_model(base, **{k: v for k, v in values.items() if k in fields})
     if name == PEER:
@@ -209,7 +227,7 @@ def measure_model(name: str, *, points: int = 1024, batch: int = 16, steps: int 
 
     dev = torch.device(device)
     torch.manual_seed(seed)
-    seg = "_seg" in name
+    seg = _is_segmenter(name)
     model = build_model(name).to(dev).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     warmup = 2

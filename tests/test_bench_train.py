@@ -54,6 +54,18 @@ def test_measure_model_runs(name):
     assert row["gflop"] > 0 and row["matmul_gflops"] > 0 and row["x_floor"] > 0
 
 
+def test_a_run_config_is_benchmarked_with_its_model_section():
+    """configs/gat_modelnet40.yaml as written: its widths, not gat_cls's defaults."""
+    model = bench_train.build_model("configs/gat_modelnet40.yaml")
+    assert model.config.channels == (64, 128, 256) and model.config.k == 16
+    assert model.config.feature_channels == 3  # the benchmark's clouds carry normals
+    seg = bench_train.build_model("configs/point_transformer_synthetic_parts.yaml")
+    assert seg.config.num_categories > 0  # measured as a segmenter
+    row = bench_train.measure_model("configs/pointnet_synthetic.yaml", points=64, batch=2,
+                                    steps=1)
+    assert row["model"] == "configs/pointnet_synthetic.yaml" and row["step_s"] > 0
+
+
 def test_step_flops_counts_forward_and_backward_of_a_linear_map():
     """Linear(a -> b) on n rows: 2nab forward, 2nab for the input's gradient and 2nab for
     the weight's (the bias adds no product)."""
