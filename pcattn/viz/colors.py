@@ -4,8 +4,8 @@ Two scales. ``relative`` values (weight x the number of points the query reads, 
 are drawn as ``log2`` on a diverging map centred at uniform: red where the query reads a point
 more than uniformly, blue where less, grey at uniform, the range symmetric and set by the
 strongest preference (weights further below uniform take the darkest blue; ``log2`` of a weight
-near 0 is unbounded and would otherwise grey out every preference). ``absolute`` values (weights, rollout shares) run from 0 on viridis.
-Points that carry no value (not read, not held by the layer) are drawn :data:`FADED`.
+near 0 is unbounded and would otherwise grey out every preference). ``absolute`` values
+(weights, rollout shares) run from 0 on viridis. Points that carry no value (not read, not held by the layer) are drawn :data:`FADED`.
 """
 
 from __future__ import annotations

@@ -62,9 +62,9 @@ def plot_grid(pos: Tensor, cells: Sequence[Sequence], *, row_labels: Sequence[st
               cell_titles: Sequence[Sequence[str]], title: str = "",
               parts: tuple[Tensor, Tensor | None] | None = None):
     """One figure of ``cells[r][c]`` (:class:`~pcattn.viz.view.View` or None for an empty
-    cell) seen along the cloud's thinnest axis (:func:`broad_view`), on one scale shared by every cell (so cells compare), rows
-    labelled and each cell titled, queries circled; ``parts`` adds the predicted (and true)
-    parts with a legend beside the first row.
+    cell) seen along the cloud's thinnest axis (:func:`broad_view`), on one scale shared by
+    every cell (so cells compare), rows labelled and each cell titled, queries circled;
+    ``parts`` adds the predicted (and true) parts with a legend beside the first row.
 
     Shape:
         pos: [N, 3]
@@ -127,8 +127,17 @@ def shared_scale(views: Sequence) -> Scale:
     quantities = {v.quantity for v in views}
     title = views[0].quantity if len(quantities) == 1 else ""
     lo = min(s.lo for s in scales)
-    clipped = any(s.clipped and s.lo <= lo + 1e-9 for s in scales)
+    clipped = first.relative and any(
+        bool((v.values[_scaled(v)].double().clamp_min(1e-300).log2() < lo - 1e-9).any())
+        for v in views)
     return Scale(first.relative, lo, max(s.hi for s in scales), title, clipped)
+
+
+def _scaled(view) -> Tensor:
+    """The points a view's scale is set by: those with a value but the queries."""
+    keep = view.active.clone()
+    keep[view.queries] = False
+    return keep
 
 
 def save_figure(fig, path: str | Path) -> Path:

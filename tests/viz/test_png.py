@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from vizhelpers import local_layer, random_local
 
@@ -52,3 +53,20 @@ def test_png_of_a_segmentation_model_adds_parts_panels(tmp_path):
     path = save_png(tmp_path / "seg.png", pos, values, parts=parts,
                     active=torch.arange(100) % 2 == 0)
     assert read_png(path).shape == (460, 2150, 3)
+
+
+def test_a_grid_shares_one_scale_and_marks_clipping_only_where_a_cell_is_clipped():
+    from pcattn.viz import make_view
+    from pcattn.viz.png import shared_scale
+
+    idx = torch.arange(4).repeat(4, 1)  # every point reads all four
+    sharp = torch.tensor([0.05, 0.05, 0.1, 0.8])[None, :, None].expand(4, 4, 1)  # x3.2 .. x0.2
+    mild = torch.tensor([0.2, 0.25, 0.25, 0.3])[None, :, None].expand(4, 4, 1)  # x0.8 .. x1.2
+    pos = sphere(4)
+    views = [make_view([local_layer("l", w, idx, torch.arange(4))], pos, "map", 0, None, "0")
+             for w in (sharp, mild)]
+    scale = shared_scale(views)
+    assert (scale.lo, scale.hi) == pytest.approx((-np.log2(3.2), np.log2(3.2)))
+    assert scale.clipped  # x0.2 lies below x1/3.2
+    alone = shared_scale(views[1:])
+    assert not alone.clipped and alone.hi == pytest.approx(np.log2(1.2))
