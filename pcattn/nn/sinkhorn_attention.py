@@ -163,8 +163,11 @@ class SinkhornAttention(nn.Module):
         Shape:
             x: [M, C_in], pos: [M, 3] -> blocks [B, n, P], S [B, n, n]
         """
-        batch = check_batch(batch, x.shape[0], x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding, type(self).__name__)
+        name = type(self).__name__
+        m = check_features(name, x, self.in_channels)
+        check_positions(name, pos, m, like=x)
+        batch = check_batch(batch, m, x.device)
+        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C_in]
         blocks, _, s = self._sort(x, pos, batch)
         return blocks, s
 
