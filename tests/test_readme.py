@@ -1,5 +1,5 @@
-"""The README's code runs as written: Python blocks are executed, and every `pcattn ...`
-command line of its shell blocks parses, with the files it names present."""
+"""The code of README.md and docs/*.md runs as written: Python blocks are executed, and every
+`pcattn ...` command line of their shell blocks parses, with the files it names present."""
 
 from __future__ import annotations
 
@@ -11,11 +11,18 @@ import pytest
 
 from pcattn.cli import _parser
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README.read_text(), flags=re.S)
-PYTHON = [code for lang, code in BLOCKS if lang == "python"]
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+BLOCKS = [(lang, code) for page in PAGES
+          for lang, code in re.findall(r"```(\w+)\n(.*?)```", page.read_text(), flags=re.S)]
+# docs/blocks.md's Python runs in test_docs.py
+PYTHON = [code for page in PAGES if page.name != "blocks.md"
+          for lang, code in re.findall(r"```(\w+)\n(.*?)```", page.read_text(), flags=re.S)
+          if lang == "python"]
 COMMANDS = [line.split("#")[0].strip() for lang, code in BLOCKS if lang == "bash"
-            for line in code.splitlines() if line.lstrip().startswith("pcattn ")]
+            for line in code.replace("\\\n", " ").splitlines()  # continued lines joined
+            if line.lstrip().startswith("pcattn ")]
 
 
 def test_the_readme_has_code_to_check():
