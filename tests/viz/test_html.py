@@ -163,9 +163,13 @@ def test_page_queries_modes_clicks_labels_and_focus(browser, tmp_path):
     layers, pos = model_layers()
     parts = ((pos[:, 2] > 0).long(), (pos[:, 2] > 0.1).long())
     path = save_html(tmp_path / "page.html", pos, layers, title="segmenter on lamp",
-                     queries=[5, 60, 130, 250], labels={"text": "", "parts": parts})
+                     queries=[5, 60, 130, 250],
+                     labels={"text": "predicted lamp, true lamp", "parts": parts})
     errors = []
     page = open_page(browser, path, errors)
+    assert page.inner_text("#labels") == "predicted lamp, true lamp"
+    bar = page.locator(".modebar").bounding_box()  # the colour bar's title is below the toolbar
+    assert page.locator(".cbtitle").bounding_box()["y"] >= bar["y"] + bar["height"] - 1
     print(f"\npage of {pos.shape[0]} points: {path.stat().st_size / 1e6:.2f} MB, first draw "
           f"{page.evaluate('window.pcattn.firstDrawMs'):.0f} ms (on a loaded machine)")
 
@@ -180,18 +184,10 @@ def test_page_queries_modes_clicks_labels_and_focus(browser, tmp_path):
     assert f"entropy {float(focus.entropy.mean()):.3f}" in text
     assert f"uniform {focus.uniform_top1:.3f}" in text
 
-    # a click beside a point (within the hover distance, off its centre) picks it
-    hovered = _point_under_mouse(page, avoid=5)
-    x, y = page.evaluate("window.pcattn.hoveredAt")
-    for dx, dy in ((7, 0), (0, 7), (-6, -5), (5, -6)):
-        page.mouse.move(x + dx, y + dy)
-        page.wait_for_timeout(60)
-        if page.evaluate("window.pcattn.hovered") == hovered:
-            break
-    else:
-        pytest.skip("plotly reports no hover off the centre of this point")
+    # a click beside a point (within the hover distance, 5+ pixels off its centre) picks it
+    x, y, hovered = _off_centre(page, avoid=5)
     renders = page.evaluate("window.pcattn.renders")
-    rendered(page, renders, lambda: page.mouse.click(x + dx, y + dy))
+    rendered(page, renders, lambda: page.mouse.click(x, y))
     assert page.evaluate("window.pcattn.state.queries") == [hovered]
 
     # shift-click adds a query
@@ -224,23 +220,6 @@ def test_page_queries_modes_clicks_labels_and_focus(browser, tmp_path):
     page.close()
 
 
-def test_page_shows_the_predicted_and_true_class(browser, tmp_path):
-    layers, pos = model_layers(n=120)
-    path = save_html(tmp_path / "cls.html", pos, layers, title="classifier on cone_3",
-                     queries=[1], labels={"text": "predicted cone, true cone", "parts": None})
-    errors = []
-    page = open_page(browser, path, errors)
-    assert page.inner_text("#labels") == "predicted cone, true cone"
-    options = page.evaluate("Array.from(document.querySelectorAll('#mode option'), o => o.value)")
-    assert options == ["map", "received", "rollout"]
-    # the colour bar's title sits below the toolbar
-    bar = page.locator(".modebar").bounding_box()
-    title = page.locator(".cbtitle").bounding_box()
-    assert title["y"] >= bar["y"] + bar["height"] - 1
-    assert errors == []
-    page.close()
-
-
 def _point_under_mouse(page, avoid: int) -> int:
     """Move the mouse over the plot until plotly reports a point other than ``avoid``, then
     onto that point's centre (plotly's 3D click wants the pointer within 5 pixels of it)."""
@@ -256,6 +235,24 @@ def _point_under_mouse(page, avoid: int) -> int:
                 page.wait_for_timeout(50)
                 return page.evaluate("window.pcattn.hovered")
     pytest.fail("no point of the cloud could be hovered in the page")
+
+
+def _off_centre(page, avoid: int) -> tuple[float, float, int]:
+    """A mouse position where plotly reports hovering a point (not ``avoid``) whose centre is
+    5 or more pixels away: ``(x, y, point)``."""
+    box = page.locator("#plot").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for r in range(0, 240, 7):
+        for a in np.linspace(0, 2 * np.pi, 16, endpoint=False):
+            x, y = cx + r * np.cos(a), cy + r * np.sin(a)
+            page.mouse.move(x, y)
+            page.wait_for_timeout(30)
+            hovered = page.evaluate("window.pcattn.hovered")
+            at = page.evaluate("window.pcattn.hoveredAt")
+            if hovered is not None and hovered != avoid and at and np.hypot(
+                    at[0] - x, at[1] - y) >= 5:
+                return x, y, hovered
+    pytest.fail("plotly reported no hover off a point's centre")
 
 
 def _changed_pixels(png_a: bytes, png_b: bytes) -> int:
