@@ -12,7 +12,8 @@ from torch_geometric.data import Batch, Data
 
 from pcattn.models import create_model, list_models
 from pcattn.models.registry import model_config_class
-from pcattn.viz import make_view, point_layers, rollout_matrix
+from pcattn.viz import focus_stats, make_view, point_layers, rollout_matrix
+from pcattn.viz.figures import grid_cells
 from pcattn.viz.html import page_data
 from helpers import WITHOUT_ATTENTION
 
@@ -34,3 +35,9 @@ def test_every_model_is_drawn(name):
     sums = torch.sparse.sum(rollout_matrix(layers, 64), 1).to_dense()
     assert torch.allclose(sums, torch.ones(64), atol=1e-4)
     assert len(page_data(pos, layers)["layers"]) == len(layers)
+    focus = focus_stats(layers)
+    for f in focus:  # a layer whose rows all read one point has no focus to measure
+        assert f.rows == 0 or (0 <= float(f.entropy.min()) and float(f.entropy.max()) <= 1 + 1e-5
+                               and f.uniform_top1 <= float(f.top1.max()) + 1e-6), (name, f)
+    cells, rows, _ = grid_cells("heads", pos, layers, focus)
+    assert len(cells) == len(rows) == len(layers)
