@@ -212,6 +212,11 @@ def test_page_queries_modes_clicks_labels_and_focus(browser, tmp_path):
     renders = page.evaluate("window.pcattn.renders")
     rendered(page, renders, lambda: page.fill("#depth", "1"))
     assert page.input_value("#layer") == "1" and "stage1.global" in page.inner_text("#status")
+    page.click("#play")  # steps through depth: 1 -> 2 -> 0 ...
+    page.wait_for_function("window.pcattn.state.layer === 2", timeout=30_000)
+    assert page.input_value("#depth") == "2" and page.inner_text("#play") == "stop"
+    page.click("#play")
+    assert page.inner_text("#play") == "play"
 
     # tooltips of points without a value say so, never "point -"
     templates = page.evaluate("document.getElementById('plot').data.map(t => t.hovertemplate)")
