@@ -212,6 +212,8 @@ def _write_run(r: dict, where: Path, cloud: str, mode: str, head, formats, figur
     from pcattn.viz.html import save_html
     from pcattn.viz.ply import save_ply
     from pcattn.viz.png import save_png
+    from pcattn.viz.query import parse_query
+    from pcattn.viz.view import DEFAULT_QUERY
 
     view, pos = r["view"], r["pos"]
     stem = f"{cloud}_{mode}_layer{view.layer}" + ("" if head is None else f"_head{head}")
@@ -225,9 +227,11 @@ def _write_run(r: dict, where: Path, cloud: str, mode: str, head, formats, figur
         written["ply"] = save_ply(where / f"{stem}.ply", pos, view.values, active=view.active,
                                   queries=view.queries, scale=view.scale())
     if "html" in formats:
+        # a view without queries (received, a pooling layer) gives the page map's default ones
+        queries = view.queries.tolist() or parse_query(DEFAULT_QUERY["map"], pos).tolist()
         written["html"] = save_html(
             where / f"{stem}.html", pos, r["layers"], title=f"{r['title']} on {cloud}",
-            layer=view.layer, head=view.head, mode=mode, queries=view.queries.tolist(),
+            layer=view.layer, head=view.head, mode=mode, queries=queries,
             relative=view.relative, labels=r["labels"], focus=r["focus"])
     return written
 

@@ -234,3 +234,20 @@ def test_two_runs_side_by_side_on_one_cloud(classifier_run, tmp_path, capsys):
     assert {r["scope"] for r in rows} == {"cls, this cloud", "nw, this cloud"}
     assert {r["name"] for r in rows if r["scope"].startswith("nw")} == {"stages.0.0", "stages.1.0",
                                                                         "pool"}
+
+
+def test_a_received_page_opens_with_the_maps_default_queries(classifier_run, capsys):
+    import json
+    import re
+
+    from pcattn.viz.run import load_model, load_sample
+    from pcattn.viz.query import parse_query
+
+    out = classifier_run / "received"
+    assert main(["visualize", str(classifier_run), "--sample", "test:1", "--mode", "received",
+                 "--out", str(out)]) == 0
+    html = (out / "test_1_received_layer0.html").read_text()
+    init = json.loads(re.search(r'"init":(\{.*?\})', html).group(1))
+    _, run, _ = load_model(classifier_run, "cpu")
+    assert init["mode"] == "received" and init["relative"]
+    assert init["queries"] == parse_query("fps:4", load_sample(run, "test:1").pos).tolist()
