@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torch_geometric", "open3d", "h5py", "plyfile")
 
@@ -44,12 +46,12 @@ def test_config_errors_and_help_import_no_heavy_package(tmp_path):
 
 
 def test_lazy_names_survive_their_submodule_being_imported_first():
-    import pcattn.engine.evaluate  # noqa: F401  (binds the submodule in the package first)
+    import pcattn.engine.evaluation  # noqa: F401  (binds the submodule in the package first)
     from pcattn.data import read_cloud
     from pcattn.data.io import read_cloud as direct
     from pcattn.engine import evaluate
 
-    assert callable(evaluate) and evaluate.__module__ == "pcattn.engine.evaluate"
+    assert callable(evaluate) and evaluate.__module__ == "pcattn.engine.evaluation"
     assert read_cloud is direct
     import pcattn.data
 
@@ -69,3 +71,10 @@ def test_building_and_running_blocks_imports_no_optional_package():
             "for name in ('matplotlib', 'plotly', 'tensorboard', 'torch.utils.tensorboard'):\n"
             "    assert name not in sys.modules, name")
     assert _imported_after(code) == ["torch", "torch_geometric"]
+
+
+def test_a_public_name_that_is_also_a_submodule_is_refused():
+    from pcattn._lazy import lazy_exports
+
+    with pytest.raises(ValueError, match=r"public names \['checkpoint'\] are also submodules"):
+        lazy_exports("pcattn.engine", {"pcattn.engine.checkpoint": ("checkpoint",)})

@@ -4,7 +4,7 @@ The names below load on first use, so importing one module of this package does 
 import the readers of every format.
 """
 
-from pcattn._lazy import lazy_package
+from pcattn._lazy import lazy_exports
 
 _EXPORTS = {
     "pcattn.data.errors": ("DataFormatError", "DatasetNotFoundError"),
@@ -17,4 +17,4 @@ _EXPORTS = {
     "pcattn.data.synthetic": ("PART_CATEGORIES", "SHAPE_CLASSES", "SyntheticParts",
                               "SyntheticShapes"),
 }
-__all__ = lazy_package(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -3,13 +3,13 @@
 The names below load on first use: reading a config does not import the training loop.
 """
 
-from pcattn._lazy import lazy_package
+from pcattn._lazy import lazy_exports
 
 _EXPORTS = {
     "pcattn.engine.config": ("RunConfig", "TrainConfig", "load_config"),
-    "pcattn.engine.evaluate": ("evaluate", "evaluate_checkpoint"),
+    "pcattn.engine.evaluation": ("evaluate", "evaluate_checkpoint"),
     "pcattn.engine.interrupt": ("TrainingInterrupted",),
     "pcattn.engine.resume": ("resume_config",),
     "pcattn.engine.loop": ("train",),
 }
-__all__ = lazy_package(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -36,7 +36,7 @@ from pcattn.engine.distributed import (
     gather_objects,
     init_distributed,
 )
-from pcattn.engine.evaluate import evaluate
+from pcattn.engine.evaluation import evaluate
 from pcattn.engine.interrupt import StopSignals, TrainingInterrupted
 from pcattn.engine.optim import build_optimizer, build_scheduler, set_schedule_length
 from pcattn.engine.precision import check_amp, grad_scaler

@@ -2,7 +2,7 @@
 :data:`pcattn.model_configs.MODELS`; a model's module is imported when it is first built
 (``create_model``) or one of its names below is first used."""
 
-from pcattn._lazy import lazy_package
+from pcattn._lazy import lazy_exports
 from pcattn.models.registry import create_model, list_models, register_model
 
 _EXPORTS = {
@@ -17,4 +17,5 @@ _EXPORTS = {
     "pcattn.models.ptv3": ("PTv3Cls", "PTv3Seg"),
 }
 
-__all__ = lazy_package(__name__, _EXPORTS) + ["create_model", "list_models", "register_model"]
+__getattr__, __dir__, _lazy = lazy_exports(__name__, _EXPORTS)
+__all__ = _lazy + ["create_model", "list_models", "register_model"]

@@ -8,7 +8,7 @@ from torch import nn
 from torch_geometric.data import Batch, Data
 
 from pcattn.engine.chunked import predict_in_chunks
-from pcattn.engine.evaluate import evaluate
+from pcattn.engine.evaluation import evaluate
 from pcattn.engine.tasks import SemanticSegmentationTask
 
 

@@ -13,7 +13,7 @@ from torch_geometric.loader import DataLoader
 
 from pcattn.cli import main
 from pcattn.data.shapenetpart import ShapeNetPart
-from pcattn.engine.evaluate import evaluate
+from pcattn.engine.evaluation import evaluate
 from pcattn.engine.tasks import SegmentationTask, task_for
 
 from datafixtures import shapenet_normal  # noqa: F401  (fixture)
