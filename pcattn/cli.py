@@ -299,37 +299,37 @@ def _run(args) -> int:
             print(f"{kind}: {path}")
     elif args.command == "bench":
         if args.what == "train":
-            from pcattn import bench_train
+            from pcattn.bench import train as bench_train
 
             bench_train.run(args.model, points=args.points, batch=args.batch,
                             steps=args.steps, workers=args.workers, device=args.device,
                             as_json=args.json)
             return 0
         if args.what == "concurrent":
-            from pcattn import bench_concurrent
+            from pcattn.bench import concurrent as bench_concurrent
 
             bench_concurrent.run(args.config, epochs=args.epochs, runs=args.runs,
                                  threads=args.threads, as_json=args.json)
             return 0
         if args.what == "budget":
-            from pcattn import bench_budget
+            from pcattn.bench import budget as bench_budget
 
             bench_budget.run(args.configs, budget=args.budget, seeds=args.seeds,
                              sets=args.set, out=args.out)
             return 0
         if args.what == "attention":
-            from pcattn import bench_attention
+            from pcattn.bench import attention as bench_attention
 
             bench_attention.run(args.sizes or [1000, 10_000, 100_000], out=args.out or ".",
                                 max_full=args.max_full)
             return 0
         if args.what == "scale":
-            from pcattn import bench_scale
+            from pcattn.bench import scale as bench_scale
 
             bench_scale.run(args.sizes or [10_000, 100_000, 1_000_000], out=args.out or ".",
                             patch_size=args.patch_size)
             return 0
-        from pcattn import bench
+        from pcattn.bench import suite as bench
 
         bench.run_suite(args.what, quick=args.quick)
     elif args.command == "models":

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pcattn import bench_attention as ba
+from pcattn.bench import attention as ba
 
 
 @pytest.mark.parametrize("family", ba.FAMILIES)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pcattn import bench_budget
-from pcattn.bench_budget import Entry, metrics_row, parse_entries
-from pcattn.bench_budget_report import format_markdown, percent, split_label, summarize
+from pcattn.bench import budget as bench_budget
+from pcattn.bench.budget import Entry, metrics_row, parse_entries
+from pcattn.bench.budget_report import format_markdown, percent, split_label, summarize
 from pcattn.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

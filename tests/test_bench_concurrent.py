@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from enginefixtures import data_root, write_tiny_config  # noqa: F401  (fixture)
 
-from pcattn import bench_concurrent
+from pcattn.bench import concurrent as bench_concurrent
 from pcattn.cli import main
 
 

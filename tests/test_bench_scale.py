@@ -7,7 +7,7 @@ import csv
 
 import pytest
 
-from pcattn import bench_scale
+from pcattn.bench import scale as bench_scale
 
 
 @pytest.mark.parametrize("case", bench_scale.CASES)

@@ -10,7 +10,8 @@ import torch
 import yaml
 
 import pcattn.nn as pnn
-from pcattn import bench_train, ops
+from pcattn import ops
+from pcattn.bench import train as bench_train
 
 
 def test_peer_layer_computes_the_pcattn_layer():

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch_geometric.loader import DataLoader
 
-from pcattn.bench_train import _dataset, build_model
+from pcattn.bench.train import _dataset, build_model
 
 
 def main() -> None:

@@ -4,14 +4,14 @@ quiet machine; it takes tens of minutes).
     .venv/bin/python tools/bench_scale.py --out docs            # scale.csv / .md / .png
     .venv/bin/python tools/bench_scale.py --sizes 10000 100000 --cases serialized local
 
-The same as `pcattn bench scale`; see pcattn/bench_scale.py for what is measured.
+The same as `pcattn bench scale`; see pcattn/bench/scale.py for what is measured.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from pcattn.bench_scale import CASES, run
+from pcattn.bench.scale import CASES, run
 
 
 def main() -> int:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pcattn import ops
-from pcattn.bench import measure
+from pcattn.bench.suite import measure
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ with ``P`` keys per query, its encodings, and :class:`~pcattn.nn.LocalSelfAttent
 :class:`~pcattn.nn.PointTransformerLayer` with ``K = 16``), each including the structure
 it needs (serialization, kNN search; both also alone); then whole segmenters (``ptv3_seg``,
 ``point_transformer_seg``) in training (forward + backward) and inference (no grad).
-Every case runs in two fresh processes (time, then memory; see :func:`pcattn.bench.measure`)
+Every case runs in two fresh processes (time, then memory; see :func:`pcattn.bench.suite.measure`)
 that are stopped after ``timeout`` seconds; a case that fails or runs out shows as empty.
 Writes ``scale.csv``, ``scale.md`` and ``scale.png`` (log-log against N).
 """
@@ -79,7 +79,7 @@ def _step(case: str, n: int, patch_size: int) -> Callable[[], object]:
 def child(case: str, n: int, patch_size: int) -> dict:
     """Measure one case in this process: best time (s) of 2 runs, or 1 at 1e6 and above,
     after a warm-up, and the peak memory above the level before (MB)."""
-    from pcattn.bench import measure
+    from pcattn.bench.suite import measure
 
     torch.manual_seed(0)
     seconds, peak = measure(_step(case, n, patch_size), repeat=1 if n >= 10 ** 6 else 2)
@@ -91,7 +91,7 @@ def _spawn(case: str, n: int, patch_size: int, timeout: float, memory: bool) -> 
     if memory:
         env["MALLOC_MMAP_THRESHOLD_"] = str(1 << 16)  # freed blocks go back: RSS is the peak
     try:
-        proc = subprocess.run([sys.executable, "-m", "pcattn.bench_scale", case, str(n),
+        proc = subprocess.run([sys.executable, "-m", "pcattn.bench.scale", case, str(n),
                                str(patch_size)], capture_output=True, text=True, env=env,
                               timeout=timeout)
     except subprocess.TimeoutExpired:

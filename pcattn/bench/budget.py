@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pcattn.bench_budget_report import write_report
+from pcattn.bench.budget_report import write_report
 
 DEFAULT_GLOB = "configs/*_modelnet40.yaml"  # the mesh config ends in _mesh.yaml: not matched
 SWEEP_KEYS = ("train.seed", "train.time_budget", "train.run_name", "train.out_dir")

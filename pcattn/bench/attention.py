@@ -1,7 +1,7 @@
 """``pcattn bench attention``: the efficient-attention families against full attention.
 
 For one cloud of ``N`` points (``C = 64``, 4 heads) and each family: forward + backward
-time, peak memory (see :func:`pcattn.bench.measure`) and, where the family holds full
+time, peak memory (see :func:`pcattn.bench.suite.measure`) and, where the family holds full
 attention's projections (``lin_qkv``, ``lin_out``) and so approximates it with the same
 weights, the relative error ``||y - y_full|| / ||y_full||`` against exact full attention on
 the same inputs. Every (family, N) runs in fresh processes, one for time and one for
@@ -63,7 +63,7 @@ def _inputs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _measure(family: str, n: int) -> tuple[float, float]:
     """In a fresh process: forward + backward time (s) and peak memory (MB)."""
-    from pcattn.bench import measure
+    from pcattn.bench.suite import measure
 
     torch.manual_seed(0)
     pos, x = _inputs(n)
@@ -108,7 +108,7 @@ def run(sizes: list[int], *, families: list[str] | None = None, out: str | Path 
                 continue
             with ctx.Pool(1) as pool:
                 seconds, _ = pool.apply(_measure, (family, n))
-            os.environ["MALLOC_MMAP_THRESHOLD_"] = str(1 << 16)  # as pcattn.bench does
+            os.environ["MALLOC_MMAP_THRESHOLD_"] = str(1 << 16)  # as pcattn.bench.suite does
             try:
                 with ctx.Pool(1) as pool:
                     _, peak = pool.apply(_measure, (family, n))

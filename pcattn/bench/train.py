@@ -38,14 +38,14 @@ per-point MLPs and one max pool, the floor the attention models' steps are read 
 from __future__ import annotations
 
 import json
-import math
 import os
-import resource
 import statistics
 import time
 
 import torch
 from torch import Tensor, nn
+
+from pcattn.bench.memory import peak_reset, peak_since
 
 PEER = "pyg_point_transformer_cls"
 # the model section of configs/point_transformer_modelnet40.yaml (a test checks they agree)
@@ -153,45 +153,6 @@ def _dataset(num_clouds: int, points: int, seg: bool, seed: int = 0):
     return data
 
 
-def _peak_reset(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        return torch.cuda.memory_allocated(device) / 2**20
-    try:  # hand the heap's free memory back first, so the next peak shows in the RSS
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current resident set
-        return _proc_mb("VmRSS")
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _peak_since(base: float, device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20 - base
-    peak = _proc_mb("VmHWM")
-    if math.isnan(peak):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return peak - base
-
-
-def _proc_mb(field: str) -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 REFERENCE_MM = (16384, 256, 256)  # rows, inner, columns of the product that sets the floor
 
 
@@ -253,7 +214,7 @@ def measure_model(name: str, *, points: int = 1024, batch: int = 16, steps: int 
         return time.perf_counter() - t0
 
     step(next(iter(loader)).to(dev))  # lazy imports (open3d...), AdamW's state
-    base = _peak_reset(dev)
+    base = peak_reset(dev)
     data_s, e2e_s = [], []
     for epoch in range(2):  # 1: the data path alone; 2: the loop as training runs it
         it, times = iter(loader), []
@@ -268,7 +229,7 @@ def measure_model(name: str, *, points: int = 1024, batch: int = 16, steps: int 
     batch_data = next(iter(loader)).to(dev)
     step(batch_data)
     step_s = [timed(lambda: step(batch_data)) for _ in range(steps)]
-    peak = _peak_since(base, dev)
+    peak = peak_since(base, dev)
     flops, rate = step_flops(step, batch_data), matmul_rate(dev)
     med = {k: statistics.median(v) for k, v in
            [("step", step_s), ("data", data_s), ("e2e", e2e_s)]}

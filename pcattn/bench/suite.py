@@ -1,7 +1,6 @@
 """Benchmarks: time and peak memory of ops against a peer measured in the same run.
 
-Peak memory on the CPU is the process's peak resident set (``VmHWM``), reset before each
-case through ``/proc/self/clear_refs`` (Linux); on CUDA, ``torch.cuda.max_memory_allocated``.
+Peak memory: :mod:`pcattn.bench.memory`.
 Numbers are the best of ``repeat`` runs, after one warm-up. Each case runs in fresh
 processes (one for time, one for memory, see :func:`run_suite`) so that one case's freed
 memory does not hide the next one's peak.
@@ -15,13 +14,7 @@ from typing import Callable
 
 import torch
 
-
-def _rss_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from pcattn.bench.memory import peak_reset, peak_since
 
 
 def measure(fn: Callable[[], object], *, device: str = "cpu", repeat: int = 3,
@@ -30,27 +23,15 @@ def measure(fn: Callable[[], object], *, device: str = "cpu", repeat: int = 3,
     if warmup:
         fn()
     best, peak = float("inf"), 0.0
+    dev = torch.device(device)
     for _ in range(repeat):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        else:
-            try:
-                with open("/proc/self/clear_refs", "w") as f:
-                    f.write("5")
-            except OSError:
-                pass
-            base = _rss_mb("VmRSS")
+        base = peak_reset(dev)
         t0 = time.perf_counter()
         fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-            used = (torch.cuda.max_memory_allocated() - base) / 2**20
-        else:
-            used = _rss_mb("VmHWM") - base
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
         best = min(best, time.perf_counter() - t0)
-        peak = max(peak, used)
+        peak = max(peak, peak_since(base, dev))
     return best, peak
 
 
