@@ -62,9 +62,10 @@ def test_a_run_config_is_benchmarked_with_its_model_section():
     assert model.config.feature_channels == 3  # the benchmark's clouds carry normals
     seg = bench_train.build_model("configs/point_transformer_synthetic_parts.yaml")
     assert seg.config.num_categories > 0  # measured as a segmenter
-    row = bench_train.measure_model("configs/pointnet_synthetic.yaml", points=64, batch=2,
-                                    steps=1)
-    assert row["model"] == "configs/pointnet_synthetic.yaml" and row["step_s"] > 0
+    rows = bench_train.run(["configs/pointnet_synthetic.yaml"], points=64, batch=2, steps=1)
+    assert rows[0]["model"] == "configs/pointnet_synthetic.yaml" and rows[0]["step_s"] > 0
+    with pytest.raises(FileNotFoundError):
+        bench_train.run(["configs/no_such.yaml"])
 
 
 def test_step_flops_counts_forward_and_backward_of_a_linear_map():

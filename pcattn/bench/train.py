@@ -255,9 +255,14 @@ def run(models: list[str] | None = None, *, points: int = 1024, batch: int = 16,
             raise ValueError(f"--{key} must be >= 1, got {value}")
     models = models or default_models()
     known = set(default_models()) | set(_registered())
-    unknown = [m for m in models if m not in known]
+    unknown = [m for m in models if m not in known and not m.endswith((".yaml", ".yml"))]
     if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; available: {sorted(known)}")
+        raise ValueError(f"unknown model(s) {unknown}; available: {sorted(known)}, or a run "
+                         "config's path (configs/x.yaml)")
+    for path in (m for m in models if m not in known):
+        from pcattn.engine.config import load_config
+
+        load_config(path)  # a missing or wrong config is said before any model runs
     ctx = mp.get_context("spawn")
     meta = {"points": points, "batch": batch, "steps": steps, "workers": workers,
             "device": device, "threads": torch.get_num_threads(), "torch": torch.__version__,
