@@ -71,6 +71,13 @@ def min_points(run) -> int:
     return max(int(getattr(run.model, "k", 0) or 0), 2)
 
 
+def _why(run, need: int) -> str:
+    """Why the model needs ``need`` points, in its own terms."""
+    if getattr(run.model, "k", None):
+        return f"compares each point with its {need} nearest"
+    return "needs a shape of several points"
+
+
 def load_user_cloud(path: str | Path, run, *, max_points: int | None = None,
                     sampling: str = "auto", use_normals: bool | None = None,
                     say: Callable[[str], None] | None = None) -> UserCloud:
@@ -94,8 +101,8 @@ def load_user_cloud(path: str | Path, run, *, max_points: int | None = None,
     max_points = default_max_points(num_points) if max_points is None else max_points
     need = min_points(run)
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < need:
-        raise ValueError(f"--max-points must be an integer >= {need} (the model compares each "
-                         f"point with its {need} nearest), got {max_points!r}")
+        raise ValueError(f"--max-points must be an integer >= {need} (the model "
+                         f"{_why(run, need)}), got {max_points!r}")
     if sampling not in SAMPLINGS:
         raise ValueError(f"--sampling must be one of {SAMPLINGS}, got {sampling!r}")
     if path.is_file() and path.stat().st_size > BIG_FILE:
@@ -154,8 +161,8 @@ def _check_size(path: Path, pos: Tensor, total: int, run, need: int) -> None:
         copies = (f" ({total} points, {total - distinct} of them copies)" if distinct < total
                   else "")
         raise ValueError(f"{path} has {distinct} distinct points{copies}; {run.model_name} "
-                         f"compares each point with its {need} nearest and needs at least "
-                         f"{need} (it was trained on clouds of {trained})")
+                         f"{_why(run, need)} and needs at least {need} (it was trained on "
+                         f"clouds of {trained})")
     if n * SIZE_FACTOR < trained:
         warnings.warn(f"{path} has {n} points, fewer than 1/{SIZE_FACTOR} of the {trained} "
                       f"{run.model_name} was trained on: each point's {need} neighbours "

@@ -221,3 +221,17 @@ def test_a_model_that_reads_normals_refuses_a_file_without(tmp_path, classifier_
     assert main(["predict", str(classifier_run), str(src)]) == 2
     err = capsys.readouterr().err.strip()
     assert "the model reads normals (data.use_normals) but the file has none" in err, err
+
+
+def test_a_model_without_k_is_not_said_to_compare_neighbours(tmp_path, data_root):
+    from enginefixtures import untrained_run
+
+    run_dir = untrained_run(tmp_path / "pn", {"name": "pointnet_cls"},
+                            {"name": "synthetic_shapes", "root": str(data_root),
+                             "num_points": 64, "per_class": 2, "rotation": "z"})
+    run = load_model(run_dir, "cpu")[1]
+    src = write_xyzn(tmp_path / "c.xyzn", sphere(64)[0])
+    with pytest.raises(ValueError, match=r"--max-points must be an integer >= 2 \(the model "
+                                         r"needs a shape of several points\)") as err:
+        load_user_cloud(src, run, max_points=1)
+    assert "nearest" not in str(err.value)
