@@ -38,7 +38,12 @@ from pcattn.engine.distributed import (
 )
 from pcattn.engine.evaluation import evaluate
 from pcattn.engine.interrupt import StopSignals, TrainingInterrupted
-from pcattn.engine.optim import build_optimizer, build_scheduler, set_schedule_length
+from pcattn.engine.optim import (
+    build_optimizer,
+    build_scheduler,
+    plan_budget,
+    set_schedule_length,
+)
 from pcattn.engine.precision import check_amp, grad_scaler
 from pcattn.engine.rng import capture_rng, restore_rng, seed_everything
 from pcattn.engine.runlog import RunLog, epoch_line, scalars
@@ -106,6 +111,7 @@ class Trainer:
         self.loader, self.sampler = train_loader(self.train_set, run, env, self.loader_gen)
         self.eval_loader = eval_loader(self.eval_set, run, env)
         self.steps = len(self.loader)
+        self.final_steps = self.steps  # of the last planned epoch (a time budget shortens it)
         self.opt = build_optimizer(self.model, cfg)
         self.sched = build_scheduler(self.opt, cfg, epochs=cfg.epochs,
                                      steps_per_epoch=self.steps)
@@ -154,9 +160,11 @@ class Trainer:
         for key in ("epoch", "step", "best", "last_eval", "history", "elapsed",
                     "train_seconds", "seen", "budget_planned"):
             setattr(self, key, ckpt[key])
+        self.final_steps = ckpt.get("final_steps", self.steps)
         self.planned = ckpt["planned_epochs"]
         if self.cfg.epochs != ckpt["config"]["train"]["epochs"]:  # extended: a new schedule
             self.planned, self.budget_planned = self.cfg.epochs, True
+            self.final_steps = self.steps
             set_schedule_length(self.sched, self.planned, self.steps)
         if self.epoch >= self.planned:
             raise ValueError(f"{path} holds a finished run ({self.epoch} epochs); extend it "
@@ -174,6 +182,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
             "epoch": self.epoch, "step": self.step, "planned_epochs": self.planned,
+            "final_steps": self.final_steps,
             "budget_planned": self.budget_planned, "best": self.best,
             "last_eval": self.last_eval, "history": self.history, "elapsed": self.elapsed,
             "train_seconds": self.train_seconds, "seen": self.seen,
@@ -255,7 +264,10 @@ class Trainer:
         bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{self.planned}", leave=False,
                    total=self.steps, initial=self.step, disable=not self.progress)
         t0 = time.perf_counter()
+        last = self.final_steps if self.epoch + 1 == self.planned else self.steps
         for batch in bar:
+            if self.step >= last:  # the time budget's shorter last epoch
+                break
             if self.cores is not None:
                 self.cores.poll()  # another training may have started or ended
             self.thread_record.step(torch.get_num_threads())
@@ -354,9 +366,10 @@ class Trainer:
         budget = cfg.time_budget * 60
         if budget > 0 and not self.budget_planned:  # after the first epoch: what fits
             per_epoch = broadcast_float(self.elapsed / self.epoch, self.env, self.device)
-            self.planned = max(self.epoch, min(cfg.epochs, int(budget // per_epoch)))
+            self.planned, self.final_steps = plan_budget(budget, per_epoch, self.epoch,
+                                                         cfg.epochs, self.steps)
             self.budget_planned = True
-            set_schedule_length(self.sched, self.planned, self.steps)
+            set_schedule_length(self.sched, self.planned, self.steps, self.final_steps)
         if self.epoch >= self.planned:
             return "finished"
         if self.epoch == cfg.stop_after:

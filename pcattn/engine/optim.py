@@ -53,6 +53,23 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, *, epoch
 
 
 def set_schedule_length(scheduler: torch.optim.lr_scheduler.LambdaLR, epochs: int,
-                        steps_per_epoch: int) -> None:
-    """Lay the schedule out over ``epochs`` (a time budget's estimate, an extended run)."""
-    scheduler.lr_lambdas[0].total = epochs * steps_per_epoch
+                        steps_per_epoch: int, last_steps: int | None = None) -> None:
+    """Lay the schedule out over ``epochs`` (a time budget's estimate, an extended run), the
+    last of them ``last_steps`` long (default a whole epoch)."""
+    last = steps_per_epoch if last_steps is None else last_steps
+    scheduler.lr_lambdas[0].total = (epochs - 1) * steps_per_epoch + last
+
+
+def plan_budget(budget: float, per_epoch: float, done: int, max_epochs: int, steps: int
+                ) -> tuple[int, int]:
+    """``(epochs, steps of the last one)`` that fit ``budget`` seconds at ``per_epoch``
+    seconds an epoch, after ``done`` epochs, at most ``max_epochs``: the whole epochs that
+    fit and a last, shorter one for the time left (when it is worth a tenth of an epoch)."""
+    fits = budget / per_epoch
+    whole = int(fits)
+    part = int((fits - whole) * steps)
+    if whole >= max_epochs or part < max(1, steps // 10):
+        return max(done, min(max_epochs, whole)), steps
+    if whole + 1 <= done:
+        return done, steps
+    return whole + 1, part

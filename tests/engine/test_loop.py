@@ -65,6 +65,34 @@ def test_time_budget_lays_the_schedule_over_the_epochs_that_fit(tmp_path, data_r
     assert roomy["epochs"] == 2 and roomy["planned_epochs"] == 2
 
 
+@pytest.mark.parametrize("budget, per_epoch, done, max_epochs, want", [
+    (240, 144, 1, 100, (2, 66)),  # 1.67 epochs fit: a second one of 2/3 of the steps
+    (720, 144, 1, 100, (5, 100)),  # exactly 5
+    (730, 144, 1, 100, (5, 100)),  # 5.07: the last 7 steps are not worth an evaluation
+    (240, 144, 1, 1, (1, 100)),  # no more epochs than configured
+    (60, 144, 1, 100, (1, 100)),  # the first epoch already took longer than the budget
+    (500, 144, 3, 100, (4, 47)),  # resumed after 3 epochs: 3.47 fit
+])
+def test_a_time_budget_plans_whole_epochs_and_a_shorter_last_one(budget, per_epoch, done,
+                                                                 max_epochs, want):
+    from pcattn.engine.optim import plan_budget
+
+    assert plan_budget(budget, per_epoch, done, max_epochs, 100) == want
+
+
+def test_the_shorter_last_epoch_trains_its_steps_and_ends_the_schedule(tmp_path, data_root,
+                                                                      monkeypatch):
+    import pcattn.engine.loop as loop
+
+    monkeypatch.setattr(loop, "plan_budget", lambda *args: (2, 3))  # 1 + 3/5 epochs fit
+    metrics = train(tiny_run(tmp_path, data_root, epochs=4, time_budget=10.0), progress=False)
+    assert metrics["finished"] and metrics["epochs"] == 2
+    ckpt = load_checkpoint(tmp_path / "runs" / "tiny" / "last.pt")
+    assert ckpt["scheduler"]["lr_lambdas"][0]["total"] == 5 + 3  # 40 clouds / 8 per step
+    assert ckpt["scheduler"]["last_epoch"] == 8  # the steps taken: the schedule's end
+    assert ckpt["seen"] == 40 + 3 * 8
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_root,
                                                                   monkeypatch):
     import pcattn.engine.loop as loop
