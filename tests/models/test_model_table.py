@@ -1,5 +1,5 @@
 """The one table of built-in models (``pcattn.model_configs.MODELS``): every row builds the
-model it names, ``pcattn models`` prints it without importing torch, README's model table
+model it names, ``pcattn models`` prints it without importing torch, docs/models.md's table
 says the same, and user-registered models sit beside it."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pcattn.model_configs import MODELS, config_class
 from pcattn.models import create_model, list_models, register_model
 from pcattn.models.registry import model_class, model_config_class, model_info, model_task
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+TABLE = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 
 
 def test_every_row_builds_its_class_from_its_config():
@@ -31,12 +31,12 @@ def test_every_row_builds_its_class_from_its_config():
     assert sorted(MODELS) == list_models()
 
 
-def test_readme_model_table_is_the_table_with_counted_parameters():
-    rows = re.findall(r"^\| `(\w+)` \| ([a-z ]+) \| ([\d.]+)M \| (.+?) \|$", README.read_text(),
+def test_the_docs_model_table_is_the_table_with_counted_parameters():
+    rows = re.findall(r"^\| `(\w+)` \| ([a-z ]+) \| ([\d.]+)M \| (.+?) \|$", TABLE.read_text(),
                       flags=re.M)
     want = [(name, e.task.replace("_", " "), f"{model_info(name)['parameters'] / 1e6:.2f}",
              e.paper) for name, e in MODELS.items()]
-    assert rows == want, "README's model table is out of date; its rows should be " \
+    assert rows == want, "docs/models.md's model table is out of date; its rows should be " \
                          f"(name, task, parameters, paper): {want}"
 
 
