@@ -8,11 +8,11 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import check_batch_rows, check_features, check_int, check_positions
+from pcattn.nn.checks import check_int
+from pcattn.nn.global_inputs import check_heads, global_inputs
 from pcattn.nn.multihead import attend, merge_heads
-from pcattn.nn.positional_encoding import apply_pos_encoding
 from pcattn.nn.reset import reset_children
-from pcattn.ops.batching import check_batch, counts_and_ptr, pack, unpack
+from pcattn.ops.batching import counts_and_ptr, pack, unpack
 from pcattn.ops.knn import knn
 from pcattn.ops.sampling import farthest_point_sample
 
@@ -63,14 +63,8 @@ class AnchorAttention(nn.Module):
                  pos_encoding: Callable | None = None) -> None:
         super().__init__()
         name = type(self).__name__
-        in_channels = check_int(name, "in_channels", in_channels)
-        out_channels = check_int(name, "out_channels", out_channels, optional=True)
-        heads = check_int(name, "heads", heads)
+        in_channels, out_channels, heads = check_heads(name, in_channels, out_channels, heads)
         self.num_anchors = check_int(name, "num_anchors", num_anchors)
-        out_channels = out_channels or in_channels
-        if out_channels % heads:
-            raise ValueError(f"{name}: out_channels={out_channels} is not divisible by "
-                             f"heads={heads}")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.lin_qkv = nn.Linear(in_channels, 3 * out_channels, bias=bias)
         self.lin_out = nn.Linear(out_channels, out_channels, bias=bias)
@@ -83,14 +77,10 @@ class AnchorAttention(nn.Module):
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
-        m = check_features(name, x, self.in_channels)
-        check_batch_rows(name, batch, m)
-        if pos is None:
-            raise ValueError(f"{name} needs pos=[M, 3]: its anchors are the farthest points "
-                             "of each cloud; call it as block(x, batch, pos=pos)")
-        check_positions(name, pos, m, like=x)
-        batch = check_batch(batch, m, x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C_in]
+        x, batch = global_inputs(name, x, batch, pos, self.in_channels, self.pos_encoding,
+                                 pos_needed_for="its anchors are the farthest points of "
+                                                "each cloud")
+        m = x.shape[0]
         h, c = self.heads, self.out_channels
         anchors = farthest_point_sample(pos, batch, num=self.num_anchors)  # [A]
         anchor_batch = batch[anchors]  # [A]

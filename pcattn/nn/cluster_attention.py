@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import check_batch_rows, check_features, check_int
+from pcattn.nn.checks import check_features, check_int
+from pcattn.nn.global_inputs import check_heads, global_inputs
 from pcattn.nn.positional_encoding import apply_pos_encoding
 from pcattn.nn.reset import reset_children
-from pcattn.ops.batching import batch_size, check_batch, unpack
+from pcattn.ops.batching import batch_size, unpack
 
 
 class ClusterAttention(nn.Module):
@@ -63,14 +64,8 @@ class ClusterAttention(nn.Module):
                  bias: bool = True, pos_encoding: Callable | None = None) -> None:
         super().__init__()
         name = type(self).__name__
-        in_channels = check_int(name, "in_channels", in_channels)
-        out_channels = check_int(name, "out_channels", out_channels, optional=True)
-        heads = check_int(name, "heads", heads)
+        in_channels, out_channels, heads = check_heads(name, in_channels, out_channels, heads)
         num_clusters = check_int(name, "num_clusters", num_clusters)
-        out_channels = out_channels or in_channels
-        if out_channels % heads:
-            raise ValueError(f"{name}: out_channels={out_channels} is not divisible by "
-                             f"heads={heads}")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"{name}: decay must be in [0, 1), got {decay}")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
@@ -98,10 +93,8 @@ class ClusterAttention(nn.Module):
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
-        m = check_features(name, x, self.in_channels)
-        check_batch_rows(name, batch, m)
-        batch = check_batch(batch, m, x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C_in]
+        x, batch = global_inputs(name, x, batch, pos, self.in_channels, self.pos_encoding)
+        m = x.shape[0]
         h, c = self.heads, self.out_channels
         q, k, v = self.lin_qkv(x).view(m, 3, h, c // h).unbind(1)  # [M, H, D] each
         unit = F.normalize(k.detach(), dim=-1).to(self.centroids.dtype)  # [M, H, D]

@@ -10,10 +10,9 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import check_batch_rows, check_features, check_int
-from pcattn.nn.positional_encoding import apply_pos_encoding
+from pcattn.nn.global_inputs import check_heads, global_inputs
 from pcattn.nn.reset import reset_children
-from pcattn.ops.batching import check_batch, pack, unpack
+from pcattn.ops.batching import pack, unpack
 
 _SCORES = ("dot", "additive")
 _CHUNK_ELEMS = 1 << 22  # elements of one [B, H, chunk, N, D] additive-score block (16 MB)
@@ -67,13 +66,7 @@ class GlobalSelfAttention(nn.Module):
                  bias: bool = True, pos_encoding: Callable | None = None) -> None:
         super().__init__()
         name = type(self).__name__
-        in_channels = check_int(name, "in_channels", in_channels)
-        out_channels = check_int(name, "out_channels", out_channels, optional=True)
-        heads = check_int(name, "heads", heads)
-        out_channels = out_channels or in_channels
-        if out_channels % heads:
-            raise ValueError(f"{name}: out_channels={out_channels} is not divisible by "
-                             f"heads={heads}")
+        in_channels, out_channels, heads = check_heads(name, in_channels, out_channels, heads)
         if score not in _SCORES:
             raise ValueError(f"score must be one of {_SCORES}, got {score!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -100,9 +93,7 @@ class GlobalSelfAttention(nn.Module):
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
-        check_batch_rows(name, batch, check_features(name, x, self.in_channels))
-        batch = check_batch(batch, x.shape[0], x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C_in]
+        x, batch = global_inputs(name, x, batch, pos, self.in_channels, self.pos_encoding)
         h, c = self.heads, self.out_channels
         qkv, mask = unpack(self.lin_qkv(x), batch)  # [B, N, 3C], [B, N]
         b, n = mask.shape

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.checks import check_batch_rows, check_features, check_int
+from pcattn.nn.global_inputs import check_heads, global_inputs
 from pcattn.nn.multihead import attend, merge_heads, split_heads
 from pcattn.nn.positional_encoding import apply_pos_encoding
 from pcattn.nn.reset import reset_children
@@ -62,13 +63,8 @@ class InducedSetAttention(nn.Module):
                  pos_encoding: Callable | None = None) -> None:
         super().__init__()
         name = type(self).__name__
-        in_channels = check_int(name, "in_channels", in_channels)
-        out_channels = check_int(name, "out_channels", out_channels, optional=True)
-        heads = check_int(name, "heads", heads)
+        in_channels, c, heads = check_heads(name, in_channels, out_channels, heads)
         num_inducing = check_int(name, "num_inducing", num_inducing)
-        c = out_channels = out_channels or in_channels
-        if c % heads:
-            raise ValueError(f"{name}: out_channels={c} is not divisible by heads={heads}")
         self.in_channels, self.out_channels = in_channels, c
         self.heads, self.num_inducing = heads, num_inducing
         self.inducing = nn.Parameter(torch.empty(num_inducing, c))
@@ -98,9 +94,7 @@ class InducedSetAttention(nn.Module):
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
-        check_batch_rows(name, batch, check_features(name, x, self.in_channels))
-        batch = check_batch(batch, x.shape[0], x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C_in]
+        x, batch = global_inputs(name, x, batch, pos, self.in_channels, self.pos_encoding)
         h = self.heads
         hid, w_ind = self._induce(x, batch, return_attention)  # [B, m, C], [B, H, m, N]
         xd, mask = unpack(self.lin_q(x), batch, num_clouds=hid.shape[0])  # [B, N, C]

@@ -9,10 +9,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import check_batch_rows, check_features, check_int
-from pcattn.nn.positional_encoding import apply_pos_encoding
+from pcattn.nn.global_inputs import check_heads, global_inputs
 from pcattn.nn.reset import reset_children
-from pcattn.ops.batching import batch_size, check_batch, unpack
+from pcattn.ops.batching import batch_size, unpack
 
 
 def elu_feature_map(x: Tensor) -> Tensor:
@@ -64,13 +63,7 @@ class LinearAttention(nn.Module):
                  pos_encoding: Callable | None = None) -> None:
         super().__init__()
         name = type(self).__name__
-        in_channels = check_int(name, "in_channels", in_channels)
-        out_channels = check_int(name, "out_channels", out_channels, optional=True)
-        heads = check_int(name, "heads", heads)
-        out_channels = out_channels or in_channels
-        if out_channels % heads:
-            raise ValueError(f"{name}: out_channels={out_channels} is not divisible by "
-                             f"heads={heads}")
+        in_channels, out_channels, heads = check_heads(name, in_channels, out_channels, heads)
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.feature_map = feature_map if feature_map is not None else elu_feature_map
         self.eps = eps
@@ -85,9 +78,7 @@ class LinearAttention(nn.Module):
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
-        check_batch_rows(name, batch, check_features(name, x, self.in_channels))
-        batch = check_batch(batch, x.shape[0], x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C_in]
+        x, batch = global_inputs(name, x, batch, pos, self.in_channels, self.pos_encoding)
         m, h, c = x.shape[0], self.heads, self.out_channels
         q, k, v = self.lin_qkv(x).view(m, 3, h, c // h).unbind(1)  # [M, H, D] each
         q, k = self.feature_map(q), self.feature_map(k)  # [M, H, D], positive

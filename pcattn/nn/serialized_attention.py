@@ -72,6 +72,7 @@ class SerializedAttention(nn.Module):
         out_channels = check_int(name, "out_channels", out_channels)
         self.heads = check_int(name, "heads", heads)
         self.patch_size = check_int(name, "patch_size", patch_size)
+        k = check_int(name, "k", k)  # read by the kNN encoding; checked whichever is chosen
         if out_channels % heads:
             raise ValueError(f"{name}: out_channels ({out_channels}) must be divisible by heads "
                              f"({heads})")
@@ -88,7 +89,7 @@ class SerializedAttention(nn.Module):
         elif pos_encoding == "grid":
             self.pos_encoding = GridConvEncoding(in_channels)
         elif pos_encoding == "knn":
-            self.pos_encoding = KnnConvEncoding(in_channels, k=check_int(name, "k", k))
+            self.pos_encoding = KnnConvEncoding(in_channels, k=k)
         elif pos_encoding is None:
             self.pos_encoding = None
         else:

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import check_batch_rows, check_features, check_int, check_positions
+from pcattn.nn.checks import check_features, check_int, check_positions
+from pcattn.nn.global_inputs import check_heads, global_inputs
 from pcattn.nn.positional_encoding import apply_pos_encoding
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch, counts_and_ptr, unpack
@@ -96,15 +97,9 @@ class SinkhornAttention(nn.Module):
                  pos_encoding: Callable | None = None) -> None:
         super().__init__()
         name = type(self).__name__
-        in_channels = check_int(name, "in_channels", in_channels)
-        out_channels = check_int(name, "out_channels", out_channels, optional=True)
-        heads = check_int(name, "heads", heads)
+        in_channels, out_channels, heads = check_heads(name, in_channels, out_channels, heads)
         self.block_size = check_int(name, "block_size", block_size)
         self.sinkhorn_iters = check_int(name, "sinkhorn_iters", sinkhorn_iters)
-        out_channels = out_channels or in_channels
-        if out_channels % heads:
-            raise ValueError(f"{name}: out_channels={out_channels} is not divisible by "
-                             f"heads={heads}")
         if not temperature > 0:
             raise ValueError(f"{name}: temperature must be > 0, got {temperature}")
         if order not in ORDERS:
@@ -123,14 +118,10 @@ class SinkhornAttention(nn.Module):
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
-        m = check_features(name, x, self.in_channels)
-        check_batch_rows(name, batch, m)
-        if pos is None:
-            raise ValueError(f"{name} needs pos=[M, 3]: its blocks are runs of a "
-                             "space-filling-curve order; call it as block(x, batch, pos=pos)")
-        check_positions(name, pos, m, like=x)
-        batch = check_batch(batch, m, x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C_in]
+        x, batch = global_inputs(name, x, batch, pos, self.in_channels, self.pos_encoding,
+                                 pos_needed_for="its blocks are runs of a space-filling-curve "
+                                                "order")
+        m = x.shape[0]
         h, c = self.heads, self.out_channels
         blocks, valid, s = self._sort(x, pos, batch)  # [B, n, P], [B, n, P], [B, n, n]
         live = valid.to(x.dtype)  # [B, n, P]
