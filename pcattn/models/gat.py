@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from pcattn.model_configs.gat import GraphAttentionConfig
-from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
+from pcattn.models.base import Classifier, Segmenter
+from pcattn.models.inputs import batch_of, num_clouds, point_features
 from pcattn.models.renamed import accept_old_prefix
 from pcattn.nn import (
     ClassificationHead,
@@ -106,7 +107,7 @@ class GraphAttentionEncoder(nn.Module):
         return outs, maps
 
 
-class GraphAttentionCls(nn.Module):
+class GraphAttentionCls(Classifier):
     """Graph attention classifier: the blocks, max and mean pooling of the last block's
     nodes (concatenated), an MLP head.
 
@@ -135,14 +136,8 @@ class GraphAttentionCls(nn.Module):
             out["attention"] = maps
         return out
 
-    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
-        return self.head(pooled, pre_logits=pre_logits)
 
-    def forward(self, data) -> Tensor:
-        return self.forward_head(self.forward_features(data)["pooled"])
-
-
-class GraphAttentionSeg(nn.Module):
+class GraphAttentionSeg(Segmenter):
     """Graph attention part segmenter: every block's output and the cloud's max-pooled last
     block, concatenated per node (as DGCNN's segmentation network), then a per-node head
     with the category one-hot.
@@ -171,15 +166,3 @@ class GraphAttentionSeg(nn.Module):
         if return_attention:
             out["attention"] = maps
         return out
-
-    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
-                     pre_logits: bool = False) -> Tensor:
-        return self.head(point, batch, category=category, pre_logits=pre_logits)
-
-    def forward(self, data) -> Tensor:
-        point = self.forward_features(data)["point"]
-        category = (category_of(data, self.config.num_categories) if self.config.num_categories
-                    else None)
-        return self.forward_head(point, category, batch_of(data))
-
-

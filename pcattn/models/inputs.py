@@ -42,12 +42,7 @@ def point_features(data, feature_channels: int) -> Tensor:
 def category_of(data, num_categories: int) -> Tensor:
     """``data.category [B]`` for part segmentation, with a clear error when missing or out
     of range."""
-    return checked_category(getattr(data, "category", None), num_categories)
-
-
-def checked_category(category: Tensor | None, num_categories: int) -> Tensor:
-    """``category`` as a flat long tensor ``[B]``, with a clear error when it is missing or
-    holds a category the model was not built for."""
+    category = getattr(data, "category", None)
     if category is None:
         raise ValueError(f"this model was built with num_categories={num_categories} and needs "
                          "data.category [B] (the object category of each cloud, as "

@@ -40,7 +40,8 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.model_configs.nadaraya_watson import NadarayaWatsonConfig
-from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
+from pcattn.models.base import Classifier, Segmenter
+from pcattn.models.inputs import batch_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
     NadarayaWatsonLayer,
@@ -160,7 +161,7 @@ class NadarayaWatsonEncoder(nn.Module):
         return stages, maps
 
 
-class NadarayaWatsonCls(nn.Module):
+class NadarayaWatsonCls(Classifier):
     """The Nadaraya-Watson classifier: the encoder, a kernel pool from each cloud's centroid
     and Point Transformer's MLP head (see the module docstring).
 
@@ -194,14 +195,8 @@ class NadarayaWatsonCls(nn.Module):
         out["pooled"] = pooled
         return out
 
-    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
-        return self.head(pooled, pre_logits=pre_logits)
 
-    def forward(self, data) -> Tensor:
-        return self.forward_head(self.forward_features(data)["pooled"])
-
-
-class NadarayaWatsonSeg(nn.Module):
+class NadarayaWatsonSeg(Segmenter):
     """The Nadaraya-Watson part segmenter: Point Transformer's U-Net (encoder; per level a
     transition up whose interpolation is a kernel over the ``interp_k`` nearest coarse
     points, then kernel blocks) and a per-point head with the category one-hot.
@@ -264,15 +259,3 @@ class NadarayaWatsonSeg(nn.Module):
         if return_attention:
             out["attention"] = maps
         return out
-
-    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
-                     pre_logits: bool = False) -> Tensor:
-        return self.head(point, batch, category=category, pre_logits=pre_logits)
-
-    def forward(self, data) -> Tensor:
-        point = self.forward_features(data)["point"]
-        category = (category_of(data, self.config.num_categories) if self.config.num_categories
-                    else None)
-        return self.forward_head(point, category, batch_of(data))
-
-

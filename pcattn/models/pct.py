@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.pct import PCTConfig
 from pcattn.models.global_stage import OffsetStage, global_attention
+from pcattn.models.base import Classifier
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
 from pcattn.models.renamed import accept_old_prefix
 from pcattn.nn import (
@@ -80,7 +81,7 @@ def _max_mean(x: Tensor, batch: Tensor, b: int) -> Tensor:
                       global_mean_pool(x, batch, num_clouds=b)], dim=-1)
 
 
-class PCTCls(nn.Module):
+class PCTCls(Classifier):
     """PCT classifier: :class:`PCTEncoder`, max + mean pooling, an MLP head.
 
     Shape:
@@ -102,12 +103,6 @@ class PCTCls(nn.Module):
         out = self.encoder(data, return_attention)
         out["pooled"] = _max_mean(out["x"], out["batch"], num_clouds(data))
         return out
-
-    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
-        return self.head(pooled, pre_logits=pre_logits)
-
-    def forward(self, data) -> Tensor:
-        return self.forward_head(self.forward_features(data)["pooled"])
 
 
 class PCTSeg(nn.Module):
@@ -158,5 +153,3 @@ class PCTSeg(nn.Module):
 
     def forward(self, data) -> Tensor:
         return self.forward_head(self.forward_features(data)["point"])
-
-

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.model_configs.point_transformer import PointTransformerConfig
+from pcattn.models.base import Classifier
 from pcattn.models.inputs import batch_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
@@ -88,7 +89,7 @@ def stage_attention(stages: list[dict], prefix: str = "encoder") -> list[LayerAt
             for s, stage in enumerate(stages) for b, amap in enumerate(stage["attention"])]
 
 
-class PointTransformerCls(nn.Module):
+class PointTransformerCls(Classifier):
     """Point Transformer classifier: :class:`PointTransformerEncoder`, global pooling and
     an MLP head.
 
@@ -124,10 +125,3 @@ class PointTransformerCls(nn.Module):
         if return_attention:
             out["attention"] = stage_attention(stages)
         return out
-
-    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
-        return self.head(pooled, pre_logits=pre_logits)
-
-    def forward(self, data) -> Tensor:
-        return self.forward_head(self.forward_features(data)["pooled"])
-

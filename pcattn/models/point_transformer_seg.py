@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
 from pcattn.model_configs.point_transformer import PointTransformerSegConfig
-from pcattn.models.inputs import batch_of, checked_category, point_features
+from pcattn.models.base import Segmenter
+from pcattn.models.inputs import batch_of, point_features
 from pcattn.models.point_transformer import PointTransformerEncoder, stage_attention
 from pcattn.nn import LayerAttention, PointTransformerBlock, SegmentationHead, TransitionUp
 
 
-class PointTransformerSeg(nn.Module):
+class PointTransformerSeg(Segmenter):
     """Point Transformer segmenter (Zhao et al., ICCV 2021, Fig. 3, top): the classifier's
     :class:`~pcattn.models.point_transformer.PointTransformerEncoder`; a decoder that goes
     back up stage by stage with a :class:`~pcattn.nn.TransitionUp` (interpolation of the
@@ -69,14 +70,3 @@ class PointTransformerSeg(nn.Module):
         if return_attention:
             out["attention"] = maps
         return out
-
-    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
-                     pre_logits: bool = False) -> Tensor:
-        category = (checked_category(category, self.config.num_categories)
-                    if self.config.num_categories else None)
-        return self.head(point, batch, category=category, pre_logits=pre_logits)
-
-    def forward(self, data) -> Tensor:
-        return self.forward_head(self.forward_features(data)["point"],
-                                 getattr(data, "category", None), batch_of(data))
-

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.model_configs.pointnet import PointNetConfig, PointNetSegConfig
-from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
+from pcattn.models.base import Classifier, Segmenter
+from pcattn.models.inputs import batch_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
     SegmentationHead,
@@ -92,7 +93,7 @@ class PointNetEncoder(nn.Module):
         return {"layers": layers, "pooled": pooled, "transform": transform}
 
 
-class PointNetCls(nn.Module):
+class PointNetCls(Classifier):
     """PointNet classifier: :class:`PointNetEncoder` and an MLP head (512-256, dropout 0.4).
 
     The head is the library's :class:`~pcattn.nn.ClassificationHead` (LayerNorm): a
@@ -123,14 +124,8 @@ class PointNetCls(nn.Module):
             out["attention"] = []  # nothing weighs points: PointNet only pools
         return out
 
-    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
-        return self.head(pooled, pre_logits=pre_logits)
 
-    def forward(self, data) -> Tensor:
-        return self.forward_head(self.forward_features(data)["pooled"])
-
-
-class PointNetSeg(nn.Module):
+class PointNetSeg(Segmenter):
     """PointNet part segmenter: each point's features from every shared layer but the last
     (64, 64, 64, 128 by default), its cloud's global max-pooled feature (1024) and the
     one-hot object category, concatenated and mapped to part logits by a per-point MLP
@@ -166,12 +161,3 @@ class PointNetSeg(nn.Module):
             out["attention"] = []  # nothing weighs points: PointNet only pools
         return out
 
-    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
-                     pre_logits: bool = False) -> Tensor:
-        return self.head(point, batch, category=category, pre_logits=pre_logits)
-
-    def forward(self, data) -> Tensor:
-        n = self.config.num_categories
-        category = category_of(data, n) if n else None
-        return self.forward_head(self.forward_features(data)["point"], category,
-                                 batch_of(data))

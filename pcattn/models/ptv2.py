@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.model_configs.ptv2 import PTv2Config
+from pcattn.models.base import Classifier, Segmenter
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
@@ -102,7 +103,7 @@ class PTv2Encoder(nn.Module):
         return levels
 
 
-class PTv2Cls(nn.Module):
+class PTv2Cls(Classifier):
     """PTv2-style classifier: :class:`PTv2Encoder`, mean pooling (as PTv2's classifier) and
     an MLP head.
 
@@ -131,14 +132,8 @@ class PTv2Cls(nn.Module):
             out["attention"] = maps
         return out
 
-    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
-        return self.head(pooled, pre_logits=pre_logits)
 
-    def forward(self, data) -> Tensor:
-        return self.forward_head(self.forward_features(data)["pooled"])
-
-
-class PTv2Seg(nn.Module):
+class PTv2Seg(Segmenter):
     """PTv2-style part segmenter: :class:`PTv2Encoder` and a U-Net decoder.
 
     Each decoder stage interpolates the coarser level onto the finer one and adds the
@@ -183,13 +178,3 @@ class PTv2Seg(nn.Module):
         if return_attention:
             out["attention"] = maps
         return out
-
-    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
-                     pre_logits: bool = False) -> Tensor:
-        return self.head(point, batch, category=category, pre_logits=pre_logits)
-
-    def forward(self, data) -> Tensor:
-        f = self.forward_features(data)
-        return self.forward_head(f["point"], f["category"], f["batch"])
-
-

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.model_configs.ptv3 import PTv3Config
+from pcattn.models.base import Classifier, Segmenter
 from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
@@ -116,7 +117,7 @@ class PTv3Encoder(nn.Module):
         return levels
 
 
-class PTv3Cls(nn.Module):
+class PTv3Cls(Classifier):
     """PTv3-style classifier: :class:`PTv3Encoder`, mean pooling and an MLP head.
 
     Shape:
@@ -144,14 +145,8 @@ class PTv3Cls(nn.Module):
             out["attention"] = maps
         return out
 
-    def forward_head(self, pooled: Tensor, *, pre_logits: bool = False) -> Tensor:
-        return self.head(pooled, pre_logits=pre_logits)
 
-    def forward(self, data) -> Tensor:
-        return self.forward_head(self.forward_features(data)["pooled"])
-
-
-class PTv3Seg(nn.Module):
+class PTv3Seg(Segmenter):
     """PTv3-style segmenter: :class:`PTv3Encoder` and a U-Net decoder.
 
     Each decoder stage gives every point of the finer level its cell's feature and adds
@@ -196,11 +191,3 @@ class PTv3Seg(nn.Module):
         if return_attention:
             out["attention"] = maps
         return out
-
-    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
-                     pre_logits: bool = False) -> Tensor:
-        return self.head(point, batch, category=category, pre_logits=pre_logits)
-
-    def forward(self, data) -> Tensor:
-        f = self.forward_features(data)
-        return self.forward_head(f["point"], f["category"], f["batch"])
