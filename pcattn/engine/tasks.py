@@ -121,7 +121,7 @@ class SegmentationTask(Task):
         return part_segmentation_metrics_from_sums(state, self.categories)
 
 
-class SemanticSegmentationTask(Task):
+class SemanticSegmentationTask(ClassificationTask):
     """A class per point, no object category (scenes): cross-entropy over the points
     (optionally label-smoothed); mIoU over classes, per-class IoU and point accuracy from a
     confusion matrix of all the points of the split.
@@ -135,21 +135,8 @@ class SemanticSegmentationTask(Task):
 
     def __init__(self, num_classes: int, classes: tuple[str, ...] | None = None, *,
                  label_smoothing: float = 0.0) -> None:
-        self.num_classes = num_classes
+        super().__init__(num_classes, label_smoothing=label_smoothing)
         self.classes = tuple(classes) if classes is not None else None
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-
-    def loss(self, logits: Tensor, batch) -> Tensor:
-        return self.criterion(logits, batch.y)
-
-    def new_state(self, device: torch.device | str = "cpu") -> dict[str, Tensor]:
-        return {"confusion": torch.zeros(self.num_classes, self.num_classes, dtype=torch.long,
-                                         device=device)}
-
-    def update(self, state: dict[str, Tensor], logits: Tensor, batch) -> None:
-        flat = batch.y.long() * self.num_classes + logits.argmax(-1)
-        state["confusion"] += torch.bincount(
-            flat, minlength=self.num_classes ** 2).view(self.num_classes, self.num_classes)
 
     def compute(self, state: dict[str, Tensor]) -> dict:
         return semantic_segmentation_metrics_from_confusion(state["confusion"].cpu(),
