@@ -111,18 +111,20 @@ class PTv2Cls(Classifier):
         data.pos: [M, 3], data.x: [M, F] or None, data.batch: [M] -> logits [B, num_classes]
     """
 
+    encoder_class = PTv2Encoder
+
     def __init__(self, config: PTv2Config) -> None:
         super().__init__()
         self.config = config
-        self.encoder = PTv2Encoder(config)
+        self.encoder = self.encoder_class(config)
         self.norm = nn.LayerNorm(config.channels[-1])
         self.head = ClassificationHead(config.channels[-1], config.num_classes,
                                        hidden_channels=config.head_hidden,
                                        dropout=config.dropout)
 
     def forward_features(self, data, return_attention: bool = False) -> dict:
-        """``pooled [B, C_last]``, ``levels`` (per stage ``x, pos, batch, idx, where``) and,
-        if asked, ``attention``."""
+        """``pooled [B, C_last]``, ``levels`` (per stage ``x, pos, batch, idx, where``; see
+        the encoder) and, if asked, ``attention``."""
         maps = [] if return_attention else None
         levels = self.encoder(data, maps)
         last = levels[-1]

@@ -7,15 +7,10 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.model_configs.ptv3 import PTv3Config
-from pcattn.models.base import Classifier, Segmenter
-from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
-from pcattn.nn import (
-    ClassificationHead,
-    PointEmbedding,
-    SegmentationHead,
-    SerializedAttention,
-    global_mean_pool,
-)
+from pcattn.models.base import Segmenter
+from pcattn.models.inputs import batch_of, category_of, point_features
+from pcattn.models.ptv2 import PTv2Cls
+from pcattn.nn import PointEmbedding, SegmentationHead, SerializedAttention
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
 from pcattn.nn.serialized_pool import SerializedPooling, SerializedUnpooling
 from pcattn.ops.serialize import Serialization, point_spacing, serialize
@@ -117,33 +112,16 @@ class PTv3Encoder(nn.Module):
         return levels
 
 
-class PTv3Cls(Classifier):
-    """PTv3-style classifier: :class:`PTv3Encoder`, mean pooling and an MLP head.
+class PTv3Cls(PTv2Cls):
+    """PTv3-style classifier: :class:`PTv3Encoder`, a LayerNorm, mean pooling and an MLP head
+    (PTv2's classifier on serialized stages; ``levels`` hold per stage ``x, pos, batch,
+    serialization, where, cluster``).
 
     Shape:
         data.pos: [M, 3], data.x: [M, F] or None, data.batch: [M] -> logits [B, num_classes]
     """
 
-    def __init__(self, config: PTv3Config) -> None:
-        super().__init__()
-        self.config = config
-        self.encoder = PTv3Encoder(config)
-        self.norm = nn.LayerNorm(config.channels[-1])
-        self.head = ClassificationHead(config.channels[-1], config.num_classes,
-                                       hidden_channels=config.head_hidden,
-                                       dropout=config.dropout)
-
-    def forward_features(self, data, return_attention: bool = False) -> dict:
-        """``pooled [B, C_last]``, ``levels`` (per stage ``x, pos, batch, serialization,
-        where, cluster``) and, if asked, ``attention``."""
-        maps = [] if return_attention else None
-        levels = self.encoder(data, maps)
-        last = levels[-1]
-        out = {"pooled": global_mean_pool(self.norm(last["x"]), last["batch"],
-                                          num_clouds=num_clouds(data)), "levels": levels}
-        if return_attention:
-            out["attention"] = maps
-        return out
+    encoder_class = PTv3Encoder
 
 
 class PTv3Seg(Segmenter):
