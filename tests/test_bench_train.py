@@ -45,7 +45,7 @@ def test_modelnet40_sizes_are_the_config_file():
 
 
 @pytest.mark.parametrize("name", ["point_transformer_cls", "point_transformer_seg",
-                                  "pointnet_cls"])
+                                  "pointnet_cls", bench_train.PEER])
 def test_measure_model_runs(name):
     row = bench_train.measure_model(name, points=64, batch=2, steps=1)
     assert row["model"] == name and row["params"] > 0

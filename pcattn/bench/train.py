@@ -79,6 +79,7 @@ class PyGPointTransformerLayer(nn.Module):
 
         from pcattn.nn.mlp import mlp
 
+        self.add_self_loops = False  # read by PointTransformerBlock; idx is used as given
         self.conv = PointTransformerConv(
             in_channels, out_channels, pos_nn=mlp([3, out_channels, out_channels]),
             attn_nn=mlp([out_channels, out_channels, out_channels]), add_self_loops=False)
