@@ -332,6 +332,8 @@ class Trainer:
         evaluated = None
         if self.epoch % cfg.eval_every == 0 or self.epoch >= self.planned:
             evaluated = self._evaluate()
+        self.elapsed += time.perf_counter() - t0  # a time budget plans with evaluation in
+        t0 = time.perf_counter()
         stopped = self._stop_reason()
         if stopped and evaluated is None:
             evaluated = self._evaluate()

@@ -93,6 +93,27 @@ def test_the_shorter_last_epoch_trains_its_steps_and_ends_the_schedule(tmp_path,
     assert ckpt["seen"] == 40 + 3 * 8
 
 
+def test_the_budget_plan_counts_the_evaluation_of_an_epoch(tmp_path, data_root, monkeypatch):
+    import time
+
+    import pcattn.engine.loop as loop
+
+    seen, real_eval, real_plan = {}, loop.evaluate, loop.plan_budget
+
+    def slow_eval(*args, **kwargs):
+        time.sleep(1.0)  # an evaluation far longer than the tiny training epoch
+        return real_eval(*args, **kwargs)
+
+    def plan(budget, per_epoch, *args):
+        seen["per_epoch"] = per_epoch
+        return real_plan(budget, per_epoch, *args)
+
+    monkeypatch.setattr(loop, "evaluate", slow_eval)
+    monkeypatch.setattr(loop, "plan_budget", plan)
+    train(tiny_run(tmp_path, data_root, epochs=2, time_budget=10.0), progress=False)
+    assert seen["per_epoch"] >= 1.0
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_root,
                                                                   monkeypatch):
     import pcattn.engine.loop as loop
