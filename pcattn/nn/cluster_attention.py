@@ -34,13 +34,23 @@ class ClusterAttention(nn.Module):
     on the first backward as in the Routing Transformer's code), and each training forward
     moves them by an exponential moving average of their members' mean unit key
     (:math:`\mu \leftarrow \mathrm{normalize}(\lambda \mu + (1 - \lambda)\bar k)`, decay
-    :math:`\lambda`); eval never changes them. Clusters take any size and any number of
-    nodes: no length has to divide a bucket size. Each cluster is padded to the next power
-    of two and clusters of one padded length run as one ``scaled_dot_product_attention``
-    with a key mask, so the work is at most 4x the exact :math:`\sum_c n_c^2 D` and memory
-    O(M H D) (no ``[N, N]`` matrix); with ``return_attention=True`` the masked
-    ``[B, H, N, N]`` softmax is computed explicitly instead (same numbers). The output is
-    permutation-equivariant.
+    :math:`\lambda`); eval never changes them. Each training forward also keeps the
+    Routing Transformer's commitment loss in ``commitment_loss``, the mean squared distance
+    of every unit key to its (fixed) centroid over the ``M`` nodes and ``H`` heads,
+
+    .. math::
+        L_{commit} = \frac{1}{M H} \sum_{i, h}
+                     \big\lVert \hat k^h_i - \mu^h_{c^h(i)} \big\rVert^2,
+        \qquad \hat k^h_i = k^h_i / \lVert k^h_i \rVert,
+
+    a scalar with gradient to the key projection (``None`` after an eval forward) that a
+    training adds with a weight (``train.commitment_weight``) to pull the keys toward their
+    centroids. Clusters take any size and any number of nodes: no length has to divide a
+    bucket size. Each cluster is padded to the next power of two and clusters of one padded
+    length run as one ``scaled_dot_product_attention`` with a key mask, so the work is at
+    most 4x the exact :math:`\sum_c n_c^2 D` and memory O(M H D) (no ``[N, N]`` matrix);
+    with ``return_attention=True`` the masked ``[B, H, N, N]`` softmax is computed
+    explicitly instead (same numbers). The output is permutation-equivariant.
 
     Args:
         in_channels: ``C_in``.
@@ -54,9 +64,10 @@ class ClusterAttention(nn.Module):
 
     Shape:
         x: [M, C_in], batch: [M] (``None``: one cloud) -> [M, C]; the buffer ``centroids``
-        is [H, n_c, D]; with ``return_attention=True`` also a ``global``
-        :class:`AttentionMap`: weights [B, H, N_max, N_max] (zero outside each query's
-        cluster and at padding) and the mask [B, N_max]. :meth:`assign` gives the clusters.
+        is [H, n_c, D] and ``commitment_loss`` a scalar; with ``return_attention=True``
+        also a ``global`` :class:`AttentionMap`: weights [B, H, N_max, N_max] (zero outside
+        each query's cluster and at padding) and the mask [B, N_max]. :meth:`assign` gives
+        the clusters.
     """
 
     def __init__(self, in_channels: int, out_channels: int | None = None, *,
@@ -76,6 +87,7 @@ class ClusterAttention(nn.Module):
                                                       out_channels // heads))
         self._init_centroids()
         self.pos_encoding = pos_encoding
+        self.commitment_loss: Tensor | None = None  # of the last training forward
 
     def _init_centroids(self) -> None:
         """Orthonormal unit centroids per head (``n_c > D``: unit rows of an orthogonal
@@ -84,6 +96,11 @@ class ClusterAttention(nn.Module):
             for mu in self.centroids:
                 nn.init.orthogonal_(mu)
             self.centroids.copy_(F.normalize(self.centroids, dim=-1))
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles without the last forward's ``commitment_loss`` (a tensor of
+        that forward's graph, which ``copy.deepcopy`` refuses)."""
+        return {**super().__getstate__(), "commitment_loss": None}
 
     def reset_parameters(self) -> None:
         """Default inits of the projections (and ``pos_encoding``); fresh centroids."""
@@ -97,10 +114,15 @@ class ClusterAttention(nn.Module):
         m = x.shape[0]
         h, c = self.heads, self.out_channels
         q, k, v = self.lin_qkv(x).view(m, 3, h, c // h).unbind(1)  # [M, H, D] each
-        unit = F.normalize(k.detach(), dim=-1).to(self.centroids.dtype)  # [M, H, D]
+        k_hat = F.normalize(k, dim=-1)  # [M, H, D]
+        unit = k_hat.detach().to(self.centroids.dtype)  # [M, H, D]
         cluster = torch.einsum("mhd,hcd->mhc", unit, self.centroids).argmax(-1)  # [M, H]
         if self.training:
+            mu = self.centroids[torch.arange(h, device=x.device), cluster]  # [M, H, D]
+            self.commitment_loss = (k_hat - mu).square().sum(-1).mean()  # before the EMA step
             self._update_centroids(unit, cluster)
+        else:
+            self.commitment_loss = None
         if not return_attention:
             out = _attend_in_clusters(q, k, v, cluster, batch, self.num_clusters)  # [M, H, D]
             return self.lin_out(out.reshape(m, c))  # [M, C]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -87,6 +89,31 @@ def test_training_moves_centroids_by_the_moving_average(device):
                 want = F.normalize(0.5 * before[h, c] + 0.5 * members.mean(0), dim=0)
                 torch.testing.assert_close(block.centroids[h, c], want)
     assert "centroids" in block.state_dict()
+
+
+def test_commitment_loss_by_hand_float64_and_its_gradient_reaches_only_the_keys(device):
+    """Mean over nodes and heads of |k_hat - mu_c(k)|^2 with the centroids before the
+    moving-average step; its gradient is in the key rows of the projection alone."""
+    x, batch = features([13, 6], 8, device, torch.float64)
+    block = ClusterAttention(8, heads=2, num_clusters=3, decay=0.5).to(device, torch.float64)
+    block.eval()(x, batch)
+    assert block.commitment_loss is None
+    before, cl = block.centroids.clone(), block.assign(x)  # [H, n_c, D], [M, H]
+    k = linear(x, block.lin_qkv)[:, 8:16]  # [M, C]: the key columns
+    want = 0.0
+    for i in range(19):
+        for h in range(2):
+            unit = k[i, 4 * h:4 * h + 4] / k[i, 4 * h:4 * h + 4].norm()
+            want = want + ((unit - before[h, cl[i, h]]) ** 2).sum()
+    block.train()(x, batch)
+    assert not torch.equal(block.centroids, before)  # moved after the loss was taken
+    torch.testing.assert_close(block.commitment_loss, want / (19 * 2))
+    block.commitment_loss.backward()
+    g = block.lin_qkv.weight.grad  # [3C, C_in]: query, key and value rows
+    assert g[8:16].abs().sum(-1).gt(0).all()
+    assert (g[:8] == 0).all() and (g[16:] == 0).all() and block.lin_out.weight.grad is None
+    copied = copy.deepcopy(block)  # the loss is of one forward's graph: not copied
+    assert copied.commitment_loss is None and torch.equal(copied.centroids, block.centroids)
 
 
 def test_permutation_equivariance(device):
