@@ -68,6 +68,20 @@ def test_a_run_config_is_benchmarked_with_its_model_section():
         bench_train.run(["configs/no_such.yaml"])
 
 
+def test_a_run_config_takes_overrides_as_bench_budget_does():
+    """configs/pct_synthetic.yaml:model.attention=linear: that PCT with linear attention."""
+    spec = "configs/pct_synthetic.yaml:model.attention=linear:model.channels=32"
+    model = bench_train.build_model(spec)
+    assert model.config.attention == "linear" and model.config.channels == 32
+    assert any(isinstance(m, pnn.LinearAttention) for m in model.modules())
+    rows = bench_train.run([spec], points=64, batch=2, steps=1)
+    assert rows[0]["model"] == spec and rows[0]["step_s"] > 0
+    with pytest.raises(FileNotFoundError, match="--model: config file not found"):
+        bench_train.run(["configs/no_such.yaml:model.k=8"])
+    with pytest.raises(ValueError, match="banana"):
+        bench_train.run(["configs/pct_synthetic.yaml:model.attention=banana"])
+
+
 def test_step_flops_counts_forward_and_backward_of_a_linear_map():
     """Linear(a -> b) on n rows: 2nab forward, 2nab for the input's gradient and 2nab for
     the weight's (the bias adds no product)."""

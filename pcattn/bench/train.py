@@ -31,6 +31,10 @@ number of parameters): the same network on PyG's message passing (scatter softma
 ``edge_index``) instead of pcattn's dense ``[M, K, C]`` neighbourhoods. Its neighbourhoods
 come from pcattn's kNN, converted with ``neighbors_to_edge_index``.
 
+A model is a registered name or a run config's ``model:`` section, with overrides after
+colons as ``bench budget --configs`` takes them: ``configs/pct_synthetic.yaml:model.attention=
+linear`` measures that PCT with linear attention (its row is named by the whole item).
+
 ``pointnet_cls`` (among the classifiers) is the reference without attention: a step of
 per-point MLPs and one max pool, the floor the attention models' steps are read against.
 """
@@ -93,31 +97,47 @@ class PyGPointTransformerLayer(nn.Module):
         return self.conv(x, pos, neighbors_to_edge_index(idx))  # [M, C]
 
 
-def _is_segmenter(name: str) -> bool:
-    """Whether ``name`` (a model, the peer or a run config path) predicts a part per point."""
+def _is_config(spec: str) -> bool:
+    """Whether a ``--model`` item is a run config (``CONFIG[:SECTION.KEY=VALUE]...``)."""
+    return spec.partition(":")[0].endswith((".yaml", ".yml"))
+
+
+def _model_spec(spec: str) -> tuple[str, dict]:
+    """The model name and ``model:`` values of a ``--model`` item: a model name (no values),
+    or a run config's path with its own overrides after colons, as ``bench budget
+    --configs`` reads them: ``configs/pct_synthetic.yaml:model.attention=linear`` is that
+    file's ``model:`` section with ``attention: linear``."""
+    if not _is_config(spec):
+        return spec, {}
+    from pcattn.bench.budget import parse_entries
+    from pcattn.engine.config import load_config
+
+    path = spec.partition(":")[0]
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--model: config file not found: {path}")
+    entry = parse_entries([spec])[0]
+    run = load_config(entry.path, list(entry.overrides))
+    return run.model_name, vars(run.model)
+
+
+def _is_segmenter(spec: str) -> bool:
+    """Whether ``spec`` (a model, the peer or a run config) predicts a part per point."""
     from pcattn.models.registry import model_task
 
-    if name.endswith((".yaml", ".yml")):
-        from pcattn.engine.config import load_config
-
-        name = load_config(name).model_name
+    name = _model_spec(spec)[0]
     return name != PEER and model_task(name) == "part_segmentation"
 
 
-def build_model(name: str) -> nn.Module:
-    """The model ``name`` sized for the benchmark's data (the peer included), or the model
-    of a run config (``name`` a ``.yaml`` path: its ``model:`` section as written)."""
+def build_model(spec: str) -> nn.Module:
+    """The model ``spec`` sized for the benchmark's data (the peer included), or the model
+    of a run config (see :func:`_model_spec`: its ``model:`` section as written, with the
+    item's overrides)."""
     import dataclasses
 
     from pcattn.models import create_model
     from pcattn.models.registry import model_config_class
 
-    given = {}
-    if name.endswith((".yaml", ".yml")):
-        from pcattn.engine.config import load_config
-
-        run = load_config(name)
-        name, given = run.model_name, vars(run.model)
+    name, given = _model_spec(spec)
     base = "point_transformer_cls" if name == PEER else name
     seg = _is_segmenter(base)
     fields = {f.name for f in dataclasses.fields(model_config_class(base))}
@@ -256,22 +276,21 @@ def run(models: list[str] | None = None, *, points: int = 1024, batch: int = 16,
             raise ValueError(f"--{key} must be >= 1, got {value}")
     models = models or default_models()
     known = set(default_models()) | set(_registered())
-    unknown = [m for m in models if m not in known and not m.endswith((".yaml", ".yml"))]
+    unknown = [m for m in models if m not in known and not _is_config(m)]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; available: {sorted(known)}, or a run "
-                         "config's path (configs/x.yaml)")
-    for path in (m for m in models if m not in known):
-        from pcattn.engine.config import load_config
-
-        load_config(path)  # a missing or wrong config is said before any model runs
+                         "config's path (configs/x.yaml[:model.KEY=VALUE...])")
+    for spec in (m for m in models if m not in known):
+        _model_spec(spec)  # a missing or wrong config is said before any model runs
     ctx = mp.get_context("spawn")
     meta = {"points": points, "batch": batch, "steps": steps, "workers": workers,
             "device": device, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "cpus": os.cpu_count()}
+    width = max(28, *map(len, models))
     if not as_json:
         print(f"B={batch} x N={points}, {steps} steps, workers={workers}, device={device}, "
               f"{meta['threads']} threads")
-        print(f"{'model':<28} {'params':>9} {'step ms':>8} {'data ms':>8} {'e2e ms':>8} "
+        print(f"{'model':<{width}} {'params':>9} {'step ms':>8} {'data ms':>8} {'e2e ms':>8} "
               f"{'step cl/s':>9} {'e2e cl/s':>9} {'data %':>7} {'peak MB':>8} {'GFLOP':>7} "
               f"{'x floor':>7}", flush=True)
     rows = []
@@ -282,7 +301,7 @@ def run(models: list[str] | None = None, *, points: int = 1024, batch: int = 16,
                                                           device=device))
         rows.append(row)
         if not as_json:
-            print(f"{name:<28} {row['params']:>9,} {1e3 * row['step_s']:8.1f} "
+            print(f"{name:<{width}} {row['params']:>9,} {1e3 * row['step_s']:8.1f} "
                   f"{1e3 * row['data_s']:8.1f} {1e3 * row['e2e_s']:8.1f} "
                   f"{row['step_clouds_per_s']:9.1f} {row['e2e_clouds_per_s']:9.1f} "
                   f"{100 * row['data_share']:7.1f} {row['peak_mb']:8.1f} {row['gflop']:7.1f} "
