@@ -51,6 +51,26 @@ def test_summary_means_and_ranges_over_seeds():
     assert percent(a["accuracy"]) == "85.0 [80.0-90.0]" and percent(b["accuracy"]) == "50.0"
 
 
+def test_segmenters_get_point_accuracy_and_miou_columns():
+    seg = {"model": "ptv3_seg", "parameters": 99, "epochs": 2, "eval_split": "test",
+           "best": {"epoch": 1, "metric": "miou",
+                    "metrics": {"miou": 0.6, "point_accuracy": 0.9}},
+           "test": None, "clouds_per_second": 4.0, "wall_seconds": 60.0, "device": "cpu",
+           "run_dir": "runs/s"}
+    rows = [row("s", 0, seg), row("s", 1, {**seg, "best": {**seg["best"], "metrics": {
+        "miou": 0.7, "point_accuracy": 0.8}}}), row("c", 0, metrics(acc=0.5, mca=0.4))]
+    s, c = summarize(rows)
+    assert s["miou"] == pytest.approx((0.65, 0.6, 0.7))
+    assert s["accuracy"] == pytest.approx((0.85, 0.8, 0.9)) and c["miou"] is None
+    header = {"command": "pcattn bench budget --budget 1", "started": "then", "budget": 1.0,
+              "entries": []}
+    md = format_markdown(rows, header)
+    assert "| accuracy % | mean class acc. % | mIoU % | test acc. % (best.pt) |" in md
+    assert "| s | ptv3_seg | 99 | 2 | 2.0 | 85.0 [80.0-90.0] | - | 65.0 [60.0-70.0] | - | - |" in md
+    assert "| c | pointnet_cls | 1,234 | 1 | 3.0 | 50.0 | 40.0 | - | - | - | 100.0 |" in md
+    assert "mIoU %" not in format_markdown(rows[2:], header)
+
+
 def test_split_labels():
     assert split_label("val", 0.1) == "validation split (data.val_fraction=0.1)"
     assert split_label("val", 0.0) == "validation split (the dataset's own)"

@@ -121,8 +121,6 @@ def _load(entry: Entry, sets: list[str]):
         run = load_config(entry.path, [*sets, *entry.overrides])
     except Exception as err:  # noqa: BLE001  (a broken config fails its runs, not the sweep)
         return _one_line(err)
-    if run.model_name.endswith("_seg"):
-        return f"{run.model_name} is a segmentation model; bench budget compares classifiers"
     return run
 
 
@@ -157,9 +155,11 @@ def metrics_row(metrics: dict) -> dict:
     return {"model": metrics["model"], "parameters": metrics["parameters"],
             "epochs": metrics["epochs"], "best_epoch": best.get("epoch"),
             "eval_split": metrics["eval_split"],
-            "accuracy": scores.get("overall_accuracy"),
+            "accuracy": scores.get("overall_accuracy", scores.get("point_accuracy")),
             "mean_class_accuracy": scores.get("mean_class_accuracy"),
-            "test_accuracy": test.get("overall_accuracy"),
+            "miou": scores.get("miou", scores.get("instance_miou")),
+            "test_accuracy": test.get("overall_accuracy", test.get("point_accuracy")),
+            "test_miou": test.get("miou", test.get("instance_miou")),
             "test_mean_class_accuracy": test.get("mean_class_accuracy"),
             "clouds_per_second": metrics["clouds_per_second"],
             "wall_seconds": metrics["wall_seconds"], "device": metrics.get("device", ""),
@@ -173,6 +173,8 @@ def run_line(row: dict) -> str:
         return f"{head} FAILED: {row['reason']}"
     acc = row["accuracy"]
     acc = "n/a" if acc is None else f"{100 * acc:.1f} %"
+    if row.get("miou") is not None:
+        acc += f", mIoU {100 * row['miou']:.1f} %"
     return (f"{head} {row['eval_split']} accuracy {acc}, {row['epochs']} epochs, "
             f"{row['clouds_per_second']:.1f} clouds/s, {row['wall_seconds']:.0f} s")
 

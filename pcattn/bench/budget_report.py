@@ -13,8 +13,8 @@ from pathlib import Path
 from pcattn.fileio import atomic_write_text
 
 CSV_FIELDS = ("config", "model", "seed", "status", "parameters", "epochs", "best_epoch",
-              "eval_split", "val_fraction", "accuracy", "mean_class_accuracy", "test_accuracy",
-              "test_mean_class_accuracy", "clouds_per_second", "wall_seconds", "device",
+              "eval_split", "val_fraction", "accuracy", "mean_class_accuracy", "miou",
+              "test_accuracy", "test_mean_class_accuracy", "test_miou", "clouds_per_second", "wall_seconds", "device",
               "run_dir", "overrides", "reason")
 
 
@@ -31,8 +31,9 @@ def summarize(rows: list[dict]) -> list[dict]:
     """One summary per config, in the order the configs first appear.
 
     Each has ``config``, ``model``, ``parameters``, ``runs`` / ``failed`` (counts),
-    ``epochs`` and ``clouds_per_second`` (means), ``accuracy``, ``mean_class_accuracy`` and
-    ``test_accuracy`` as ``(mean, min, max)`` or None, and ``split``; the numbers are over the
+    ``epochs`` and ``clouds_per_second`` (means), ``accuracy`` (overall, or per point for
+    segmenters), ``mean_class_accuracy``, ``miou``, ``test_accuracy`` and ``test_miou`` as
+    ``(mean, min, max)`` or None, and ``split``; the numbers are over the
     config's ``ok`` runs only.
     """
     groups: dict[str, list[dict]] = {}
@@ -48,7 +49,9 @@ def summarize(rows: list[dict]) -> list[dict]:
             "epochs": _mean([r["epochs"] for r in ok]),
             "accuracy": _spread([r["accuracy"] for r in ok]),
             "mean_class_accuracy": _spread([r["mean_class_accuracy"] for r in ok]),
+            "miou": _spread([r.get("miou") for r in ok]),
             "test_accuracy": _spread([r["test_accuracy"] for r in ok]),
+            "test_miou": _spread([r.get("test_miou") for r in ok]),
             "clouds_per_second": _mean([r["clouds_per_second"] for r in ok]),
             "split": split_label(first["eval_split"], first.get("val_fraction") or 0.0)
                      if ok else "",
@@ -93,18 +96,27 @@ def format_markdown(rows: list[dict], header: dict) -> str:
              f"Each run: `train.time_budget={header['budget']:g}` (minutes), `train.seed` from "
              "--seeds, `data.seed` as its config has it; runs one after another. Accuracies in "
              "% (mean [min-max] over seeds) are those of `best.pt` on the split named in the "
-             "last column; the test column is `best.pt` evaluated once on the test split.", "",
-             "| config | model | parameters | runs | epochs (mean) | accuracy % | "
-             "mean class acc. % | test acc. % (best.pt) | clouds/s | numbers from |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for s in summarize(rows):
+             "last column (segmenters: accuracy per point, and mIoU); the test columns are "
+             "`best.pt` evaluated once on the test split.", ""]
+    summaries = summarize(rows)
+    seg = any(s["miou"] or s["test_miou"] for s in summaries)
+    miou_head, test_miou_head = (" mIoU % |", " test mIoU % |") if seg else ("", "")
+    lines += [f"| config | model | parameters | runs | epochs (mean) | accuracy % | "
+              f"mean class acc. % |{miou_head} test acc. % (best.pt) |{test_miou_head} "
+              "clouds/s | numbers from |",
+              "|---|---|---:|---:|---:|---:|---:|" + ("---:|" if seg else "") + "---:|"
+              + ("---:|" if seg else "") + "---:|---|"]
+    for s in summaries:
         runs = f"{s['runs']}" + (f" ({s['failed']} failed)" if s["failed"] else "")
         params = "-" if s["parameters"] is None else f"{s['parameters']:,}"
         epochs = "-" if s["epochs"] is None else f"{s['epochs']:.1f}"
         rate = "-" if s["clouds_per_second"] is None else f"{s['clouds_per_second']:.1f}"
+        miou, test_miou = ((f" {percent(s['miou'])} |", f" {percent(s['test_miou'])} |")
+                           if seg else ("", ""))
         lines.append(f"| {s['config']} | {s['model'] or '-'} | {params} | {runs} | {epochs} | "
-                     f"{percent(s['accuracy'])} | {percent(s['mean_class_accuracy'])} | "
-                     f"{percent(s['test_accuracy'])} | {rate} | {s['split'] or '-'} |")
+                     f"{percent(s['accuracy'])} | {percent(s['mean_class_accuracy'])} |{miou} "
+                     f"{percent(s['test_accuracy'])} |{test_miou} {rate} | "
+                     f"{s['split'] or '-'} |")
     configs = [f"- {e.label}: `{e.path}`" + (f" with `{' '.join(e.overrides)}`"
                                              if e.overrides else "")
                for e in header["entries"]]
