@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from pcattn.nn.attention_map import AttentionMap
 from pcattn.nn.checks import check_int
-from pcattn.nn.global_inputs import check_heads, global_inputs
+from pcattn.nn.global_base import GlobalAttentionBase
 from pcattn.nn.multihead import attend, merge_heads
-from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import counts_and_ptr, pack, unpack
 from pcattn.ops.knn import knn
 from pcattn.ops.sampling import farthest_point_sample
 
 
-class AnchorAttention(nn.Module):
+class AnchorAttention(GlobalAttentionBase):
     r"""Every node attends to ``S`` keys and values summarised at farthest-point anchors.
 
     The point-set form of shortened keys and values: Linformer (Wang et al., 2020)
@@ -61,31 +60,19 @@ class AnchorAttention(nn.Module):
     def __init__(self, in_channels: int, out_channels: int | None = None, *,
                  heads: int = 4, num_anchors: int = 64, bias: bool = True,
                  pos_encoding: Callable | None = None) -> None:
-        super().__init__()
-        name = type(self).__name__
-        in_channels, out_channels, heads = check_heads(name, in_channels, out_channels, heads)
-        self.num_anchors = check_int(name, "num_anchors", num_anchors)
-        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
-        self.lin_qkv = nn.Linear(in_channels, 3 * out_channels, bias=bias)
-        self.lin_out = nn.Linear(out_channels, out_channels, bias=bias)
-        self.pos_encoding = pos_encoding
-
-    def reset_parameters(self) -> None:
-        """Default inits of the projections (and ``pos_encoding``)."""
-        reset_children(self)
+        super().__init__(in_channels, out_channels, heads=heads, bias=bias,
+                         pos_encoding=pos_encoding)
+        self.num_anchors = check_int(type(self).__name__, "num_anchors", num_anchors)
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
-        name = type(self).__name__
-        x, batch = global_inputs(name, x, batch, pos, self.in_channels, self.pos_encoding,
-                                 pos_needed_for="its anchors are the farthest points of "
-                                                "each cloud")
-        m = x.shape[0]
+        x, batch = self._inputs(x, batch, pos, pos_needed_for="its anchors are the farthest "
+                                                              "points of each cloud")
         h, c = self.heads, self.out_channels
         anchors = farthest_point_sample(pos, batch, num=self.num_anchors)  # [A]
         anchor_batch = batch[anchors]  # [A]
         cell = knn(pos[anchors], 1, anchor_batch, query=pos, query_batch=batch)[:, 0]  # [M]
-        q, k, v = self.lin_qkv(x).view(m, 3, h, c // h).unbind(1)  # [M, H, D] each
+        q, k, v = self._project(x)  # [M, H, D] each
         size = torch.bincount(cell, minlength=anchors.numel())  # [A]: n_s
         kv = torch.zeros(anchors.numel(), 2, h, c // h, dtype=k.dtype, device=k.device)
         kv = kv.index_add(0, cell, torch.stack([k, v], 1)) / size[:, None, None, None]

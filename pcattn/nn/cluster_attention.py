@@ -9,14 +9,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import check_features, check_int
-from pcattn.nn.global_inputs import check_heads, global_inputs
-from pcattn.nn.positional_encoding import apply_pos_encoding
-from pcattn.nn.reset import reset_children
+from pcattn.nn.checks import check_int
+from pcattn.nn.global_base import GlobalAttentionBase
 from pcattn.ops.batching import batch_size, unpack
 
 
-class ClusterAttention(nn.Module):
+class ClusterAttention(GlobalAttentionBase):
     r"""Multi-head attention restricted to the nodes of one cluster, per cloud and head.
 
     After the Routing Transformer (Roy, Saffar, Vaswani, Grangier, TACL 2021): per head,
@@ -73,20 +71,16 @@ class ClusterAttention(nn.Module):
     def __init__(self, in_channels: int, out_channels: int | None = None, *,
                  heads: int = 4, num_clusters: int = 8, decay: float = 0.999,
                  bias: bool = True, pos_encoding: Callable | None = None) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, heads=heads, bias=bias,
+                         pos_encoding=pos_encoding)
         name = type(self).__name__
-        in_channels, out_channels, heads = check_heads(name, in_channels, out_channels, heads)
         num_clusters = check_int(name, "num_clusters", num_clusters)
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"{name}: decay must be in [0, 1), got {decay}")
-        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.num_clusters, self.decay = num_clusters, decay
-        self.lin_qkv = nn.Linear(in_channels, 3 * out_channels, bias=bias)
-        self.lin_out = nn.Linear(out_channels, out_channels, bias=bias)
-        self.register_buffer("centroids", torch.empty(heads, num_clusters,
-                                                      out_channels // heads))
+        self.register_buffer("centroids", torch.empty(self.heads, num_clusters,
+                                                      self.out_channels // self.heads))
         self._init_centroids()
-        self.pos_encoding = pos_encoding
         self.commitment_loss: Tensor | None = None  # of the last training forward
 
     def _init_centroids(self) -> None:
@@ -104,16 +98,14 @@ class ClusterAttention(nn.Module):
 
     def reset_parameters(self) -> None:
         """Default inits of the projections (and ``pos_encoding``); fresh centroids."""
-        reset_children(self)
+        super().reset_parameters()
         self._init_centroids()
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
-        name = type(self).__name__
-        x, batch = global_inputs(name, x, batch, pos, self.in_channels, self.pos_encoding)
-        m = x.shape[0]
+        x, batch = self._inputs(x, batch, pos)
         h, c = self.heads, self.out_channels
-        q, k, v = self.lin_qkv(x).view(m, 3, h, c // h).unbind(1)  # [M, H, D] each
+        q, k, v = self._project(x)  # [M, H, D] each
         k_hat = F.normalize(k, dim=-1)  # [M, H, D]
         unit = k_hat.detach().to(self.centroids.dtype)  # [M, H, D]
         cluster = torch.einsum("mhd,hcd->mhc", unit, self.centroids).argmax(-1)  # [M, H]
@@ -125,7 +117,7 @@ class ClusterAttention(nn.Module):
             self.commitment_loss = None
         if not return_attention:
             out = _attend_in_clusters(q, k, v, cluster, batch, self.num_clusters)  # [M, H, D]
-            return self.lin_out(out.reshape(m, c))  # [M, C]
+            return self._output(out)  # [M, C]
         qd, mask = unpack(q, batch)  # [B, N, H, D], [B, N]
         kd, _ = unpack(k, batch)  # [B, N, H, D]
         vd, _ = unpack(v, batch)  # [B, N, H, D]
@@ -136,7 +128,7 @@ class ClusterAttention(nn.Module):
         weight = torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
         weight = weight * mask[:, None, :, None]  # [B, H, N, N]
         out = torch.einsum("bhij,bjhd->bihd", weight, vd)[mask]  # [M, H, D]
-        return self.lin_out(out.reshape(m, c)), AttentionMap("global", weight, mask=mask)
+        return self._output(out), AttentionMap("global", weight, mask=mask)
 
     def assign(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None
                ) -> Tensor:
@@ -145,11 +137,8 @@ class ClusterAttention(nn.Module):
         Shape:
             x: [M, C_in] -> [M, H]
         """
-        name = type(self).__name__
-        m = check_features(name, x, self.in_channels)
-        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C_in]
-        h, c = self.heads, self.out_channels
-        k = self.lin_qkv(x).view(m, 3, h, c // h)[:, 1]  # [M, H, D]
+        x, _ = self._inputs(x, batch, pos)  # [M, C_in]
+        k = self._project(x)[1]  # [M, H, D]
         unit = F.normalize(k.detach(), dim=-1).to(self.centroids.dtype)
         return torch.einsum("mhd,hcd->mhc", unit, self.centroids).argmax(-1)
 

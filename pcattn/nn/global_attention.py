@@ -10,15 +10,14 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.global_inputs import check_heads, global_inputs
-from pcattn.nn.reset import reset_children
+from pcattn.nn.global_base import GlobalAttentionBase
 from pcattn.ops.batching import pack, unpack
 
 _SCORES = ("dot", "additive")
 _CHUNK_ELEMS = 1 << 22  # elements of one [B, H, chunk, N, D] additive-score block (16 MB)
 
 
-class GlobalSelfAttention(nn.Module):
+class GlobalSelfAttention(GlobalAttentionBase):
     r"""Multi-head self-attention among the nodes of each cloud of a packed batch.
 
     From "Attention Is All You Need" (Vaswani et al., 2017), per cloud:
@@ -64,18 +63,14 @@ class GlobalSelfAttention(nn.Module):
     def __init__(self, in_channels: int, out_channels: int | None = None, *,
                  heads: int = 4, score: str = "dot", dropout: float = 0.0,
                  bias: bool = True, pos_encoding: Callable | None = None) -> None:
-        super().__init__()
-        name = type(self).__name__
-        in_channels, out_channels, heads = check_heads(name, in_channels, out_channels, heads)
+        super().__init__(in_channels, out_channels, heads=heads, bias=bias,
+                         pos_encoding=pos_encoding)
         if score not in _SCORES:
             raise ValueError(f"score must be one of {_SCORES}, got {score!r}")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.heads, self.score, self.dropout = heads, score, dropout
-        self.lin_qkv = nn.Linear(in_channels, 3 * out_channels, bias=bias)
-        self.lin_out = nn.Linear(out_channels, out_channels, bias=bias)
-        self.pos_encoding = pos_encoding
+        self.score, self.dropout = score, dropout
         if score == "additive":
-            self.score_weight = nn.Parameter(torch.empty(heads, out_channels // heads))
+            self.score_weight = nn.Parameter(torch.empty(self.heads,
+                                                         self.out_channels // self.heads))
             self._init_score()
 
     def _init_score(self) -> None:
@@ -86,14 +81,13 @@ class GlobalSelfAttention(nn.Module):
 
     def reset_parameters(self) -> None:
         """Default inits of the projections (and ``pos_encoding``); ``w_h ~ N(0, 1/D)``."""
-        reset_children(self)
+        super().reset_parameters()
         if self.score == "additive":
             self._init_score()
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
-        name = type(self).__name__
-        x, batch = global_inputs(name, x, batch, pos, self.in_channels, self.pos_encoding)
+        x, batch = self._inputs(x, batch, pos)
         h, c = self.heads, self.out_channels
         qkv, mask = unpack(self.lin_qkv(x), batch)  # [B, N, 3C], [B, N]
         b, n = mask.shape

@@ -9,12 +9,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import check_batch_rows, check_features, check_int
+from pcattn.nn.checks import check_int
 from pcattn.nn.global_inputs import check_heads, global_inputs
 from pcattn.nn.multihead import attend, merge_heads, split_heads
-from pcattn.nn.positional_encoding import apply_pos_encoding
 from pcattn.nn.reset import reset_children
-from pcattn.ops.batching import check_batch, pack, unpack
+from pcattn.ops.batching import pack, unpack
 
 
 class InducedSetAttention(nn.Module):
@@ -113,11 +112,9 @@ class InducedSetAttention(nn.Module):
         Shape:
             x: [M, C_in], batch: [M] -> [B, m, C]
         """
-        name = type(self).__name__
-        check_batch_rows(name, batch, check_features(name, x, self.in_channels))
-        batch = check_batch(batch, x.shape[0], x.device)
-        return self._induce(apply_pos_encoding(x, pos, self.pos_encoding, name), batch,
-                            False)[0]
+        x, batch = global_inputs(type(self).__name__, x, batch, pos, self.in_channels,
+                                 self.pos_encoding)
+        return self._induce(x, batch, False)[0]
 
     def _induce(self, x: Tensor, batch: Tensor, weights: bool
                 ) -> tuple[Tensor, Tensor | None]:

@@ -6,11 +6,10 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.global_inputs import check_heads, global_inputs
-from pcattn.nn.reset import reset_children
+from pcattn.nn.global_base import GlobalAttentionBase
 from pcattn.ops.batching import batch_size, unpack
 
 
@@ -19,7 +18,7 @@ def elu_feature_map(x: Tensor) -> Tensor:
     return F.elu(x) + 1.0
 
 
-class LinearAttention(nn.Module):
+class LinearAttention(GlobalAttentionBase):
     r"""Multi-head linear attention among the nodes of each cloud, in O(N) memory.
 
     From "Transformers are RNNs" (Katharopoulos, Vyas, Pappas, Fleuret, ICML 2020): the
@@ -61,26 +60,15 @@ class LinearAttention(nn.Module):
                  heads: int = 4, feature_map: Callable[[Tensor], Tensor] | None = None,
                  eps: float = 1e-6, bias: bool = True,
                  pos_encoding: Callable | None = None) -> None:
-        super().__init__()
-        name = type(self).__name__
-        in_channels, out_channels, heads = check_heads(name, in_channels, out_channels, heads)
-        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
+        super().__init__(in_channels, out_channels, heads=heads, bias=bias,
+                         pos_encoding=pos_encoding)
         self.feature_map = feature_map if feature_map is not None else elu_feature_map
         self.eps = eps
-        self.lin_qkv = nn.Linear(in_channels, 3 * out_channels, bias=bias)
-        self.lin_out = nn.Linear(out_channels, out_channels, bias=bias)
-        self.pos_encoding = pos_encoding
-
-    def reset_parameters(self) -> None:
-        """Default inits of the projections (and ``pos_encoding``)."""
-        reset_children(self)
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
-        name = type(self).__name__
-        x, batch = global_inputs(name, x, batch, pos, self.in_channels, self.pos_encoding)
-        m, h, c = x.shape[0], self.heads, self.out_channels
-        q, k, v = self.lin_qkv(x).view(m, 3, h, c // h).unbind(1)  # [M, H, D] each
+        x, batch = self._inputs(x, batch, pos)
+        q, k, v = self._project(x)  # [M, H, D] each
         q, k = self.feature_map(q), self.feature_map(k)  # [M, H, D], positive
         counts = torch.bincount(batch, minlength=batch_size(batch)).tolist()
         outs = []
@@ -91,7 +79,7 @@ class LinearAttention(nn.Module):
             den = torch.einsum("nhd,hd->nh", qb, z) + self.eps  # [N, H]
             outs.append(num / den[..., None])
         out = torch.cat(outs, 0) if outs else v  # [M, H, D]
-        out = self.lin_out(out.reshape(m, c))  # [M, C]
+        out = self._output(out)  # [M, C]
         if not return_attention:
             return out
         qd, mask = unpack(q, batch)  # [B, N, H, D], [B, N]

@@ -8,12 +8,12 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import check_features, check_int, check_positions
-from pcattn.nn.global_inputs import check_heads, global_inputs
-from pcattn.nn.positional_encoding import apply_pos_encoding
-from pcattn.nn.reset import reset_children
-from pcattn.ops.batching import check_batch, counts_and_ptr, unpack
+from pcattn.nn.checks import check_int
+from pcattn.nn.global_base import GlobalAttentionBase
+from pcattn.ops.batching import counts_and_ptr, unpack
 from pcattn.ops.serialize import ORDERS, patches, serialize
+
+_WHY_POS = "its blocks are runs of a space-filling-curve order"
 
 
 def log_sinkhorn(logits: Tensor, mask: Tensor, iters: int) -> Tensor:
@@ -39,7 +39,7 @@ def log_sinkhorn(logits: Tensor, mask: Tensor, iters: int) -> Tensor:
     return z
 
 
-class SinkhornAttention(nn.Module):
+class SinkhornAttention(GlobalAttentionBase):
     r"""Block attention in which a learned soft sort chooses which block each block reads.
 
     Sparse Sinkhorn attention (Tay, Bahri, Yang, Metzler, Juan, ICML 2020), made for point
@@ -95,32 +95,21 @@ class SinkhornAttention(nn.Module):
                  heads: int = 4, block_size: int = 32, temperature: float = 0.75,
                  sinkhorn_iters: int = 8, order: str = "hilbert", bias: bool = True,
                  pos_encoding: Callable | None = None) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, heads=heads, bias=bias,
+                         pos_encoding=pos_encoding)
         name = type(self).__name__
-        in_channels, out_channels, heads = check_heads(name, in_channels, out_channels, heads)
         self.block_size = check_int(name, "block_size", block_size)
         self.sinkhorn_iters = check_int(name, "sinkhorn_iters", sinkhorn_iters)
         if not temperature > 0:
             raise ValueError(f"{name}: temperature must be > 0, got {temperature}")
         if order not in ORDERS:
             raise ValueError(f"{name}: order must be one of {list(ORDERS)}, got {order!r}")
-        self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.temperature, self.order = float(temperature), order
-        self.lin_qkv = nn.Linear(in_channels, 3 * out_channels, bias=bias)
-        self.lin_out = nn.Linear(out_channels, out_channels, bias=bias)
-        self.lin_sort = nn.Linear(in_channels, 2 * out_channels, bias=bias)
-        self.pos_encoding = pos_encoding
-
-    def reset_parameters(self) -> None:
-        """Default inits of the projections (and ``pos_encoding``)."""
-        reset_children(self)
+        self.lin_sort = nn.Linear(self.in_channels, 2 * self.out_channels, bias=bias)
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
                 return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
-        name = type(self).__name__
-        x, batch = global_inputs(name, x, batch, pos, self.in_channels, self.pos_encoding,
-                                 pos_needed_for="its blocks are runs of a space-filling-curve "
-                                                "order")
+        x, batch = self._inputs(x, batch, pos, pos_needed_for=_WHY_POS)
         m = x.shape[0]
         h, c = self.heads, self.out_channels
         blocks, valid, s = self._sort(x, pos, batch)  # [B, n, P], [B, n, P], [B, n, n]
@@ -142,7 +131,7 @@ class SinkhornAttention(nn.Module):
         out = torch.einsum("bahpq,baqhd->baphd", weight, values)  # [B, n, P, H, D]
         rows = blocks[valid]  # [M]: node of each real slot
         y = out.new_zeros(m, h, c // h).index_copy(0, rows, out[valid])  # [M, H, D]
-        y = self.lin_out(y.reshape(m, c))  # [M, C]
+        y = self._output(y)  # [M, C]
         if not return_attention:
             return y
         return y, _per_node_map(weight, s, mass, blocks, valid, batch)
@@ -154,11 +143,7 @@ class SinkhornAttention(nn.Module):
         Shape:
             x: [M, C_in], pos: [M, 3] -> blocks [B, n, P], S [B, n, n]
         """
-        name = type(self).__name__
-        m = check_features(name, x, self.in_channels)
-        check_positions(name, pos, m, like=x)
-        batch = check_batch(batch, m, x.device)
-        x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C_in]
+        x, batch = self._inputs(x, batch, pos, pos_needed_for=_WHY_POS)  # [M, C_in], [M]
         blocks, _, s = self._sort(x, pos, batch)
         return blocks, s
 
