@@ -373,8 +373,8 @@ def _say(command: str):
 
 
 def _run_data(args) -> int:
-    from pcattn.config_check import parse_yaml
     from pcattn.data.info import describe, format_description, prepare
+    from pcattn.model_configs.values import parse_yaml
 
     if args.data_command == "info":
         found = describe(args.root)

@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 
-from pcattn.config_check import build_config, parse_yaml
 from pcattn.data.registry import DataConfig, has_val_split
 from pcattn.devices import check_device_name
 from pcattn.fileio import atomic_write_text
 from pcattn.model_configs import config_class
+from pcattn.model_configs.values import build_config, parse_yaml
 
 
 OPTIMIZERS = ("adamw", "sgd")

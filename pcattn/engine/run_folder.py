@@ -27,8 +27,8 @@ def folder_drift(ckpt_path: str | Path, saved: dict) -> tuple[Path, list[str] | 
     """``(config.yaml, keys)`` where the ``config.yaml`` beside ``ckpt_path`` differs from
     the checkpoint's config ``saved`` (``keys``: ``section.key`` names, or why the file
     cannot be read as a run config); None where they agree or there is no ``config.yaml``."""
-    from pcattn.config_check import parse_yaml
     from pcattn.engine.config import config_differences, config_from_dict
+    from pcattn.model_configs.values import parse_yaml
 
     path = Path(ckpt_path).parent / "config.yaml"
     if not path.is_file():

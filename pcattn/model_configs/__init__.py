@@ -3,7 +3,9 @@
 ``pcattn train`` checks a run's ``model:`` section against these before it imports any model
 code, so a config error is reported in a fraction of a second. :data:`MODELS` is the table of
 the built-in models (config, class, task, paper); ``pcattn.models.create_model`` imports a
-model's module when it is first built.
+model's module when it is first built. :mod:`pcattn.model_configs.values` checks the values
+of any config section (``model:``, ``train:``, ``data:``, or ``create_model`` keywords) and
+reads YAML.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def _entry(config: type, target: str, task: str, paper: str) -> ModelEntry:
 
 
 # The only list of the built-in models: ``pcattn models``, the config check, ``create_model``
-# and the docs' model table read it. A new model: its file, its config dataclass, a row here.
+# and the docs' model table read it. A new model: docs/models.md, "Adding a built-in model".
 MODELS: dict[str, ModelEntry] = {
     "gat_cls": _entry(GraphAttentionConfig, "gat:GraphAttentionCls", CLS, GAT),
     "gat_cls_base": _entry(GraphAttentionBaseConfig, "gat:GraphAttentionCls", CLS, GAT),
@@ -105,9 +107,9 @@ def config_class(name: str) -> type:
     return model_config_class(name)
 
 
-__all__ = ["MODELS", "ModelEntry", "config_class", "format_table", "GraphAttentionBaseConfig", "GraphAttentionConfig",
-           "NadarayaWatsonBaseConfig", "NadarayaWatsonConfig", "PCTBaseConfig", "PCTConfig",
-           "PCTSegBaseConfig", "PCTSegConfig", "PTv2BaseConfig", "PTv2Config",
-           "PTv3BaseConfig", "PTv3Config",
+__all__ = ["MODELS", "ModelEntry", "config_class", "format_table",
+           "GraphAttentionBaseConfig", "GraphAttentionConfig", "NadarayaWatsonBaseConfig",
+           "NadarayaWatsonConfig", "PCTBaseConfig", "PCTConfig", "PCTSegBaseConfig",
+           "PCTSegConfig", "PTv2BaseConfig", "PTv2Config", "PTv3BaseConfig", "PTv3Config",
            "PointNetConfig", "PointNetSegConfig", "PointTransformerConfig",
            "PointTransformerSegConfig"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Callable
 
-from pcattn.config_check import build_config
 from pcattn.model_configs import MODELS
+from pcattn.model_configs.values import build_config
 
 if TYPE_CHECKING:
     from torch import nn

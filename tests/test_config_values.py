@@ -38,7 +38,7 @@ def test_accepted_values_are_converted():
 
 
 def test_exponents_without_a_dot_are_numbers():
-    from pcattn.config_check import parse_yaml
+    from pcattn.model_configs.values import parse_yaml
     from pcattn.engine.config import config_from_dict
 
     assert parse_yaml("1e-3", "x") == 0.001 and parse_yaml("-2E4", "x") == -20000.0
