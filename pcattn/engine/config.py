@@ -48,6 +48,7 @@ class TrainConfig:
     sad_weight: float = 0.0  # > 0: self-attention distillation between stages (SAD: 0.1)
     sad_start: float = 0.0  # the epoch SAD switches on at (its warm-up)
     amp: str = "none"  # "none", "bf16" (CPU and CUDA) or "fp16" (CUDA, with a GradScaler)
+    compile: bool = False  # torch.compile the training forward (clouds of equal size)
     eval_every: int = 1  # evaluate every N epochs (and always after the last one)
     eval_split: str = "test"  # the split best.pt is chosen on: "test" or "val" (then test once)
     eval_chunk_points: int = 0  # > 0: segment larger clouds in crops of this many points

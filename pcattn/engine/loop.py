@@ -107,6 +107,8 @@ class Trainer:
         if env.active:
             self.net = DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile:  # training steps only: evaluation's clouds may differ in size
+            self.net = torch.compile(self.net, dynamic=False)
         self.loader_gen = torch.Generator().manual_seed(cfg.seed)
         self.loader, self.sampler = train_loader(self.train_set, run, env, self.loader_gen)
         self.eval_loader = eval_loader(self.eval_set, run, env)

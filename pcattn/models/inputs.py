@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pcattn.ops.checks import may_read_values
+
 
 def batch_of(data) -> Tensor:
     """``data.batch [M]``, or zeros for a single ``Data`` cloud."""
@@ -19,9 +21,27 @@ def num_clouds(data) -> int:
     ``num_graphs``; 1 for a single ``Data``)."""
     if hasattr(data, "num_graphs"):
         return int(data.num_graphs)
+    if getattr(data, "batch", None) is None:
+        return 1 if data.pos.shape[0] else 0
     from pcattn.ops.batching import batch_size
 
-    return batch_size(batch_of(data))
+    return batch_size(data.batch)
+
+
+def equal_clouds(data) -> int | None:
+    """``B`` (:func:`num_clouds`) while ``torch.compile`` traces a model or on ``meta``
+    tensors; ``None`` in eager mode.
+
+    There a model takes its batch to be ``B`` clouds of equal size (as a loader of
+    ``num_points`` clouds makes it) and passes ``equal_clouds=B`` to its sampling and
+    neighbour searches: their sizes come from the shapes, so the graph holds no host
+    synchronisation (and ``meta`` tensors, which hold no values, give the output shapes).
+    A batch of clouds of other sizes fails an assertion in the graph. In eager mode the
+    clouds may have any sizes, read from ``batch``.
+    """
+    if torch.compiler.is_compiling() or data.pos.device.type == "meta":
+        return num_clouds(data)
+    return None
 
 
 def point_features(data, feature_channels: int) -> Tensor:
@@ -49,7 +69,7 @@ def category_of(data, num_categories: int) -> Tensor:
                          "ShapeNetPart and synthetic_parts give); set model.num_categories=0 "
                          "for data without categories")
     category = category.reshape(-1).long()
-    if category.numel() and int(category.max()) >= num_categories:
+    if category.numel() and may_read_values(category) and int(category.max()) >= num_categories:
         raise ValueError(f"data.category holds {int(category.max())} but the model was built "
                          f"with num_categories={num_categories}; set model.num_categories")
     return category

@@ -8,7 +8,13 @@ from torch import Tensor, nn
 from pcattn.model_configs.pct import PCTConfig
 from pcattn.models.global_stage import OffsetStage, global_attention
 from pcattn.models.base import Classifier
-from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
+from pcattn.models.inputs import (
+    batch_of,
+    category_of,
+    equal_clouds,
+    num_clouds,
+    point_features,
+)
 from pcattn.models.renamed import accept_old_prefix
 from pcattn.nn import (
     ClassificationHead,
@@ -56,17 +62,19 @@ class PCTEncoder(nn.Module):
 
     def forward(self, data, return_attention: bool = False) -> dict:
         """``x [S, F_fuse]``, ``batch [S]``, ``sample [S]`` and, if asked, ``attention``."""
-        batch = batch_of(data)
+        batch, b = batch_of(data), equal_clouds(data)
         feats = point_features(data, self.config.feature_channels)  # [M, 3 + F]
-        x, _, batch_s, sample = self.embed(feats, data.pos, batch)  # [S, C]
+        x, _, batch_s, sample = self.embed(feats, data.pos, batch, equal_clouds=b)  # [S, C]
         pos = data.pos[sample]  # [S, 3]
         h, outs, maps = self.pre(x), [], []
+        # PCT's own layers take the equal-size layout; the global families read batch
+        equal = {"equal_clouds": b} if self.config.attention == "offset" else {}
         for i, layer in enumerate(self.attention):
             if return_attention:
                 h, amap = layer(h, batch_s, pos=pos, return_attention=True)
                 maps.append(LayerAttention(f"offset_attention.{i}", amap, sample, sample))
             else:
-                h = layer(h, batch_s, pos=pos)  # [S, C]
+                h = layer(h, batch_s, pos=pos, **equal)  # [S, C]
             outs.append(h)
         out = {"x": self.fuse(torch.cat(outs + [x], dim=-1)), "batch": batch_s,
                "sample": sample}  # x: [S, F_fuse]

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.point_transformer import PointTransformerConfig
 from pcattn.models.base import Classifier
-from pcattn.models.inputs import batch_of, num_clouds, point_features
+from pcattn.models.inputs import batch_of, equal_clouds, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
     LayerAttention,
@@ -37,7 +37,8 @@ class PointTransformerEncoder(nn.Module):
     idx [M_s, K]`` (the stage's neighbourhoods), ``sample`` (indices into the previous
     stage's nodes; ``None`` for the first), ``index`` (indices of the stage's nodes into the
     input points) and, with ``return_attention=True``, ``attention`` (one ``local``
-    :class:`~pcattn.nn.AttentionMap` per block, on ``idx``).
+    :class:`~pcattn.nn.AttentionMap` per block, on ``idx``). ``equal_clouds=B``: the batch
+    is ``B`` clouds of equal size (see :func:`pcattn.models.inputs.equal_clouds`).
 
     Shape:
         feats: [M, in_channels], pos: [M, 3], batch: [M] -> stages
@@ -56,7 +57,7 @@ class PointTransformerEncoder(nn.Module):
             self.stages.append(nn.ModuleList(PointTransformerBlock(c) for _ in range(n)))
 
     def forward(self, feats: Tensor, pos: Tensor, batch: Tensor | None = None, *,
-                return_attention: bool = False) -> list[dict]:
+                return_attention: bool = False, equal_clouds: int | None = None) -> list[dict]:
         x = self.embed(feats)  # [M, C0]
         index = torch.arange(pos.shape[0], device=pos.device)  # [M] into the input points
         stages = []
@@ -64,9 +65,10 @@ class PointTransformerEncoder(nn.Module):
             sample = None
             if i > 0:
                 # the centres' neighbourhoods are rows of the stage before's
-                x, pos, batch, sample = down(x, pos, batch, neighbors=idx)  # [S, C_i]
+                x, pos, batch, sample = down(x, pos, batch, neighbors=idx,
+                                             equal_clouds=equal_clouds)  # [S, C_i]
                 index = index[sample]  # [S]
-            idx = knn(pos, self.k, batch)  # [M_i, K]
+            idx = knn(pos, self.k, batch, equal_clouds=equal_clouds)  # [M_i, K]
             attn = []
             for block in blocks:
                 if return_attention:
@@ -118,7 +120,8 @@ class PointTransformerCls(Classifier):
         ``query_index = source_index`` the stage's nodes as indices into the input points.
         """
         feats = point_features(data, self.config.feature_channels)  # [M, 3 + F]
-        stages = self.encoder(feats, data.pos, batch_of(data), return_attention=return_attention)
+        stages = self.encoder(feats, data.pos, batch_of(data), return_attention=return_attention,
+                              equal_clouds=equal_clouds(data))
         pool = global_max_pool if self.config.pool == "max" else global_mean_pool
         out = {"pooled": pool(stages[-1]["x"], stages[-1]["batch"], num_clouds=num_clouds(data)),
                "stages": stages}

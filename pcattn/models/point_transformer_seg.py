@@ -6,7 +6,7 @@ from torch import nn
 
 from pcattn.model_configs.point_transformer import PointTransformerSegConfig
 from pcattn.models.base import Segmenter
-from pcattn.models.inputs import batch_of, point_features
+from pcattn.models.inputs import batch_of, equal_clouds, point_features
 from pcattn.models.point_transformer import PointTransformerEncoder, stage_attention
 from pcattn.nn import LayerAttention, PointTransformerBlock, SegmentationHead, TransitionUp
 
@@ -52,17 +52,20 @@ class PointTransformerSeg(Segmenter):
         ``query_index`` = ``source_index`` = the stage's points as indices into the input)."""
         cfg = self.config
         feats = point_features(data, cfg.feature_channels)  # [M, 3 + F]
-        stages = self.encoder(feats, data.pos, batch_of(data), return_attention=return_attention)
+        b = equal_clouds(data)
+        stages = self.encoder(feats, data.pos, batch_of(data), return_attention=return_attention,
+                              equal_clouds=b)
         maps = stage_attention(stages) if return_attention else []
         x = stages[-1]["x"]
         for i in reversed(range(len(self.ups))):
             fine, coarse = stages[i], stages[i + 1]
             x = self.ups[i](x, coarse["pos"], coarse["batch"], x_skip=fine["x"],
-                            query=fine["pos"], query_batch=fine["batch"])  # [M_i, C_i]
-            for b, block in enumerate(self.decoders[i]):
+                            query=fine["pos"], query_batch=fine["batch"],
+                            equal_clouds=b)  # [M_i, C_i]
+            for j, block in enumerate(self.decoders[i]):
                 if return_attention:
                     x, amap = block(x, fine["pos"], fine["idx"], return_attention=True)
-                    maps.append(LayerAttention(f"decoder.{i}.{b}", amap, fine["index"],
+                    maps.append(LayerAttention(f"decoder.{i}.{j}", amap, fine["index"],
                                                fine["index"]))
                 else:
                     x = block(x, fine["pos"], fine["idx"])  # [M_i, C_i]

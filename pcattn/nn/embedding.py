@@ -15,6 +15,7 @@ from pcattn.nn.checks import (
 from pcattn.nn.mlp import mlp
 from pcattn.nn.reset import reset_children
 from pcattn.ops.batching import check_batch
+from pcattn.ops.checks import may_read_values
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
 from pcattn.ops.sampling import farthest_point_sample
@@ -88,6 +89,10 @@ class NeighborEmbedding(nn.Module):
         num_samples: points kept per cloud by each stage (overrides ``ratios``).
         k: neighbours grouped per centre.
 
+    ``forward(..., equal_clouds=B)``: the batch is ``B`` clouds of equal size, so the
+    sampling and the search take their sizes from the shapes (what ``torch.compile``
+    traces; see :func:`pcattn.ops.farthest_point_sample`).
+
     Shape:
         x: [M, F] (``None``: ``pos``), pos: [M, 3], batch: [M]
         -> x: [S, C], pos: [S, 3], batch: [S], index of the kept points in the input: [S]
@@ -115,8 +120,8 @@ class NeighborEmbedding(nn.Module):
         """Default inits of the MLPs."""
         reset_children(self)
 
-    def forward(self, x: Tensor | None, pos: Tensor, batch: Tensor | None = None
-                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor | None, pos: Tensor, batch: Tensor | None = None, *,
+                equal_clouds: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         name = type(self).__name__
         if x is None:
             check_tensor(name, "pos", pos, ("M", 3))
@@ -131,19 +136,23 @@ class NeighborEmbedding(nn.Module):
         h = self.embed(pos if x is None else x)  # [M, H]
         sample = torch.arange(pos.shape[0], device=pos.device)  # [M]
         for stage, local in enumerate((self.local0, self.local1)):
-            h, keep = self._sample_and_group(h, pos, batch, local, stage)  # [S, C_s]
+            h, keep = self._sample_and_group(h, pos, batch, local, stage,
+                                             equal_clouds)  # [S, C_s]
             pos, batch, sample = pos[keep], batch[keep], sample[keep]
         return h, pos, batch, sample
 
     def _sample_and_group(self, x: Tensor, pos: Tensor, batch: Tensor, local: nn.Module,
-                          stage: int) -> tuple[Tensor, Tensor]:
+                          stage: int, equal_clouds: int | None) -> tuple[Tensor, Tensor]:
         if self.num_samples is not None:
-            keep = farthest_point_sample(pos, batch, num=self.num_samples[stage])  # [S]
+            keep = farthest_point_sample(pos, batch, num=self.num_samples[stage],
+                                         equal_clouds=equal_clouds)  # [S]
         elif self.ratios[stage] >= 1:  # every point is a centre (PCT's segmentation)
             keep = torch.arange(pos.shape[0], device=pos.device)  # [M]
         else:
-            keep = farthest_point_sample(pos, batch, ratio=self.ratios[stage])  # [S]
-        idx = knn(pos, self.k, batch, query=pos[keep], query_batch=batch[keep])  # [S, K]
+            keep = farthest_point_sample(pos, batch, ratio=self.ratios[stage],
+                                         equal_clouds=equal_clouds)  # [S]
+        idx = knn(pos, self.k, batch, query=pos[keep], query_batch=batch[keep],
+                  equal_clouds=equal_clouds)  # [S, K]
         # The first Linear of LBR^2 on [x_j - x_i || x_i] is W_n x_j + (W_c - W_n) x_i + b with
         # W = [W_n | W_c]: it acts per point and per centre, and only its sum is [S, K, C'].
         first, c = local[0], x.shape[1]
@@ -151,6 +160,7 @@ class NeighborEmbedding(nn.Module):
         h = gather(x @ w_n.T, idx)  # [S, K, C']: W_n x_j (zero at -1)
         h += torch.addmm(first.bias, x[keep], (w_c - w_n).T)[:, None]  # + (W_c - W_n) x_i + b
         h = local[1:-1](h)  # LayerNorm, ReLU, Linear, LayerNorm; the last ReLU after the max
-        if bool((idx < 0).any()):  # clouds smaller than k: their -1 neighbours take no part
+        # clouds smaller than k: their -1 neighbours take no part (no read to compile)
+        if not may_read_values(idx) or bool((idx < 0).any()):
             h = h.masked_fill((idx < 0)[..., None], float("-inf"))
         return torch.relu(h.max(dim=1).values), keep  # [S, C'], [S]

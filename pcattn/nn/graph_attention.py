@@ -264,9 +264,11 @@ def _load_pyg_names(layer: GraphAttention, state_dict: dict, prefix: str, *args)
 def _regular_degree(edge_index: Tensor, num_targets: int) -> int | None:
     """``K`` when ``edge_index`` holds ``K`` edges into each of the ``num_targets`` targets,
     target after target (``edge_index[1] == [0]*K + [1]*K + ...``: the layout of
-    :func:`pcattn.ops.neighbors_to_edge_index` of a kNN without padding); else ``None``."""
+    :func:`pcattn.ops.neighbors_to_edge_index` of a kNN without padding); else ``None``.
+    Under ``torch.compile`` and on ``meta`` the targets cannot be read: ``None`` (scatter)."""
     e = edge_index.shape[1]
-    if num_targets == 0 or e == 0 or e % num_targets:
+    if (num_targets == 0 or e == 0 or e % num_targets or torch.compiler.is_compiling()
+            or edge_index.device.type == "meta"):
         return None
     k = e // num_targets
     want = torch.arange(num_targets, device=edge_index.device).repeat_interleave(k)

@@ -17,7 +17,7 @@ from pcattn.nn.checks import (
     local_neighbors,
 )
 from pcattn.nn.pool import global_mean_pool
-from pcattn.ops.batching import batch_size, check_batch, counts_and_ptr
+from pcattn.ops.batching import batch_size, check_batch, counts_and_ptr, equal_cloud_size
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
 from pcattn.ops.softmax import masked_softmax
@@ -93,6 +93,10 @@ class NadarayaWatsonPool(_Bandwidth):
         into the ``M`` nodes (``num_sources = M``), zero at ``-1``. With ``k=None``
         ``idx`` lists every node of the query's cloud in order (``K = N_max``); with ``k``
         set, it is ``pcattn.ops.knn(pos, k, batch, query=..., query_batch=...)``.
+
+    ``forward(..., equal_clouds=B)``: the nodes are ``B`` clouds of equal size (and the
+    queries ``B`` equal groups), so the sizes come from the shapes, nothing is read back
+    and ``torch.compile`` traces the pool in one graph (see :func:`pcattn.ops.knn`).
     """
 
     def __init__(self, *, sigma: float = 0.1, learn_sigma: bool = False,
@@ -103,7 +107,7 @@ class NadarayaWatsonPool(_Bandwidth):
     def forward(
         self, x: Tensor, pos: Tensor, batch: Tensor | None = None, *,
         query: Tensor | None = None, query_batch: Tensor | None = None,
-        return_attention: bool = False,
+        return_attention: bool = False, equal_clouds: int | None = None,
     ) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
         m = check_features(name, x, None)
@@ -112,9 +116,14 @@ class NadarayaWatsonPool(_Bandwidth):
         if query is not None:
             check_features(name, query, 3, name="query", width_name="xyz")
             check_batch_rows(name, query_batch, query.shape[0], name="query_batch", of="query")
-        multi = batch is not None and batch.numel() > 0 and int(batch[-1]) > 0
-        batch = check_batch(batch, pos.shape[0], pos.device)
-        b = batch_size(batch)
+        if equal_clouds is None:
+            multi = batch is not None and batch.numel() > 0 and int(batch[-1]) > 0
+            batch = check_batch(batch, pos.shape[0], pos.device)
+            b = batch_size(batch)
+        else:
+            n = equal_cloud_size(batch, m, equal_clouds)
+            multi, b = equal_clouds > 1, equal_clouds
+            batch = check_batch(batch, pos.shape[0], pos.device)
         if query is None:
             if query_batch is not None:
                 raise ValueError(f"{name}: query_batch given without query")
@@ -124,10 +133,13 @@ class NadarayaWatsonPool(_Bandwidth):
             raise ValueError(f"{name}: query_batch is needed with query when batch has several "
                              "clouds")
         query_batch = check_batch(query_batch, query.shape[0], query.device)
-        if self.k is None:
+        if self.k is None and equal_clouds is not None:
+            idx = query_batch[:, None] * n + torch.arange(n, device=pos.device)  # [M_q, N]
+        elif self.k is None:
             idx = _cloud_index(batch, query_batch, max(b, batch_size(query_batch)))  # [M_q, N]
         else:
-            idx = knn(pos, self.k, batch, query=query, query_batch=query_batch)  # [M_q, K]
+            idx = knn(pos, self.k, batch, query=query, query_batch=query_batch,
+                      equal_clouds=equal_clouds)  # [M_q, K]
         valid = idx >= 0  # [M_q, K]
         diff = gather(pos, idx) - query[:, None, :]  # [M_q, K, 3]
         d2 = (diff * diff).sum(-1)  # [M_q, K]

@@ -61,6 +61,10 @@ class OffsetAttention(nn.Module):
         chunk_size: elements of the ``[R, B, N]`` energies per chunk of rows in the
             log-sum-exp pass (``None``: one chunk).
 
+    ``forward(..., equal_clouds=B)``: the batch is ``B`` clouds of equal size, made dense
+    by a reshape with sizes from the shapes (what ``torch.compile`` traces; see
+    :func:`pcattn.ops.unpack`).
+
     Shape:
         x: [M, C], batch: [M] (``None``: one cloud) -> [M, C];
         with ``return_attention=True`` also a ``global`` :class:`AttentionMap` in PCT's
@@ -95,18 +99,20 @@ class OffsetAttention(nn.Module):
         reset_children(self)
 
     def forward(self, x: Tensor, batch: Tensor | None = None, *, pos: Tensor | None = None,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
+                return_attention: bool = False, equal_clouds: int | None = None
+                ) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
         check_batch_rows(name, batch, check_features(name, x, self.in_channels))
         batch = check_batch(batch, x.shape[0], x.device)
         x = apply_pos_encoding(x, pos, self.pos_encoding, name)  # [M, C]
-        q, mask = unpack(self.lin_q(x), batch)  # [B, N, C_qk], [B, N]
-        k, _ = unpack(self.lin_k(x), batch)  # [B, N, C_qk]
-        v, _ = unpack(self.lin_v(x), batch)  # [B, N, C]
+        q, mask = unpack(self.lin_q(x), batch, equal_clouds=equal_clouds)  # [B, N, C_qk], [B, N]
+        k, _ = unpack(self.lin_k(x), batch, equal_clouds=equal_clouds)  # [B, N, C_qk]
+        v, _ = unpack(self.lin_v(x), batch, equal_clouds=equal_clouds)  # [B, N, C]
         key_mask = (mask | ~mask.any(1, keepdim=True))[:, None, :]  # [B, 1, N]
         if not return_attention:
             x_r = self._offset_fused(q, k, v, mask, key_mask)  # [B, N, C]
-            return x + self.lbr(x - pack(x_r, mask)[0])  # [M, C]
+            x_r = x_r.flatten(0, 1) if equal_clouds is not None else pack(x_r, mask)[0]
+            return x + self.lbr(x - x_r)  # [M, C]
         energy = q @ k.transpose(1, 2)  # [B, N, N]
         attn = torch.softmax(energy.masked_fill(~key_mask, float("-inf")), dim=-1)
         attn = attn * mask[:, :, None]  # [B, N, N]: padded rows i give nothing

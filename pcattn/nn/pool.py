@@ -35,5 +35,7 @@ def global_mean_pool(x: Tensor, batch: Tensor | None = None, *,
     batch = check_batch(batch, x.shape[0], x.device)
     b = batch_size(batch) if num_clouds is None else num_clouds
     out = x.new_zeros((b, x.shape[1])).index_add_(0, batch, x)
-    count = torch.bincount(batch, minlength=b).clamp_min(1).to(x.dtype)
+    # index_add_, not bincount: its size is b, not read from the ids (one graph compiled)
+    count = batch.new_zeros(b).index_add_(0, batch, torch.ones_like(batch))
+    count = count.clamp_min(1).to(x.dtype)
     return out / count[:, None]

@@ -45,6 +45,10 @@ class TransitionDown(nn.Module):
     batch)``, as the stage before has for its attention), instead of searching again: the
     centres are input nodes, so their rows of ``idx`` are their neighbourhoods.
 
+    ``forward(..., equal_clouds=B)``: the batch is ``B`` clouds of equal size, so the
+    sampling and the search take their sizes from the shapes (what ``torch.compile``
+    traces; see :func:`pcattn.ops.farthest_point_sample`).
+
     Shape:
         x: [M, C_in], pos: [M, 3], batch: [M] (``None``: one cloud), neighbors: [M, k]
         -> x: [S, C], pos: [S, 3], batch: [S], sampled index into the input: [S]
@@ -66,7 +70,8 @@ class TransitionDown(nn.Module):
         reset_children(self)
 
     def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None, *,
-                neighbors: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                neighbors: Tensor | None = None, equal_clouds: int | None = None
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         name = type(self).__name__
         m = check_features(name, x, self.in_channels)
         check_positions(name, pos, m, like=x)
@@ -81,10 +86,12 @@ class TransitionDown(nn.Module):
             except ValueError as err:
                 raise ValueError(f"{name}: neighbors: {err}") from None
         batch = check_batch(batch, pos.shape[0], pos.device)
-        sample = farthest_point_sample(pos, batch, ratio=self.ratio)  # [S]
+        sample = farthest_point_sample(pos, batch, ratio=self.ratio,
+                                       equal_clouds=equal_clouds)  # [S]
         pos_s, batch_s = pos[sample], batch[sample]  # [S, 3], [S]
         if neighbors is None:
-            idx = knn(pos, self.k, batch, query=pos_s, query_batch=batch_s)  # [S, K]
+            idx = knn(pos, self.k, batch, query=pos_s, query_batch=batch_s,
+                      equal_clouds=equal_clouds)  # [S, K]
         else:
             idx = neighbors[sample]  # [S, K]: the centres are input nodes
         # the first linear map splits: W [x_j | p_j - p_i] + b = (W_x x_j + b) + W_p (p_j - p_i);
@@ -140,6 +147,10 @@ class TransitionUp(nn.Module):
             ``NadarayaWatsonPool(k=3, learn_sigma=True)``; default inverse distance
             (``pcattn.ops.interpolation_weights``) over ``k`` neighbours.
 
+    ``forward(..., equal_clouds=B)``: both levels are ``B`` clouds of equal size, so the
+    default interpolation's search takes its sizes from the shapes (what ``torch.compile``
+    traces; see :func:`pcattn.ops.knn`).
+
     Shape:
         x: [S, C_in], pos: [S, 3], batch: [S] (coarse; ``None``: one cloud),
         x_skip: [M, C_skip], query: [M, 3], query_batch: [M] (fine) -> [M, C];
@@ -169,7 +180,8 @@ class TransitionUp(nn.Module):
 
     def forward(self, x: Tensor, pos: Tensor, batch: Tensor | None = None, *, x_skip: Tensor,
                 query: Tensor, query_batch: Tensor | None = None,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
+                return_attention: bool = False, equal_clouds: int | None = None
+                ) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
         s = check_features(name, x, self.in_channels)
         check_positions(name, pos, s, like=x)
@@ -181,7 +193,7 @@ class TransitionUp(nn.Module):
         h = self.mlp(x)  # [S, C]
         if self.upsample is None:
             idx, w = interpolation_weights(pos, batch, query=query, query_batch=query_batch,
-                                           k=self.k)  # [M, K] each
+                                           k=self.k, equal_clouds=equal_clouds)  # [M, K] each
             up = (w[..., None] * gather(h, idx)).sum(1)  # [M, C]
             amap = AttentionMap("local", w[..., None], idx=idx, num_sources=pos.shape[0])
         else:

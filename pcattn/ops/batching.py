@@ -44,6 +44,43 @@ def batch_size(batch: Tensor) -> int:
     return int(batch[-1]) + 1 if batch.numel() else 0
 
 
+def equal_cloud_size(batch: Tensor | None, num_nodes: int, num_clouds: int,
+                     name: str = "batch") -> int:
+    """Nodes per cloud of a batch of ``num_clouds`` clouds of equal size, from the shapes.
+
+    This is the layout ``torch.compile`` can trace (sizes are Python ints, nothing is read
+    back): ``equal_clouds=B`` of :func:`~pcattn.ops.knn` and
+    :func:`~pcattn.ops.farthest_point_sample`. ``batch`` must then be ``n`` zeros, ``n``
+    ones, ... (``n = num_nodes / num_clouds``; ``None`` for one cloud): checked where
+    :func:`~pcattn.ops.checks.may_read_values`, else asserted in the graph
+    (``torch._assert_async``, raised when the graph runs; not on ``meta``).
+    """
+    if isinstance(num_clouds, bool) or not isinstance(num_clouds, int) or num_clouds < 1:
+        raise ValueError(f"equal_clouds must be an integer >= 1, got {num_clouds!r}")
+    if num_nodes % num_clouds:
+        raise ValueError(f"equal_clouds={num_clouds} clouds of equal size cannot hold "
+                         f"{num_nodes} nodes; pass equal_clouds=None for clouds of any size")
+    n = num_nodes // num_clouds
+    if batch is None:
+        if num_clouds != 1:
+            raise ValueError(f"{name} is None (one cloud) but equal_clouds={num_clouds}")
+        return n
+    if batch.dim() != 1 or batch.shape[0] != num_nodes:
+        raise ValueError(f"{name} must be a 1-D tensor with one cloud id per node "
+                         f"({num_nodes}), got shape {tuple(batch.shape)}")
+    if num_nodes and batch.device.type != "meta":
+        want = torch.arange(num_nodes, device=batch.device) // n  # [M]
+        same = (batch == want).all()
+        msg = (f"{name} is not {num_clouds} clouds of equal size in order (equal_clouds="
+               f"{num_clouds}; under torch.compile the models take clouds of equal size)")
+        if may_read_values(batch):
+            if not bool(same):
+                raise ValueError(msg)
+        else:
+            torch._assert_async(same, msg)
+    return n
+
+
 def counts_and_ptr(batch: Tensor, num_clouds: int | None = None) -> tuple[Tensor, Tensor]:
     """Nodes per cloud ``[B]`` and CSR offsets ``ptr [B + 1]`` of a sorted batch vector."""
     num_clouds = batch_size(batch) if num_clouds is None else num_clouds
@@ -53,15 +90,21 @@ def counts_and_ptr(batch: Tensor, num_clouds: int | None = None) -> tuple[Tensor
 
 def unpack(
     x: Tensor, batch: Tensor | None = None, *, num_clouds: int | None = None,
-    max_nodes: int | None = None, fill_value: float = 0.0,
+    max_nodes: int | None = None, fill_value: float = 0.0, equal_clouds: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Packed ``[M, *]`` -> dense ``[B, N_max, *]`` and mask ``[B, N_max]``.
 
     Like ``torch_geometric.utils.to_dense_batch``; padded slots hold ``fill_value``.
+    ``equal_clouds=B``: ``B`` clouds of equal size (:func:`equal_cloud_size`), a reshape
+    with an all-true mask, sizes from the shapes (``num_clouds`` and ``max_nodes`` unused).
 
     Shape:
         x: [M, *], batch: [M] -> ([B, N_max, *], [B, N_max])
     """
+    if equal_clouds is not None:
+        n = equal_cloud_size(batch, x.shape[0], equal_clouds)
+        return (x.reshape((equal_clouds, n) + tuple(x.shape[1:])),
+                torch.ones(equal_clouds, n, dtype=torch.bool, device=x.device))
     batch = check_batch(batch, x.shape[0], x.device)
     counts, ptr = counts_and_ptr(batch, num_clouds)
     num_clouds = counts.numel()

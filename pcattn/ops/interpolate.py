@@ -14,7 +14,7 @@ MODES = ("inverse_distance", "nadaraya_watson")
 def interpolation_weights(
     pos: Tensor, batch: Tensor | None = None, *, query: Tensor,
     query_batch: Tensor | None = None, k: int = 3, mode: str = "inverse_distance",
-    sigma: float | Tensor = 0.1, eps: float = 1e-8,
+    sigma: float | Tensor = 0.1, eps: float = 1e-8, equal_clouds: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest points of each query and their interpolation weights.
 
@@ -23,6 +23,8 @@ def interpolation_weights(
     ``mode="nadaraya_watson"`` (kernel regression with a Gaussian kernel):
     ``w_j = softmax_j(-||q - p_j||^2 / (2 sigma^2))``; ``sigma`` may be a learned tensor.
     Each row sums to 1 over its valid neighbours; ``-1`` neighbours get weight 0.
+    ``equal_clouds=B``: both sets are ``B`` clouds of equal size (see
+    :func:`~pcattn.ops.knn`).
 
     Shape:
         pos: [M, 3], batch: [M], query: [M_q, 3], query_batch: [M_q]
@@ -35,7 +37,8 @@ def interpolation_weights(
             raise ValueError("batch is given but query_batch is not: pass the cloud id of each "
                              "query point too (query_batch [M_q])")
         query_batch = batch
-    idx, _ = knn_with_distance(pos, k, batch, query=query, query_batch=query_batch)
+    idx, _ = knn_with_distance(pos, k, batch, query=query, query_batch=query_batch,
+                               equal_clouds=equal_clouds)
     valid = idx >= 0  # [M_q, K]
     diff = gather(pos, idx) - query[:, None, :]  # [M_q, K, 3]; differentiable in pos
     d2 = (diff * diff).sum(-1)  # [M_q, K]

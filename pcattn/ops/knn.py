@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from pcattn.ops.backend import has_open3d
-from pcattn.ops.batching import check_batch, counts_and_ptr, unpack
+from pcattn.ops.batching import check_batch, counts_and_ptr, equal_cloud_size, unpack
 from pcattn.ops.checks import check_count, check_points
 
 _CHUNK_ELEMS = 1 << 24  # distances held at once by the torch path (64 MB in float32)
@@ -22,6 +22,7 @@ _BACKENDS = ("auto", "torch", "open3d")
 def knn(
     pos: Tensor, k: int, batch: Tensor | None = None, *, query: Tensor | None = None,
     query_batch: Tensor | None = None, dilation: int = 1, backend: str = "auto",
+    equal_clouds: int | None = None,
 ) -> Tensor:
     """Indices of the ``k`` nearest points of ``pos`` to each query, within its cloud.
 
@@ -37,15 +38,20 @@ def knn(
         query: query points (default: ``pos``).
         query_batch: cloud id of each query (default: ``batch`` when ``query`` is None).
         dilation: stride through the sorted neighbour list.
-        backend: ``"auto"`` (open3d on the CPU when importable, else torch), ``"torch"``
-            or ``"open3d"``.
+        backend: ``"auto"`` (open3d on the CPU when importable and not under
+            ``torch.compile``, else torch), ``"torch"`` or ``"open3d"``.
+        equal_clouds: ``B`` when the batch is ``B`` clouds of equal size (and the queries
+            ``B`` equal groups): the torch path then takes its sizes from the shapes and
+            reads nothing back, so ``torch.compile`` traces it in one graph (see
+            :func:`~pcattn.ops.batching.equal_cloud_size`); ``None``: any sizes.
 
     Shape:
         pos: [M, 3], batch: [M], query: [M_q, 3], query_batch: [M_q] -> [M_q, K]
     """
     k, dilation = check_count(k, "k"), check_count(dilation, "dilation")
     idx, _ = knn_with_distance(pos, k * dilation, batch, query=query,
-                               query_batch=query_batch, backend=backend)
+                               query_batch=query_batch, backend=backend,
+                               equal_clouds=equal_clouds)
     return idx[:, ::dilation] if dilation > 1 else idx
 
 
@@ -74,7 +80,7 @@ def ball_query(
 
 def knn_with_distance(
     pos: Tensor, k: int, batch: Tensor | None = None, *, query: Tensor | None = None,
-    query_batch: Tensor | None = None, backend: str = "auto",
+    query_batch: Tensor | None = None, backend: str = "auto", equal_clouds: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Like :func:`knn` and also the squared distances (``inf`` where ``-1``).
 
@@ -101,13 +107,22 @@ def knn_with_distance(
         query, query_batch = pos, batch
     else:
         query_batch = check_batch(query_batch, query.shape[0], query.device)
-    num_clouds = max(int(batch[-1]) + 1 if batch.numel() else 0,
-                     int(query_batch[-1]) + 1 if query_batch.numel() else 0)
     if backend == "auto":
-        backend = "open3d" if pos.device.type == "cpu" and has_open3d() else "torch"
+        backend = ("open3d" if pos.device.type == "cpu" and not torch.compiler.is_compiling()
+                   and has_open3d() else "torch")
     if backend == "open3d" and pos.device.type != "cpu":
         raise ValueError("backend='open3d' runs on CPU tensors only; use backend='torch' "
                          f"for tensors on {pos.device.type}")
+    if equal_clouds is not None:
+        b = equal_clouds
+        n = equal_cloud_size(batch, pos.shape[0], b)
+        q = equal_cloud_size(query_batch, query.shape[0], b, "query_batch")
+        if backend == "torch":
+            idx, dist = _knn_dense(pos.reshape(b, n, 3), None, query.reshape(b, q, 3),
+                                   torch.arange(b, device=pos.device) * n, k)
+            return idx.view(b * q, k), dist.view(b * q, k)
+    num_clouds = max(int(batch[-1]) + 1 if batch.numel() else 0,
+                     int(query_batch[-1]) + 1 if query_batch.numel() else 0)
     run = _knn_open3d if backend == "open3d" else _knn_torch
     return run(pos, k, batch, query, query_batch, num_clouds)
 
@@ -121,14 +136,25 @@ def _knn_torch(pos, k, batch, query, query_batch, num_clouds):
     ref, ref_mask = unpack(pos, batch, num_clouds=num_clouds)  # [B, N, 3], [B, N]
     qry, qry_mask = unpack(query, query_batch, num_clouds=num_clouds)  # [B, Q, 3]
     _, ptr = counts_and_ptr(batch, num_clouds)
-    b, n = ref_mask.shape
+    idx, dist = _knn_dense(ref, ref_mask, qry, ptr[:-1], k)
+    return idx[qry_mask], dist[qry_mask]  # [M_q, K]
+
+
+def _knn_dense(ref: Tensor, ref_mask: Tensor | None, qry: Tensor, offset: Tensor, k: int
+               ) -> tuple[Tensor, Tensor]:
+    """kNN of dense clouds ``ref [B, N, 3]`` (``ref_mask [B, N]``, ``None``: all valid) for
+    ``qry [B, Q, 3]``; indices shifted by each cloud's ``offset [B]`` into the packed
+    points, ``-1`` (distance ``inf``) past a cloud's points. Returns ``[B, Q, k]`` twice."""
+    b, n = ref.shape[:2]
     q = qry.shape[1]
     kk = min(k, n)
-    idx = torch.full((b, q, k), -1, dtype=torch.long, device=pos.device)
-    dist = torch.full((b, q, k), float("inf"), dtype=pos.dtype, device=pos.device)
+    idx = torch.full((b, q, k), -1, dtype=torch.long, device=ref.device)
+    dist = torch.full((b, q, k), float("inf"), dtype=ref.dtype, device=ref.device)
     if kk == 0 or q == 0:
-        return idx[qry_mask], dist[qry_mask]
-    ref_sq = (ref * ref).sum(-1).masked_fill(~ref_mask, float("inf"))  # [B, N]
+        return idx, dist
+    ref_sq = (ref * ref).sum(-1)  # [B, N]
+    if ref_mask is not None:
+        ref_sq = ref_sq.masked_fill(~ref_mask, float("inf"))
     clouds_per_chunk = max(1, _CHUNK_ELEMS // max(1, q * n))
     rows = max(1, _CHUNK_ELEMS // max(1, n))
     for b0 in range(0, b, clouds_per_chunk):
@@ -142,10 +168,10 @@ def _knn_torch(pos, k, batch, query, query_batch, num_clouds):
             val, ind = d.topk(kk, dim=-1, largest=False, sorted=True)  # [b, r, kk]
             val.clamp_(min=0)
             invalid = torch.isinf(val)
-            ind = (ind + ptr[b0:b1, None, None]).masked_fill_(invalid, -1)
+            ind = (ind + offset[b0:b1, None, None]).masked_fill_(invalid, -1)
             idx[b0:b1, r0:r1, :kk] = ind
             dist[b0:b1, r0:r1, :kk] = val
-    return idx[qry_mask], dist[qry_mask]  # [M_q, K]
+    return idx, dist
 
 
 def _knn_open3d(pos, k, batch, query, query_batch, num_clouds):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from pcattn.ops.backend import has_open3d
-from pcattn.ops.batching import check_batch, counts_and_ptr, unpack
+from pcattn.ops.batching import check_batch, counts_and_ptr, equal_cloud_size, unpack
 from pcattn.ops.checks import check_count, check_points
 
 
@@ -15,6 +17,7 @@ def farthest_point_sample(
     pos: Tensor, batch: Tensor | None = None, *, ratio: float | None = None,
     num: int | None = None, random_start: bool = False,
     generator: torch.Generator | None = None, backend: str = "auto",
+    equal_clouds: int | None = None,
 ) -> Tensor:
     """Farthest point sampling (PointNet++), per cloud, all clouds stepped together.
 
@@ -31,7 +34,12 @@ def farthest_point_sample(
         backend: ``"torch"`` (all clouds stepped together, a few ``[B, N]`` ops per pick;
             CPU and CUDA), ``"open3d"`` (its C++ loop, cloud by cloud; CPU only) or
             ``"auto"``: open3d on the CPU when importable (1.3-3.5x faster there, see
-            ``pcattn bench ops``), torch otherwise. Both choose the same points.
+            ``pcattn bench ops``) and not under ``torch.compile``, torch otherwise. Both
+            choose the same points.
+        equal_clouds: ``B`` when the batch is ``B`` clouds of equal size: the torch path
+            then takes its sizes from the shapes (:func:`sample_count` points per cloud)
+            and reads nothing back, so ``torch.compile`` traces it in one graph (see
+            :func:`~pcattn.ops.batching.equal_cloud_size`); ``None``: any sizes.
 
     Returns:
         Global indices into ``pos``, ascending (so grouped by cloud): the same on every
@@ -54,6 +62,14 @@ def farthest_point_sample(
     batch = check_batch(batch, pos.shape[0], pos.device)
     if pos.shape[0] == 0:  # no points, no clouds: nothing to pick
         return torch.zeros(0, dtype=torch.long, device=pos.device)
+    if backend == "auto":
+        backend = ("open3d" if pos.device.type == "cpu" and not torch.compiler.is_compiling()
+                   and has_open3d() else "torch")
+    if equal_clouds is not None:
+        n = equal_cloud_size(batch, pos.shape[0], equal_clouds)
+        if backend == "torch":
+            return _fps_equal(pos.detach(), equal_clouds, n, sample_count(n, ratio, num),
+                              random_start, generator)
     counts, ptr = counts_and_ptr(batch)
     if ratio is not None:
         take = torch.ceil(counts.double() * ratio).long().clamp(min=1)
@@ -67,14 +83,34 @@ def farthest_point_sample(
         start = (torch.rand(b, generator=generator).to(pos.device) * counts).long()
     else:
         start = _farthest_from_centroid(dense, mask, counts)
-    if backend == "auto":
-        backend = "open3d" if pos.device.type == "cpu" and has_open3d() else "torch"
     if backend == "open3d":
         out = _fps_open3d(dense, counts, take, start, s_max)
     else:
         out = _fps_torch(dense, mask, start, s_max)  # [B, S_max]
     keep = torch.arange(s_max, device=pos.device)[None, :] < take[:, None]  # [B, S_max]
     return (out + ptr[:-1, None])[keep].sort().values  # [S], clouds stay grouped
+
+def sample_count(n: int, ratio: float | None = None, num: int | None = None) -> int:
+    """Points :func:`farthest_point_sample` keeps of a cloud of ``n``: ``ceil(ratio * n)``
+    (at least 1), or ``num``; all of a smaller cloud."""
+    take = max(math.ceil(n * ratio), 1) if ratio is not None else num
+    return min(take, n)
+
+
+def _fps_equal(pos: Tensor, b: int, n: int, take: int, random_start: bool,
+               generator: torch.Generator | None) -> Tensor:
+    """The torch path on ``b`` clouds of ``n`` points each, sizes from the shapes."""
+    dense = pos.reshape(b, n, 3)  # [B, N, 3]
+    mask = torch.ones(b, n, dtype=torch.bool, device=pos.device)
+    counts = torch.full((b,), n, dtype=torch.long, device=pos.device)
+    if random_start:
+        start = (torch.rand(b, generator=generator).to(pos.device) * counts).long()
+    else:
+        start = _farthest_from_centroid(dense, mask, counts)
+    out = _fps_torch(dense, mask, start, take)  # [B, take]
+    offset = torch.arange(b, device=pos.device)[:, None] * n  # [B, 1]
+    return (out + offset).reshape(-1).sort().values  # [B * take]
+
 
 def _farthest_from_centroid(dense: Tensor, mask: Tensor, counts: Tensor) -> Tensor:
     """Per cloud, the index of the point farthest from its centroid: an order-free start."""
