@@ -88,6 +88,9 @@ def _up(b, p, **kw):
 ZOO: dict[str, Entry] = {
     "PointTransformerLayer": Entry("local", lambda: pnn.PointTransformerLayer(C, C), _local),
     "PointTransformerBlock": Entry("local", lambda: pnn.PointTransformerBlock(C), _local),
+    "PTv2Block": Entry("local", lambda: pnn.PTv2Block(C, heads=2), _local),
+    "NadarayaWatsonBlock": Entry(
+        "local", lambda: pnn.NadarayaWatsonBlock(C, sigma=0.3, learn_sigma=True), _local),
     "NadarayaWatsonLayer": Entry(
         "local", lambda: pnn.NadarayaWatsonLayer(sigma=0.3, learn_sigma=True), _local),
     "LocalSelfAttention": Entry("local", lambda: pnn.LocalSelfAttention(C, C, heads=2),
@@ -114,6 +117,8 @@ ZOO: dict[str, Entry] = {
         lambda b, p, **kw: b(p.x, p.batch, pos=p.pos, **kw)),
     "GraphAttention": Entry("graph", lambda: pnn.GraphAttention(C, C, heads=2),
                             lambda b, p, **kw: b(p.x, p.edge_index, **kw)),
+    "GraphAttentionBlock": Entry("graph", lambda: pnn.GraphAttentionBlock(C, C, heads=2),
+                                 lambda b, p, **kw: b(p.x, p.edge_index, **kw)),
     "AttentionPool": Entry("pool", lambda: pnn.AttentionPool(C, heads=2), _global,
                            output="clouds"),
     "SqueezeExcitation": Entry("pool", lambda: pnn.SqueezeExcitation(C), _global),
@@ -134,6 +139,8 @@ ZOO: dict[str, Entry] = {
     "SerializedAttention": Entry(
         "points", lambda: pnn.SerializedAttention(C, C, heads=2, patch_size=3),
         lambda b, p, **kw: b(p.x, p.pos, p.batch, **kw)),
+    "PTv3Block": Entry("points", lambda: pnn.PTv3Block(C, heads=2, patch_size=3),
+                       lambda b, p, **kw: b(p.x, p.pos, p.batch, **kw)),
     "TransitionDown": Entry("points", lambda: pnn.TransitionDown(C, C, ratio=0.5, k=3),
                             lambda b, p: b(p.x, p.pos, p.batch), output="sampled",
                             attention=False),

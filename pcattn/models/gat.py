@@ -9,51 +9,24 @@ attention scores, so the layers see geometry and not only the features.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from pcattn.model_configs.gat import GraphAttentionConfig
 from pcattn.models.base import Classifier, Segmenter
-from pcattn.models.inputs import batch_of, equal_clouds, num_clouds, point_features
+from pcattn.models.inputs import batch_of, num_clouds, point_features
 from pcattn.models.renamed import accept_old_prefix
 from pcattn.nn import (
     ClassificationHead,
-    GraphAttention,
+    GraphAttentionBlock,
     PointEmbedding,
     SegmentationHead,
     global_max_pool,
     global_mean_pool,
 )
-from pcattn.nn.attention_map import AttentionMap, LayerAttention
+from pcattn.nn.attention_map import LayerAttention
 from pcattn.ops.batching import neighbors_to_edge_index
 from pcattn.ops.knn import knn
-
-
-class GraphAttentionBlock(nn.Module):
-    """Pre-norm residual graph attention: ``skip(x) + ELU(GAT(LN(x)))``, the ELU of the GAT
-    paper, ``skip`` a linear map where the width changes.
-
-    Shape:
-        x: [M, C_in], edge_index: [2, E], edge_attr: [E, 3] or None -> [M, C]
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, *, heads: int,
-                 edge_dim: int | None, dropout: float) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(in_channels)
-        self.attn = GraphAttention(in_channels, out_channels, heads=heads, edge_dim=edge_dim,
-                                   dropout=dropout)
-        self.skip = (nn.Identity() if in_channels == out_channels
-                     else nn.Linear(in_channels, out_channels, bias=False))
-
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None, *,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
-        h = self.attn(self.norm(x), edge_index, edge_attr=edge_attr,
-                      return_attention=return_attention)
-        h, amap = h if return_attention else (h, None)  # [M, C], graph map [E, H]
-        out = self.skip(x) + F.elu(h)  # [M, C]
-        return (out, amap) if return_attention else out
 
 
 class GraphAttentionEncoder(nn.Module):
@@ -82,15 +55,8 @@ class GraphAttentionEncoder(nn.Module):
         """``edge_index [2, E]`` (source, target) and the edge features ``[E, 3]``."""
         pos = data.pos
         edge_index = getattr(data, "edge_index", None)
-        b = equal_clouds(data)
-        if edge_index is None and b is None:
+        if edge_index is None:
             edge_index = neighbors_to_edge_index(knn(pos, self.config.k, batch_of(data)))
-        elif edge_index is None:
-            # clouds of N points: every row holds min(k, N) neighbours, then -1s (no mask)
-            idx = knn(pos, self.config.k, batch_of(data), equal_clouds=b)
-            idx = idx[:, :min(idx.shape[1], pos.shape[0] // b)]  # [M, K']
-            centre = torch.arange(idx.shape[0], device=idx.device)[:, None].expand_as(idx)
-            edge_index = torch.stack([idx.reshape(-1), centre.reshape(-1)])  # [2, M K']
         elif self.config.self_loops:
             edge_index, _ = remove_self_loops(edge_index.long())
             edge_index, _ = add_self_loops(edge_index, num_nodes=pos.shape[0])

@@ -41,44 +41,20 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.nadaraya_watson import NadarayaWatsonConfig
 from pcattn.models.base import Classifier, Segmenter
-from pcattn.models.inputs import batch_of, equal_clouds, num_clouds, point_features
+from pcattn.models.inputs import batch_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
-    NadarayaWatsonLayer,
+    NadarayaWatsonBlock,
     NadarayaWatsonPool,
     PointEmbedding,
     SegmentationHead,
     TransitionDown,
     TransitionUp,
 )
-from pcattn.nn.attention_map import AttentionMap, LayerAttention
+from pcattn.nn.attention_map import LayerAttention
+from pcattn.ops.batching import counts_and_ptr
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
-
-
-class NadarayaWatsonBlock(nn.Module):
-    """Point Transformer's residual block (``x + Linear(ReLU(LN(attn(Linear(LN(x))))))``)
-    with :class:`~pcattn.nn.NadarayaWatsonLayer` as its attention.
-
-    Shape:
-        x: [M, C], pos: [M, 3] (in units of the neighbourhood scale), idx: [M, K] -> [M, C]
-    """
-
-    def __init__(self, channels: int, *, sigma: float = 1.0, learn_sigma: bool = False
-                 ) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(channels)
-        self.lin_in = nn.Linear(channels, channels)
-        self.attn = NadarayaWatsonLayer(sigma=sigma, learn_sigma=learn_sigma)
-        self.norm2 = nn.LayerNorm(channels)
-        self.lin_out = nn.Linear(channels, channels)
-
-    def forward(self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
-                ) -> Tensor | tuple[Tensor, AttentionMap]:
-        h = self.attn(self.lin_in(self.norm1(x)), pos, idx, return_attention=return_attention)
-        h, amap = h if return_attention else (h, None)  # [M, C]
-        out = x + self.lin_out(torch.relu(self.norm2(h)))  # [M, C]
-        return (out, amap) if return_attention else out
 
 
 def neighbourhood_scale(pos: Tensor, idx: Tensor, batch: Tensor, num_clouds: int) -> Tensor:
@@ -102,8 +78,8 @@ def cloud_radius(pos: Tensor, batch: Tensor, num_clouds: int) -> Tensor:
     Shape:
         pos: [M, 3], batch: [M] -> [B]
     """
-    counts = pos.new_zeros(num_clouds).index_add_(0, batch, pos.new_ones(batch.shape[0]))
-    n = counts.clamp(min=1)[:, None]  # [B, 1]
+    counts, _ = counts_and_ptr(batch, num_clouds)
+    n = counts.clamp(min=1).to(pos.dtype)[:, None]  # [B, 1]
     centroid = pos.new_zeros(num_clouds, 3).index_add_(0, batch, pos) / n  # [B, 3]
     d2 = ((pos - centroid[batch]) ** 2).sum(-1)  # [M]
     ms = pos.new_zeros(num_clouds).index_add_(0, batch, d2) / n[:, 0]  # [B]
@@ -136,7 +112,7 @@ class NadarayaWatsonEncoder(nn.Module):
 
     def forward(self, data, num_clouds: int, return_attention: bool = False
                 ) -> tuple[list[dict], list[LayerAttention]]:
-        pos, batch, equal = data.pos, batch_of(data), equal_clouds(data)
+        pos, batch = data.pos, batch_of(data)
         feats = point_features(data, self.feature_channels)  # [M, 3 + F]
         x = self.embed(feats)  # [M, C0]
         index = torch.arange(pos.shape[0], device=pos.device)  # [M]
@@ -144,10 +120,9 @@ class NadarayaWatsonEncoder(nn.Module):
         for i, (down, blocks) in enumerate(zip(self.downs, self.stages)):
             if i > 0:
                 # the centres' neighbourhoods are rows of the stage before's
-                x, pos, batch, sample = down(x, pos, batch, neighbors=idx,
-                                             equal_clouds=equal)  # [M_i, C_i]
+                x, pos, batch, sample = down(x, pos, batch, neighbors=idx)  # [M_i, C_i]
                 index = index[sample]  # [M_i]
-            idx = knn(pos, self.k, batch, equal_clouds=equal)  # [M_i, K]
+            idx = knn(pos, self.k, batch)  # [M_i, K]
             scale = neighbourhood_scale(pos, idx, batch, num_clouds)  # [B]
             unit = pos / scale[batch][:, None]  # [M_i, 3], in units of h_i
             for j, block in enumerate(blocks):
@@ -185,8 +160,7 @@ class NadarayaWatsonCls(Classifier):
         stages, maps = self.encoder(data, b, return_attention)
         last = stages[-1]
         unit = last["pos"] / cloud_radius(last["pos"], last["batch"], b)[last["batch"]][:, None]
-        pooled = self.pool(last["x"], unit, last["batch"], return_attention=return_attention,
-                           equal_clouds=equal_clouds(data))
+        pooled = self.pool(last["x"], unit, last["batch"], return_attention=return_attention)
         out = {"stages": stages}
         if return_attention:
             pooled, amap = pooled  # [B, C], local map: one row per cloud over its nodes
@@ -242,7 +216,7 @@ class NadarayaWatsonSeg(Segmenter):
             dst = fine["pos"] / h[fine["batch"]][:, None]  # [M_f, 3]
             # Point Transformer's transition up, its interpolation done by the kernel
             x = interp(up.mlp(x), src, coarse["batch"], query=dst, query_batch=fine["batch"],
-                       return_attention=return_attention, equal_clouds=equal_clouds(data))
+                       return_attention=return_attention)
             if return_attention:
                 x, amap = x  # [M_f, C], local map [M_f, interp_k] over the coarse nodes
                 maps.append(LayerAttention(f"decoder.{level}.interpolate", amap,

@@ -8,51 +8,18 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.ptv2 import PTv2Config
 from pcattn.models.base import Classifier, Segmenter
-from pcattn.models.inputs import (
-    batch_of,
-    category_of,
-    equal_clouds,
-    num_clouds,
-    point_features,
-)
+from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
-    GroupedVectorAttention,
     PointEmbedding,
+    PTv2Block,
     SegmentationHead,
     TransitionDown,
     TransitionUp,
     global_mean_pool,
 )
-from pcattn.nn.attention_map import AttentionMap, LayerAttention
+from pcattn.nn.attention_map import LayerAttention
 from pcattn.ops.knn import knn
-
-
-class PTv2Block(nn.Module):
-    """Pre-norm residual block around :class:`~pcattn.nn.GroupedVectorAttention`.
-
-    ``x + Linear(ReLU(LayerNorm(GVA(LayerNorm(x)))))``: PTv2's block (``fc1, attn, norm,
-    act, fc3`` plus a residual) with the norm moved before the attention.
-
-    Shape:
-        x: [M, C], pos: [M, 3], idx: [M, K] -> [M, C] (and the attention's ``local``
-        :class:`~pcattn.nn.AttentionMap`, weights [M, K, G])
-    """
-
-    def __init__(self, channels: int, *, groups: int, pos_multiplier: bool = True) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(channels)
-        self.attn = GroupedVectorAttention(channels, channels, heads=groups,
-                                           pos_multiplier=pos_multiplier)
-        self.norm2 = nn.LayerNorm(channels)
-        self.lin_out = nn.Linear(channels, channels)
-
-    def forward(self, x: Tensor, pos: Tensor, idx: Tensor, *, return_attention: bool = False
-                ) -> Tensor | tuple[Tensor, AttentionMap]:
-        h = self.attn(self.norm1(x), pos, idx, return_attention=return_attention)
-        h, amap = h if return_attention else (h, None)  # [M, C], local map [M, K, G]
-        out = x + self.lin_out(torch.relu(self.norm2(h)))  # [M, C]
-        return (out, amap) if return_attention else out
 
 
 class _Stage(nn.Module):
@@ -60,7 +27,7 @@ class _Stage(nn.Module):
 
     def __init__(self, channels: int, depth: int, groups: int, pos_multiplier: bool) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(PTv2Block(channels, groups=groups,
+        self.blocks = nn.ModuleList(PTv2Block(channels, heads=groups,
                                               pos_multiplier=pos_multiplier)
                                     for _ in range(depth))
 
@@ -94,17 +61,16 @@ class PTv2Encoder(nn.Module):
             for c, d, g in zip(cfg.channels, cfg.depths, cfg.groups))
 
     def forward(self, data, maps: list | None) -> list[dict]:
-        pos, batch, b = data.pos, batch_of(data), equal_clouds(data)
+        pos, batch = data.pos, batch_of(data)
         x = self.embed(point_features(data, self.config.feature_channels))  # [M, C0]
         where = torch.arange(pos.shape[0], device=pos.device)  # [M]
         levels = []
         for i, stage in enumerate(self.stages):
             if i > 0:
                 # the centres' neighbourhoods are rows of the stage before's
-                x, pos, batch, sample = self.pools[i - 1](x, pos, batch, neighbors=idx,
-                                                          equal_clouds=b)
+                x, pos, batch, sample = self.pools[i - 1](x, pos, batch, neighbors=idx)
                 where = where[sample]  # [S]
-            idx = knn(pos, self.config.k, batch, equal_clouds=b)  # [M_i, K]
+            idx = knn(pos, self.config.k, batch)  # [M_i, K]
             x = stage(x, pos, idx, where, f"encoder.{i}", maps)  # [M_i, C_i]
             levels.append({"x": x, "pos": pos, "batch": batch, "idx": idx, "where": where})
         return levels
@@ -150,41 +116,59 @@ class PTv2Seg(Segmenter):
     ``decoder_depth`` blocks on the finer level's neighbourhoods; the head sees each
     point's feature and the one-hot object category.
 
+    A U-Net of other stages (PTv3's) overrides ``encoder_class``, ``_up``,
+    ``_decoder_stage`` and ``_decode``.
+
     Shape:
         data.pos: [M, 3], data.x: [M, F], data.batch: [M], data.category: [B] (unless
         ``num_categories=0``)
         -> logits [M, num_classes]
     """
 
+    encoder_class = PTv2Encoder
+
     def __init__(self, config: PTv2Config) -> None:
         super().__init__()
         self.config = cfg = config
-        self.encoder = PTv2Encoder(cfg)
+        self.encoder = self.encoder_class(cfg)
         ch = cfg.channels
-        self.ups = nn.ModuleList(TransitionUp(ch[i + 1], ch[i]) for i in range(len(ch) - 1))
-        self.decoder = nn.ModuleList(_Stage(ch[i], cfg.decoder_depth, cfg.groups[i],
-                                            cfg.pos_multiplier) for i in range(len(ch) - 1))
+        self.ups = nn.ModuleList(self._up(i) for i in range(len(ch) - 1))
+        self.decoder = nn.ModuleList(self._decoder_stage(i) for i in range(len(ch) - 1))
         self.norm = nn.LayerNorm(ch[0])
         self.head = SegmentationHead(ch[0], cfg.num_classes,
                                      num_categories=cfg.num_categories or None,
                                      hidden_channels=cfg.head_hidden, dropout=cfg.dropout)
+
+    def _up(self, i: int) -> nn.Module:
+        """How decoder stage ``i`` brings level ``i + 1`` up to level ``i``."""
+        ch = self.config.channels
+        return TransitionUp(ch[i + 1], ch[i])
+
+    def _decoder_stage(self, i: int) -> nn.Module:
+        """The blocks of decoder stage ``i``, at level ``i``."""
+        cfg = self.config
+        return _Stage(cfg.channels[i], cfg.decoder_depth, cfg.groups[i], cfg.pos_multiplier)
 
     def forward_features(self, data, return_attention: bool = False) -> dict:
         """``point [M, C_0]`` (input order), ``category [B]``, ``batch [M]``, ``levels`` and,
         if asked, ``attention`` (encoder then decoder blocks)."""
         maps = [] if return_attention else None
         levels = self.encoder(data, maps)
-        x = levels[-1]["x"]
-        for i in reversed(range(len(self.ups))):
-            coarse, fine = levels[i + 1], levels[i]
-            x = self.ups[i](x, coarse["pos"], coarse["batch"], x_skip=fine["x"],
-                            query=fine["pos"], query_batch=fine["batch"],
-                            equal_clouds=equal_clouds(data))  # [M_i, C_i]
-            x = self.decoder[i](x, fine["pos"], fine["idx"], fine["where"], f"decoder.{i}",
-                                maps)  # [M_i, C_i]
+        x = self._decode(data, levels, maps)  # [M, C_0]
         out = {"point": self.norm(x), "batch": levels[0]["batch"], "levels": levels,
                "category": (category_of(data, self.config.num_categories)
                             if self.config.num_categories else None)}
         if return_attention:
             out["attention"] = maps
         return out
+
+    def _decode(self, data, levels: list[dict], maps: list | None) -> Tensor:
+        """The decoder stages, coarsest first, from the last level's ``x`` to ``[M, C_0]``."""
+        x = levels[-1]["x"]
+        for i in reversed(range(len(self.ups))):
+            coarse, fine = levels[i + 1], levels[i]
+            x = self.ups[i](x, coarse["pos"], coarse["batch"], x_skip=fine["x"],
+                            query=fine["pos"], query_batch=fine["batch"])  # [M_i, C_i]
+            x = self.decoder[i](x, fine["pos"], fine["idx"], fine["where"], f"decoder.{i}",
+                                maps)  # [M_i, C_i]
+        return x

@@ -7,44 +7,12 @@ import torch
 from torch import Tensor, nn
 
 from pcattn.model_configs.ptv3 import PTv3Config
-from pcattn.models.base import Segmenter
-from pcattn.models.inputs import batch_of, category_of, point_features
-from pcattn.models.ptv2 import PTv2Cls
-from pcattn.nn import PointEmbedding, SegmentationHead, SerializedAttention
-from pcattn.nn.attention_map import AttentionMap, LayerAttention
+from pcattn.models.inputs import batch_of, point_features
+from pcattn.models.ptv2 import PTv2Cls, PTv2Seg
+from pcattn.nn import PointEmbedding, PTv3Block
+from pcattn.nn.attention_map import LayerAttention
 from pcattn.nn.serialized_pool import SerializedPooling, SerializedUnpooling
 from pcattn.ops.serialize import Serialization, point_spacing, serialize
-
-
-class PTv3Block(nn.Module):
-    """Pre-norm transformer block around :class:`~pcattn.nn.SerializedAttention`:
-    ``x + Attn(LayerNorm(x))``, then ``x + MLP(LayerNorm(x))`` (``C -> r C -> C``, GELU).
-    The conditional positional encoding sits inside the attention, on its input.
-
-    Shape:
-        x: [M, C], pos: [M, 3], serialization of M points -> [M, C] (and the attention's
-        ``patch`` :class:`~pcattn.nn.AttentionMap`)
-    """
-
-    def __init__(self, channels: int, *, heads: int, patch_size: int, pos_encoding: str,
-                 mlp_ratio: int) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(channels)
-        self.attn = SerializedAttention(
-            channels, channels, heads=heads, patch_size=patch_size,
-            pos_encoding=None if pos_encoding == "none" else pos_encoding)
-        self.norm2 = nn.LayerNorm(channels)
-        self.mlp = nn.Sequential(nn.Linear(channels, mlp_ratio * channels), nn.GELU(),
-                                 nn.Linear(mlp_ratio * channels, channels))
-
-    def forward(self, x: Tensor, pos: Tensor, s: Serialization, order: str, *,
-                return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMap]:
-        h = self.attn(self.norm1(x), pos, s.batch, serialization=s, order=order,
-                      return_attention=return_attention)
-        h, amap = h if return_attention else (h, None)  # [M, C], patch map
-        x = x + h
-        x = x + self.mlp(self.norm2(x))  # [M, C]
-        return (x, amap) if return_attention else x
 
 
 class _Stage(nn.Module):
@@ -53,8 +21,8 @@ class _Stage(nn.Module):
     def __init__(self, cfg: PTv3Config, channels: int, heads: int, depth: int) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            PTv3Block(channels, heads=heads, patch_size=cfg.patch_size,
-                      pos_encoding=cfg.pos_encoding, mlp_ratio=cfg.mlp_ratio)
+            PTv3Block(channels, heads=heads, mlp_ratio=cfg.mlp_ratio, patch_size=cfg.patch_size,
+                      pos_encoding=None if cfg.pos_encoding == "none" else cfg.pos_encoding)
             for _ in range(depth))
 
     def forward(self, x: Tensor, pos: Tensor, s: Serialization, orders: tuple[str, ...],
@@ -62,9 +30,10 @@ class _Stage(nn.Module):
         for j, block in enumerate(self.blocks):
             order = orders[j % len(orders)]
             if maps is None:
-                x = block(x, pos, s, order)  # [M_s, C]
+                x = block(x, pos, s.batch, serialization=s, order=order)  # [M_s, C]
             else:
-                x, amap = block(x, pos, s, order, return_attention=True)
+                x, amap = block(x, pos, s.batch, serialization=s, order=order,
+                                return_attention=True)
                 maps.append(LayerAttention(f"{name}.{j}", amap, where, where))
         return x
 
@@ -124,8 +93,9 @@ class PTv3Cls(PTv2Cls):
     encoder_class = PTv3Encoder
 
 
-class PTv3Seg(Segmenter):
-    """PTv3-style segmenter: :class:`PTv3Encoder` and a U-Net decoder.
+class PTv3Seg(PTv2Seg):
+    """PTv3-style segmenter: :class:`PTv3Encoder` and a U-Net decoder (PTv2's segmenter on
+    serialized stages).
 
     Each decoder stage gives every point of the finer level its cell's feature and adds
     its own encoder feature (:class:`~pcattn.nn.serialized_pool.SerializedUnpooling`), then
@@ -137,25 +107,17 @@ class PTv3Seg(Segmenter):
         ``num_categories=0``) -> logits [M, num_classes]
     """
 
-    def __init__(self, config: PTv3Config) -> None:
-        super().__init__()
-        self.config = cfg = config
-        self.encoder = PTv3Encoder(cfg)
-        ch = cfg.channels
-        self.ups = nn.ModuleList(SerializedUnpooling(ch[i + 1], ch[i])
-                                 for i in range(len(ch) - 1))
-        self.decoder = nn.ModuleList(_Stage(cfg, ch[i], cfg.heads[i], cfg.decoder_depth)
-                                     for i in range(len(ch) - 1))
-        self.norm = nn.LayerNorm(ch[0])
-        self.head = SegmentationHead(ch[0], cfg.num_classes,
-                                     num_categories=cfg.num_categories or None,
-                                     hidden_channels=cfg.head_hidden, dropout=cfg.dropout)
+    encoder_class = PTv3Encoder
 
-    def forward_features(self, data, return_attention: bool = False) -> dict:
-        """``point [M, C_0]`` (input order), ``category [B]``, ``batch [M]``, ``levels`` and,
-        if asked, ``attention`` (encoder then decoder blocks)."""
-        maps = [] if return_attention else None
-        levels = self.encoder(data, maps)
+    def _up(self, i: int) -> nn.Module:
+        ch = self.config.channels
+        return SerializedUnpooling(ch[i + 1], ch[i])
+
+    def _decoder_stage(self, i: int) -> nn.Module:
+        cfg = self.config
+        return _Stage(cfg, cfg.channels[i], cfg.heads[i], cfg.decoder_depth)
+
+    def _decode(self, data, levels: list[dict], maps: list | None) -> Tensor:
         orders = self.encoder.orders()
         x = levels[-1]["x"]
         for i in reversed(range(len(self.ups))):
@@ -163,9 +125,4 @@ class PTv3Seg(Segmenter):
             x = self.ups[i](x, fine["x"], levels[i + 1]["cluster"])  # [M_i, C_i]
             x = self.decoder[i](x, fine["pos"], fine["serialization"], orders, fine["where"],
                                 f"decoder.{i}", maps)  # [M_i, C_i]
-        out = {"point": self.norm(x), "batch": levels[0]["batch"], "levels": levels,
-               "category": (category_of(data, self.config.num_categories)
-                            if self.config.num_categories else None)}
-        if return_attention:
-            out["attention"] = maps
-        return out
+        return x

@@ -1,4 +1,5 @@
-"""Importable blocks: embeddings, attention layers, pooling, transitions and heads."""
+"""Importable blocks: embeddings, attention layers and the residual blocks around them,
+pooling, transitions and heads."""
 
 from pcattn.nn.anchor_attention import AnchorAttention
 from pcattn.nn.attention_map import AttentionMap, LayerAttention
@@ -19,12 +20,19 @@ from pcattn.nn.mlp import mlp
 from pcattn.nn.nadaraya_watson import NadarayaWatsonPool
 from pcattn.nn.nadaraya_watson import NadarayaWatsonLayer
 from pcattn.nn.offset_attention import OffsetAttention
-from pcattn.nn.point_transformer import PointTransformerBlock, PointTransformerLayer
+from pcattn.nn.point_transformer import PointTransformerLayer
 from pcattn.nn.pool import global_max_pool, global_mean_pool
 from pcattn.nn.positional_encoding import (
     FourierPositionalEncoding,
     LearnedPositionalEncoding,
     RelativePositionalEncoding,
+)
+from pcattn.nn.residual_blocks import (
+    GraphAttentionBlock,
+    NadarayaWatsonBlock,
+    PointTransformerBlock,
+    PTv2Block,
+    PTv3Block,
 )
 from pcattn.nn.serialized_attention import SerializedAttention
 from pcattn.nn.sinkhorn_attention import SinkhornAttention
@@ -43,12 +51,14 @@ __all__ = [
     "GlobalSelfAttention",
     "GlobalTokens",
     "GraphAttention",
+    "GraphAttentionBlock",
     "GroupedVectorAttention",
     "InducedSetAttention",
     "LayerAttention",
     "LearnedPositionalEncoding",
     "LinearAttention",
     "LocalSelfAttention",
+    "NadarayaWatsonBlock",
     "NadarayaWatsonLayer",
     "NadarayaWatsonPool",
     "NeighborEmbedding",
@@ -56,6 +66,8 @@ __all__ = [
     "PointEmbedding",
     "PointTransformerBlock",
     "PointTransformerLayer",
+    "PTv2Block",
+    "PTv3Block",
     "RelativePositionalEncoding",
     "SegmentationHead",
     "SerializedAttention",

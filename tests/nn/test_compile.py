@@ -12,8 +12,9 @@ import torch
 from blockzoo import ZOO, Problem, problem
 
 ONE_GRAPH = [
-    "PointTransformerLayer", "PointTransformerBlock", "LocalSelfAttention",
-    "GroupedVectorAttention", "NadarayaWatsonLayer", "GraphAttention", "AttentionPool",
+    "PointTransformerLayer", "PointTransformerBlock", "PTv2Block", "NadarayaWatsonBlock",
+    "LocalSelfAttention", "GroupedVectorAttention", "NadarayaWatsonLayer", "GraphAttention",
+    "GraphAttentionBlock", "AttentionPool",
     "SqueezeExcitation", "EfficientChannelAttention", "TNet", "global_max_pool",
     "global_mean_pool", "PointEmbedding", "FourierPositionalEncoding",
     "LearnedPositionalEncoding", "RelativePositionalEncoding", "SegmentationHead",

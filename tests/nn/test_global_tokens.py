@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+from pcattn.nn import PointTransformerBlock
 from pcattn.nn.global_tokens import GlobalTokens
-from pcattn.nn.point_transformer import PointTransformerBlock
 from pcattn.nn.positional_encoding import LearnedPositionalEncoding
 from pcattn.ops.knn import knn
 import helpers
