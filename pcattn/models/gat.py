@@ -14,7 +14,7 @@ from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from pcattn.model_configs.gat import GraphAttentionConfig
 from pcattn.models.base import Classifier, Segmenter
-from pcattn.models.inputs import batch_of, num_clouds, point_features
+from pcattn.models.inputs import batch_of, equal_clouds, num_clouds, point_features
 from pcattn.models.renamed import accept_old_prefix
 from pcattn.nn import (
     ClassificationHead,
@@ -55,8 +55,15 @@ class GraphAttentionEncoder(nn.Module):
         """``edge_index [2, E]`` (source, target) and the edge features ``[E, 3]``."""
         pos = data.pos
         edge_index = getattr(data, "edge_index", None)
-        if edge_index is None:
+        b = equal_clouds(data)
+        if edge_index is None and b is None:
             edge_index = neighbors_to_edge_index(knn(pos, self.config.k, batch_of(data)))
+        elif edge_index is None:
+            # clouds of N points: every row holds min(k, N) neighbours, then -1s (no mask)
+            idx = knn(pos, self.config.k, batch_of(data), equal_clouds=b)
+            idx = idx[:, :min(idx.shape[1], pos.shape[0] // b)]  # [M, K']
+            centre = torch.arange(idx.shape[0], device=idx.device)[:, None].expand_as(idx)
+            edge_index = torch.stack([idx.reshape(-1), centre.reshape(-1)])  # [2, M K']
         elif self.config.self_loops:
             edge_index, _ = remove_self_loops(edge_index.long())
             edge_index, _ = add_self_loops(edge_index, num_nodes=pos.shape[0])

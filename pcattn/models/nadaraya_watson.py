@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.nadaraya_watson import NadarayaWatsonConfig
 from pcattn.models.base import Classifier, Segmenter
-from pcattn.models.inputs import batch_of, num_clouds, point_features
+from pcattn.models.inputs import batch_of, equal_clouds, num_clouds, point_features
 from pcattn.nn import (
     ClassificationHead,
     NadarayaWatsonBlock,
@@ -52,7 +52,6 @@ from pcattn.nn import (
     TransitionUp,
 )
 from pcattn.nn.attention_map import LayerAttention
-from pcattn.ops.batching import counts_and_ptr
 from pcattn.ops.gather import gather
 from pcattn.ops.knn import knn
 
@@ -78,8 +77,8 @@ def cloud_radius(pos: Tensor, batch: Tensor, num_clouds: int) -> Tensor:
     Shape:
         pos: [M, 3], batch: [M] -> [B]
     """
-    counts, _ = counts_and_ptr(batch, num_clouds)
-    n = counts.clamp(min=1).to(pos.dtype)[:, None]  # [B, 1]
+    counts = pos.new_zeros(num_clouds).index_add_(0, batch, pos.new_ones(batch.shape[0]))
+    n = counts.clamp(min=1)[:, None]  # [B, 1]
     centroid = pos.new_zeros(num_clouds, 3).index_add_(0, batch, pos) / n  # [B, 3]
     d2 = ((pos - centroid[batch]) ** 2).sum(-1)  # [M]
     ms = pos.new_zeros(num_clouds).index_add_(0, batch, d2) / n[:, 0]  # [B]
@@ -112,7 +111,7 @@ class NadarayaWatsonEncoder(nn.Module):
 
     def forward(self, data, num_clouds: int, return_attention: bool = False
                 ) -> tuple[list[dict], list[LayerAttention]]:
-        pos, batch = data.pos, batch_of(data)
+        pos, batch, equal = data.pos, batch_of(data), equal_clouds(data)
         feats = point_features(data, self.feature_channels)  # [M, 3 + F]
         x = self.embed(feats)  # [M, C0]
         index = torch.arange(pos.shape[0], device=pos.device)  # [M]
@@ -120,9 +119,10 @@ class NadarayaWatsonEncoder(nn.Module):
         for i, (down, blocks) in enumerate(zip(self.downs, self.stages)):
             if i > 0:
                 # the centres' neighbourhoods are rows of the stage before's
-                x, pos, batch, sample = down(x, pos, batch, neighbors=idx)  # [M_i, C_i]
+                x, pos, batch, sample = down(x, pos, batch, neighbors=idx,
+                                             equal_clouds=equal)  # [M_i, C_i]
                 index = index[sample]  # [M_i]
-            idx = knn(pos, self.k, batch)  # [M_i, K]
+            idx = knn(pos, self.k, batch, equal_clouds=equal)  # [M_i, K]
             scale = neighbourhood_scale(pos, idx, batch, num_clouds)  # [B]
             unit = pos / scale[batch][:, None]  # [M_i, 3], in units of h_i
             for j, block in enumerate(blocks):
@@ -160,7 +160,8 @@ class NadarayaWatsonCls(Classifier):
         stages, maps = self.encoder(data, b, return_attention)
         last = stages[-1]
         unit = last["pos"] / cloud_radius(last["pos"], last["batch"], b)[last["batch"]][:, None]
-        pooled = self.pool(last["x"], unit, last["batch"], return_attention=return_attention)
+        pooled = self.pool(last["x"], unit, last["batch"], return_attention=return_attention,
+                           equal_clouds=equal_clouds(data))
         out = {"stages": stages}
         if return_attention:
             pooled, amap = pooled  # [B, C], local map: one row per cloud over its nodes
@@ -216,7 +217,7 @@ class NadarayaWatsonSeg(Segmenter):
             dst = fine["pos"] / h[fine["batch"]][:, None]  # [M_f, 3]
             # Point Transformer's transition up, its interpolation done by the kernel
             x = interp(up.mlp(x), src, coarse["batch"], query=dst, query_batch=fine["batch"],
-                       return_attention=return_attention)
+                       return_attention=return_attention, equal_clouds=equal_clouds(data))
             if return_attention:
                 x, amap = x  # [M_f, C], local map [M_f, interp_k] over the coarse nodes
                 maps.append(LayerAttention(f"decoder.{level}.interpolate", amap,

@@ -8,7 +8,13 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.ptv2 import PTv2Config
 from pcattn.models.base import Classifier, Segmenter
-from pcattn.models.inputs import batch_of, category_of, num_clouds, point_features
+from pcattn.models.inputs import (
+    batch_of,
+    category_of,
+    equal_clouds,
+    num_clouds,
+    point_features,
+)
 from pcattn.nn import (
     ClassificationHead,
     PointEmbedding,
@@ -61,16 +67,17 @@ class PTv2Encoder(nn.Module):
             for c, d, g in zip(cfg.channels, cfg.depths, cfg.groups))
 
     def forward(self, data, maps: list | None) -> list[dict]:
-        pos, batch = data.pos, batch_of(data)
+        pos, batch, b = data.pos, batch_of(data), equal_clouds(data)
         x = self.embed(point_features(data, self.config.feature_channels))  # [M, C0]
         where = torch.arange(pos.shape[0], device=pos.device)  # [M]
         levels = []
         for i, stage in enumerate(self.stages):
             if i > 0:
                 # the centres' neighbourhoods are rows of the stage before's
-                x, pos, batch, sample = self.pools[i - 1](x, pos, batch, neighbors=idx)
+                x, pos, batch, sample = self.pools[i - 1](x, pos, batch, neighbors=idx,
+                                                          equal_clouds=b)
                 where = where[sample]  # [S]
-            idx = knn(pos, self.config.k, batch)  # [M_i, K]
+            idx = knn(pos, self.config.k, batch, equal_clouds=b)  # [M_i, K]
             x = stage(x, pos, idx, where, f"encoder.{i}", maps)  # [M_i, C_i]
             levels.append({"x": x, "pos": pos, "batch": batch, "idx": idx, "where": where})
         return levels
@@ -168,7 +175,8 @@ class PTv2Seg(Segmenter):
         for i in reversed(range(len(self.ups))):
             coarse, fine = levels[i + 1], levels[i]
             x = self.ups[i](x, coarse["pos"], coarse["batch"], x_skip=fine["x"],
-                            query=fine["pos"], query_batch=fine["batch"])  # [M_i, C_i]
+                            query=fine["pos"], query_batch=fine["batch"],
+                            equal_clouds=equal_clouds(data))  # [M_i, C_i]
             x = self.decoder[i](x, fine["pos"], fine["idx"], fine["where"], f"decoder.{i}",
                                 maps)  # [M_i, C_i]
         return x
