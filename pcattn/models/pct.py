@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from pcattn.model_configs.pct import PCTConfig
 from pcattn.models.global_stage import OffsetStage, global_attention
-from pcattn.models.base import Classifier
+from pcattn.models.base import Classifier, Segmenter
 from pcattn.models.inputs import (
     batch_of,
     category_of,
@@ -113,7 +113,7 @@ class PCTCls(Classifier):
         return out
 
 
-class PCTSeg(nn.Module):
+class PCTSeg(Segmenter):
     """PCT part segmenter, as in the paper's segmentation network.
 
     Every point is kept (``ratios=(1, 1)``: the sample-and-group stages group around
@@ -156,8 +156,8 @@ class PCTSeg(nn.Module):
         out["point"] = torch.cat([x, glob[batch]], dim=-1)  # [M, 3 F_fuse + C_cat]
         return out
 
-    def forward_head(self, point: Tensor, *, pre_logits: bool = False) -> Tensor:
-        return self.head(point, pre_logits=pre_logits)
-
-    def forward(self, data) -> Tensor:
-        return self.forward_head(self.forward_features(data)["point"])
+    def forward_head(self, point: Tensor, category: Tensor | None, batch: Tensor, *,
+                     pre_logits: bool = False) -> Tensor:
+        """As every segmenter's; ``point`` holds the category already (its embedding, from
+        :meth:`forward_features`), so ``category`` is not read."""
+        return self.head(point, batch, pre_logits=pre_logits)
