@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pcattn.model_configs.stages import check_split_stages
+
 
 @dataclass
 class PTv2Config:
@@ -30,15 +32,7 @@ class PTv2Config:
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
-        self.channels, self.depths = tuple(self.channels), tuple(self.depths)
-        self.groups, self.head_hidden = tuple(self.groups), tuple(self.head_hidden)
-        if not self.channels or not len(self.channels) == len(self.depths) == len(self.groups):
-            raise ValueError(f"channels {self.channels}, depths {self.depths} and groups "
-                             f"{self.groups} need one entry per stage each")
-        bad = [(c, g) for c, g in zip(self.channels, self.groups) if c % g]
-        if bad:
-            raise ValueError(f"each stage's channels must be divisible by its groups, got "
-                             f"(channels, groups) {bad}")
+        check_split_stages(self, "groups")
         if self.num_categories < 0:
             raise ValueError(f"num_categories must be >= 0, got {self.num_categories}")
         if self.num_classes < 2 or self.k < 1 or not 0 < self.ratio <= 1:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pcattn.model_configs.stages import check_split_stages
+
 ORDERS = ("z", "z-trans", "hilbert", "hilbert-trans")  # as pcattn.ops.ORDERS
 POS_ENCODINGS = ("grid", "knn", "none")
 
@@ -39,16 +41,8 @@ class PTv3Config:
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
-        self.channels, self.depths = tuple(self.channels), tuple(self.depths)
-        self.heads, self.head_hidden = tuple(self.heads), tuple(self.head_hidden)
+        check_split_stages(self, "heads")
         self.orders = tuple(self.orders)
-        if not self.channels or not len(self.channels) == len(self.depths) == len(self.heads):
-            raise ValueError(f"channels {self.channels}, depths {self.depths} and heads "
-                             f"{self.heads} need one entry per stage each")
-        bad = [(c, h) for c, h in zip(self.channels, self.heads) if c % h]
-        if bad:
-            raise ValueError(f"each stage's channels must be divisible by its heads, got "
-                             f"(channels, heads) {bad}")
         if not self.orders or any(o not in ORDERS for o in self.orders):
             raise ValueError(f"orders must be a non-empty list of {list(ORDERS)}, got "
                              f"{list(self.orders)}")
