@@ -11,13 +11,14 @@ against N, log-log).
 
 from __future__ import annotations
 
-import csv
 import multiprocessing as mp
 import os
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+from pcattn.bench.curves import prepare, write_curves
 
 C, HEADS, K = 64, 4, 16
 
@@ -93,12 +94,7 @@ def run(sizes: list[int], *, families: list[str] | None = None, out: str | Path 
         max_full: int = 32768) -> list[dict]:
     """Measure every family at every size (full attention and the error up to
     ``max_full`` points); print the table and write CSV, Markdown and PNG to ``out``."""
-    families = list(families or FAMILIES)
-    bad = [f for f in families if f not in FAMILIES]
-    if bad:
-        raise ValueError(f"unknown families {bad}; choose from {list(FAMILIES)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    families, out = prepare(families, FAMILIES, "families", out)
     ctx = mp.get_context("spawn")
     rows = []
     print(f"{'family':<24} {'N':>8} {'time s':>9} {'peak MB':>9} {'rel. error':>10}")
@@ -129,32 +125,11 @@ def run(sizes: list[int], *, families: list[str] | None = None, out: str | Path 
 
 def _write(rows: list[dict], out: Path) -> None:
     """``attention.csv``, ``attention.md`` and the log-log chart ``attention.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    with open(out / "attention.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["family"])
-        w.writeheader()
-        w.writerows(rows)
     lines = ["| family | N | fwd+bwd s | peak MB | rel. error vs full |",
              "|---|---:|---:|---:|---:|"]
     for r in rows:
         err = "" if r["rel_error"] != r["rel_error"] else f"{r['rel_error']:.3f}"
         lines.append(f"| {r['family']} | {r['n']} | {r['seconds']:.3f} | "
                      f"{r['peak_mb']:.0f} | {err} |")
-    (out / "attention.md").write_text("\n".join(lines) + "\n")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for family in dict.fromkeys(r["family"] for r in rows):
-        pts = [r for r in rows if r["family"] == family]
-        for ax, key in zip(axes, ("seconds", "peak_mb")):
-            ax.plot([r["n"] for r in pts], [max(r[key], 1e-3) for r in pts], "o-",
-                    label=family)
-    for ax, title in zip(axes, ("forward + backward (s)", "peak memory (MB)")):
-        ax.set(xscale="log", yscale="log", xlabel="points N (one cloud)", title=title)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "attention.png", dpi=120)
-    plt.close(fig)
+    write_curves(rows, out, "attention", series="family", table=lines,
+                 time_title="forward + backward (s)")

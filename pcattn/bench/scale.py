@@ -13,7 +13,6 @@ Writes ``scale.csv``, ``scale.md`` and ``scale.png`` (log-log against N).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+
+from pcattn.bench.curves import prepare, write_curves
 
 C, HEADS, K = 64, 4, 16
 CASES = ("serialized", "serialized-knn", "serialized-none", "local", "point_transformer",
@@ -106,12 +107,7 @@ def _spawn(case: str, n: int, patch_size: int, timeout: float, memory: bool) -> 
 def run(sizes: list[int], *, cases: list[str] | None = None, patch_size: int = 128,
         out: str | Path = ".", timeout: float = 1800.0) -> list[dict]:
     """Measure every case at every size; print the table and write CSV, Markdown, PNG."""
-    cases = list(cases or CASES)
-    bad = [c for c in cases if c not in CASES]
-    if bad:
-        raise ValueError(f"unknown cases {bad}; choose from {list(CASES)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    cases, out = prepare(cases, CASES, "cases", out)
     rows = []
     print(f"{'case':<40} {'N':>8} {'time s':>9} {'peak MB':>9}")
     for case in cases:
@@ -131,34 +127,14 @@ def run(sizes: list[int], *, cases: list[str] | None = None, patch_size: int = 1
 
 
 def _write(rows: list[dict], out: Path, patch_size: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    with open(out / "scale.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["case", "n", "seconds", "peak_mb"])
-        w.writeheader()
-        w.writerows(rows)
+    """``scale.csv``, ``scale.md`` and the log-log chart ``scale.png`` (whole models dashed)."""
     lines = [f"Patches of P = {patch_size} points; C = {C}, {HEADS} heads for the blocks.", "",
              "| case | N | time s | peak MB |", "|---|---:|---:|---:|"]
     lines += [f"| {r['case']} | {r['n']} | {r['seconds']:.3f} | {r['peak_mb']:.0f} |"
               for r in rows]
-    (out / "scale.md").write_text("\n".join(lines) + "\n")
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for case in dict.fromkeys(r["case"] for r in rows):
-        pts = [r for r in rows if r["case"] == case and r["seconds"] == r["seconds"]]
-        style = "s--" if "seg" in case else "o-"
-        for ax, key in zip(axes, ("seconds", "peak_mb")):
-            ax.plot([r["n"] for r in pts], [max(r[key], 1e-3) for r in pts], style,
-                    label=case)
-    for ax, title in zip(axes, ("time, forward + backward (s)", "peak memory (MB)")):
-        ax.set(xscale="log", yscale="log", xlabel="points N (one cloud)", title=title)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "scale.png", dpi=120)
-    plt.close(fig)
+    write_curves(rows, out, "scale", series="case", table=lines,
+                 time_title="time, forward + backward (s)",
+                 style=lambda case: "s--" if "seg" in case else "o-")
 
 
 if __name__ == "__main__":  # one case in a fresh process: case, N, patch size
