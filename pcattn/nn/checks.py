@@ -146,6 +146,15 @@ def check_batch_rows(block: str, batch, rows: int, *, name: str = "batch", of: s
         check_rows(block, name, batch, rows, (), of=of, dtype="index")
 
 
+def check_points(block: str, x, pos, batch, channels: int | None) -> int:
+    """The inputs of a block with positions: ``x [M, channels]`` (any width for ``None``),
+    ``pos [M, 3]`` of ``x``'s dtype and ``batch [M]`` or ``None``; returns ``M``."""
+    m = check_features(block, x, channels)
+    check_positions(block, pos, m, like=x)
+    check_batch_rows(block, batch, m)
+    return m
+
+
 def check_neighbor_rows(block: str, idx, rows: int, *, of: str = "x",
                         edge_index_keyword: bool = False) -> None:
     """Raise unless ``idx`` is an integer ``[rows, K]`` tensor. A ``[2, E]`` tensor where

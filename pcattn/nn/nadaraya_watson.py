@@ -13,7 +13,7 @@ from pcattn.nn.checks import (
     check_batch_rows,
     check_features,
     check_int,
-    check_positions,
+    check_points,
     local_neighbors,
 )
 from pcattn.nn.pool import global_mean_pool
@@ -110,9 +110,7 @@ class NadarayaWatsonPool(_Bandwidth):
         return_attention: bool = False, equal_clouds: int | None = None,
     ) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
-        m = check_features(name, x, None)
-        check_positions(name, pos, m, like=x)
-        check_batch_rows(name, batch, m)
+        m = check_points(name, x, pos, batch, None)
         if query is not None:
             check_features(name, query, 3, name="query", width_name="xyz")
             check_batch_rows(name, query_batch, query.shape[0], name="query_batch", of="query")

@@ -12,13 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import (
-    check_batch_rows,
-    check_features,
-    check_int,
-    check_positions,
-    local_neighbors,
-)
+from pcattn.nn.checks import check_features, check_int, check_points, local_neighbors
 from pcattn.nn.global_inputs import check_heads
 from pcattn.nn.graph_attention import GraphAttention
 from pcattn.nn.grouped_vector_attention import GroupedVectorAttention
@@ -173,10 +167,7 @@ class PTv3Block(nn.Module):
         serialization: Serialization | None = None, order: str | None = None,
         return_attention: bool = False,
     ) -> Tensor | tuple[Tensor, AttentionMap]:
-        name = type(self).__name__
-        m = check_features(name, x, self.in_channels)
-        check_positions(name, pos, m, like=x)
-        check_batch_rows(name, batch, m)
+        check_points(type(self).__name__, x, pos, batch, self.in_channels)
         h = self.attn(self.norm1(x), pos, batch, serialization=serialization, order=order,
                       return_attention=return_attention)
         h, amap = h if return_attention else (h, None)  # [M, C], patch map

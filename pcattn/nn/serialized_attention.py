@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcattn.nn.attention_map import AttentionMap
-from pcattn.nn.checks import check_batch_rows, check_features, check_int, check_positions
+from pcattn.nn.checks import check_int, check_points
 from pcattn.nn.reset import reset_children
 from pcattn.nn.serialized_encoding import GridConvEncoding, KnnConvEncoding
 from pcattn.ops.gather import gather_padded, pad_zero_row
@@ -115,9 +115,7 @@ class SerializedAttention(nn.Module):
         return_attention: bool = False,
     ) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
-        m = check_features(name, x, self.in_channels)
-        check_positions(name, pos, m, like=x)
-        check_batch_rows(name, batch, m)
+        m = check_points(name, x, pos, batch, self.in_channels)
         s = serialization if serialization is not None else self.serialize(pos, batch)
         if s.order.shape[1] != m:
             raise ValueError(f"{name}: serialization orders {s.order.shape[1]} points but x "

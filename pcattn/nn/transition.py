@@ -13,6 +13,7 @@ from pcattn.nn.checks import (
     check_batch_rows,
     check_features,
     check_int,
+    check_points,
     check_positions,
 )
 from pcattn.nn.chunking import chunked_rows
@@ -73,9 +74,7 @@ class TransitionDown(nn.Module):
                 neighbors: Tensor | None = None, equal_clouds: int | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         name = type(self).__name__
-        m = check_features(name, x, self.in_channels)
-        check_positions(name, pos, m, like=x)
-        check_batch_rows(name, batch, m)
+        m = check_points(name, x, pos, batch, self.in_channels)
         if neighbors is not None:
             if tuple(neighbors.shape) != (m, self.k):
                 raise ValueError(f"{name}: neighbors must be [{m}, {self.k}] (the k={self.k} "
@@ -183,9 +182,7 @@ class TransitionUp(nn.Module):
                 return_attention: bool = False, equal_clouds: int | None = None
                 ) -> Tensor | tuple[Tensor, AttentionMap]:
         name = type(self).__name__
-        s = check_features(name, x, self.in_channels)
-        check_positions(name, pos, s, like=x)
-        check_batch_rows(name, batch, s)
+        check_points(name, x, pos, batch, self.in_channels)
         m = check_features(name, x_skip, self.skip_channels, name="x_skip",
                            width_name="skip_channels")
         check_positions(name, query, m, name="query", of="x_skip", like=x_skip)
