@@ -80,9 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--max-full", type=_count, default=32768, metavar="N",
                    help="attention: largest N for full attention and the errors")
     b.add_argument("--model", nargs="+", action="extend", metavar="NAME",
-                   help="train: models to run, by name or as the model of a run config "
-                        "(configs/x.yaml) (default: every *_cls, point_transformer_seg "
-                        "and the PyG peer pyg_point_transformer_cls)")
+                   help="train: models to run, by name or as the model of a run config, "
+                        "with overrides after colons as in --configs "
+                        "(configs/pct_synthetic.yaml:model.attention=linear) (default: "
+                        "every *_cls, point_transformer_seg and the PyG peer "
+                        "pyg_point_transformer_cls)")
     b.add_argument("--patch-size", type=_count, default=128,
                    help="scale: keys per query P of the serialized attention")
     b.add_argument("--points", type=_count, default=1024, help="train: points per cloud")

@@ -47,6 +47,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
     sad_weight: float = 0.0  # > 0: self-attention distillation between stages (SAD: 0.1)
     sad_start: float = 0.0  # the epoch SAD switches on at (its warm-up)
+    commitment_weight: float = 0.0  # > 0: ClusterAttention's commitment loss (1e-4..1)
     amp: str = "none"  # "none", "bf16" (CPU and CUDA) or "fp16" (CUDA, with a GradScaler)
     compile: bool = False  # torch.compile the training forward (clouds of equal size)
     eval_every: int = 1  # evaluate every N epochs (and always after the last one)
@@ -80,6 +81,9 @@ class TrainConfig:
         if self.sad_weight < 0 or self.sad_start < 0:
             raise ValueError("train.sad_weight and train.sad_start must be >= 0, got "
                              f"{self.sad_weight}, {self.sad_start}")
+        if self.commitment_weight < 0:
+            raise ValueError(f"train.commitment_weight must be >= 0, got "
+                             f"{self.commitment_weight}")
         if self.step_epochs < 1 or not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError("need train.step_epochs >= 1 and 0 <= train.label_smoothing < 1, "
                              f"got {self.step_epochs}, {self.label_smoothing}")

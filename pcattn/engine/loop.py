@@ -26,6 +26,7 @@ from pcattn.engine.build import (
     train_loader,
 )
 from pcattn.engine.checkpoint import load_checkpoint, save_checkpoint
+from pcattn.engine.commitment import cluster_blocks, commitment_loss
 from pcattn.engine.config import RunConfig, save_config
 from pcattn.engine.distributed import (
     DistEnv,
@@ -104,6 +105,8 @@ class Trainer:
         self.sad = (WithDistillation(self.model, run.model_name) if cfg.sad_weight > 0
                     else None)
         self.net = self.model if self.sad is None else self.sad
+        self.commitment = (cluster_blocks(self.model, run.model_name)
+                           if cfg.commitment_weight > 0 else [])
         if env.active:
             self.net = DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None)
@@ -275,6 +278,8 @@ class Trainer:
             self.thread_record.step(torch.get_num_threads())
             batch = batch.to(device)
             loss, logits = forward_loss(self.net, batch, task, amp=cfg.amp, device=device)
+            if self.commitment:
+                loss = loss + commitment_loss(self.commitment, cfg.commitment_weight)
             stop, finite = self._sync_flags(signals.received, loss)
             if not finite:
                 self._non_finite(loss)
