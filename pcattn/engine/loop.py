@@ -129,6 +129,7 @@ class Trainer:
         self.best = self.last_eval = self.partial = None
         self.history: list[dict] = []
         self.elapsed = self.train_seconds = 0.0
+        self.epoch_began = 0.0  # self.elapsed when the current epoch began
         self.seen = 0
         self.run_dir: Path | None = None  # rank 0 only (except when resuming)
         self.resumed = ckpt is not None
@@ -166,7 +167,7 @@ class Trainer:
                     "train_seconds", "seen", "budget_planned"):
             setattr(self, key, ckpt[key])
         self.final_steps = ckpt.get("final_steps", self.steps)
-        self.planned = ckpt["planned_epochs"]
+        self.planned, self.epoch_began = ckpt["planned_epochs"], self.elapsed
         if self.cfg.epochs != ckpt["config"]["train"]["epochs"]:  # extended: a new schedule
             self.planned, self.budget_planned = self.cfg.epochs, True
             self.final_steps = self.steps
@@ -373,12 +374,17 @@ class Trainer:
     def _stop_reason(self) -> str | None:
         cfg = self.cfg
         budget = cfg.time_budget * 60
-        if budget > 0 and not self.budget_planned:  # after the first epoch: what fits
-            per_epoch = broadcast_float(self.elapsed / self.epoch, self.env, self.device)
-            self.planned, self.final_steps = plan_budget(budget, per_epoch, self.epoch,
-                                                         cfg.epochs, self.steps)
-            self.budget_planned = True
+        if budget > 0 and not self.budget_planned:
+            # Plan after the first epoch, and again after the second: the first carries the
+            # start-up (loader workers, first allocations) and would plan a fast model short.
+            # The second plan lengthens the schedule early, where the LR barely moves.
+            last = broadcast_float(self.elapsed - self.epoch_began, self.env, self.device)
+            left = budget - broadcast_float(self.elapsed, self.env, self.device)
+            self.planned, self.final_steps = plan_budget(
+                self.epoch * last + left, last, self.epoch, cfg.epochs, self.steps)
+            self.budget_planned = self.epoch >= 2
             set_schedule_length(self.sched, self.planned, self.steps, self.final_steps)
+        self.epoch_began = self.elapsed
         if self.epoch >= self.planned:
             return "finished"
         if self.epoch == cfg.stop_after:

@@ -114,6 +114,34 @@ def test_the_budget_plan_counts_the_evaluation_of_an_epoch(tmp_path, data_root, 
     assert seen["per_epoch"] >= 1.0
 
 
+def test_a_slow_first_epoch_is_replanned_from_the_second(tmp_path, data_root, monkeypatch):
+    import time
+
+    import pcattn.engine.loop as loop
+
+    seen, real_eval, real_plan = [], loop.evaluate, loop.plan_budget
+
+    def slow_first_eval(*args, **kwargs):
+        if not seen:  # start-up costs: only the first epoch pays them
+            time.sleep(4.0)
+        return real_eval(*args, **kwargs)
+
+    def plan(budget, per_epoch, done, *args):
+        seen.append((done, per_epoch))
+        return real_plan(budget, per_epoch, done, *args)
+
+    monkeypatch.setattr(loop, "evaluate", slow_first_eval)
+    monkeypatch.setattr(loop, "plan_budget", plan)
+    # 9 s: the first epoch alone would plan 2 epochs; the second shows 8 fit
+    metrics = train(tiny_run(tmp_path, data_root, epochs=8, time_budget=0.15), progress=False)
+    assert [done for done, _ in seen] == [1, 2]  # planned twice, then never again
+    assert seen[0][1] >= 4.0 and seen[1][1] < 2.0
+    assert metrics["epochs"] == metrics["planned_epochs"] == 8
+    ckpt = load_checkpoint(tmp_path / "runs" / "tiny" / "last.pt")
+    assert ckpt["scheduler"]["lr_lambdas"][0]["total"] == 8 * 5  # laid over all 8 epochs
+    assert ckpt["budget_planned"]
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_root,
                                                                   monkeypatch):
     import pcattn.engine.loop as loop
