@@ -58,7 +58,7 @@ def test_measure_model_runs(name):
 def test_a_run_config_is_benchmarked_with_its_model_section():
     """configs/gat_modelnet40.yaml as written: its widths, not gat_cls's defaults."""
     model = bench_train.build_model("configs/gat_modelnet40.yaml")
-    assert model.config.channels == (64, 128, 256) and model.config.k == 16
+    assert model.config.channels == (32, 64, 128) and model.config.k == 16
     assert model.config.feature_channels == 3  # the benchmark's clouds carry normals
     seg = bench_train.build_model("configs/point_transformer_synthetic_parts.yaml")
     assert seg.config.num_categories > 0  # measured as a segmenter
